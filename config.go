@@ -1,0 +1,166 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// config is the whole server configuration, from TUNELAB_* variables and flags (flags win).
+type config struct {
+	Addr       string
+	DataDir    string
+	Env        string // "development" or "production"
+	SecretKey  string // base64 of 32 bytes
+	BaseURL    string
+	Backend    string
+	TLSCert    string
+	TLSKey     string
+	TrustProxy bool
+	Operator   string
+	Contact    string
+	LogLevel   slog.Level
+}
+
+func (c config) production() bool { return c.Env == "production" }
+
+// secure is true when browsers reach us over HTTPS, here or through a proxy.
+func (c config) secure() bool { return c.TLSCert != "" || strings.HasPrefix(c.BaseURL, "https://") }
+
+func (c config) publicURL(addr net.Addr) string {
+	if c.BaseURL != "" {
+		return c.BaseURL
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	_, port, _ := net.SplitHostPort(addr.String())
+	return scheme + "://localhost:" + port
+}
+
+func loadConfig(name string, args []string, getenv func(string) string) (config, error) {
+	env := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		Addr:      env("TUNELAB_ADDR", ":8080"),
+		DataDir:   env("TUNELAB_DATA_DIR", "./data"),
+		Env:       env("TUNELAB_ENV", "development"),
+		SecretKey: getenv("TUNELAB_SECRET_KEY"),
+		BaseURL:   strings.TrimRight(env("TUNELAB_BASE_URL", ""), "/"),
+		Backend:   env("TUNELAB_BACKEND", "local"),
+		TLSCert:   env("TUNELAB_TLS_CERT", ""),
+		TLSKey:    env("TUNELAB_TLS_KEY", ""),
+		Operator:  env("TUNELAB_OPERATOR", ""),
+		Contact:   env("TUNELAB_CONTACT", ""),
+	}
+	var errs []error
+	if v := env("TUNELAB_TRUST_PROXY", "false"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TUNELAB_TRUST_PROXY=%q: use true or false", v))
+		}
+		c.TrustProxy = b
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(env("TUNELAB_LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("TUNELAB_LOG_LEVEL: use debug, info, warn or error"))
+	}
+
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory")
+	if err := fs.Parse(args); err != nil {
+		return config{}, fmt.Errorf("%s: %w (flags: --addr ADDR, --data DIR)", name, err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+
+	switch c.Env {
+	case "development", "production":
+	default:
+		errs = append(errs, fmt.Errorf("TUNELAB_ENV=%q: use development or production", c.Env))
+	}
+	if c.Backend != "local" {
+		errs = append(errs, fmt.Errorf("TUNELAB_BACKEND=%q: this version offers only \"local\"", c.Backend))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("set both TUNELAB_TLS_CERT and TUNELAB_TLS_KEY, or neither"))
+	}
+	if c.BaseURL != "" && !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+		errs = append(errs, fmt.Errorf("TUNELAB_BASE_URL=%q: must start with http:// or https://", c.BaseURL))
+	}
+	if c.production() && c.SecretKey == "" {
+		errs = append(errs, errors.New("TUNELAB_SECRET_KEY is required when TUNELAB_ENV=production (generate one with: head -c 32 /dev/urandom | base64)"))
+	}
+	if c.SecretKey != "" {
+		if _, err := decodeKey(c.SecretKey); err != nil {
+			errs = append(errs, fmt.Errorf("TUNELAB_SECRET_KEY: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errors.New("not valid base64 (generate one with: head -c 32 /dev/urandom | base64)")
+	}
+	if len(k) != 32 {
+		return nil, fmt.Errorf("decodes to %d bytes, want 32 (generate one with: head -c 32 /dev/urandom | base64)", len(k))
+	}
+	return k, nil
+}
+
+func dbPath(dataDir string) string        { return filepath.Join(dataDir, "tunelab.db") }
+func secretKeyPath(dataDir string) string { return filepath.Join(dataDir, "secret.key") }
+
+// loadSecretKey returns the configured key. Outside production, without one, it reads the
+// key generated earlier into the data dir, or generates it there (mode 0600).
+func loadSecretKey(c config) (key []byte, generated bool, err error) {
+	if c.SecretKey != "" {
+		k, err := decodeKey(c.SecretKey)
+		return k, false, err
+	}
+	if c.production() {
+		return nil, false, errors.New("TUNELAB_SECRET_KEY is required in production")
+	}
+	path := secretKeyPath(c.DataDir)
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := decodeKey(string(b))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("read secret key: %w", err)
+	}
+	k := make([]byte, 32)
+	rand.Read(k)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("write secret key: %w", err)
+	}
+	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return nil, false, fmt.Errorf("write secret key: %w", err)
+	}
+	return k, true, nil
+}

@@ -1,0 +1,102 @@
+// Package handlers is tunelab's HTTP layer: the route table, middleware, and one file per
+// area. Handlers parse input, call the store, and render views; rules live elsewhere.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"tunelab/store"
+)
+
+// Store is what the handlers need from the database.
+type Store interface {
+	Ping(ctx context.Context) error
+	CreateUser(ctx context.Context, nu store.NewUser) (store.User, error)
+	Authenticate(ctx context.Context, email, password string) (store.User, error)
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	ChangePassword(ctx context.Context, userID int64, current, next string) error
+	ListUsers(ctx context.Context, limit int) ([]store.User, int, error)
+	DeleteUserSessions(ctx context.Context, userID int64, keepToken string) (int64, error)
+	RecordSecurityEvent(ctx context.Context, e store.SecurityEvent) error
+	RecentSecurityEvents(ctx context.Context, limit int) ([]store.SecurityEvent, error)
+}
+
+// Config is the part of the server configuration the HTTP layer needs.
+type Config struct {
+	// Secure is true when people reach the server over HTTPS (TLS here or at a proxy):
+	// cookies get Secure and the __Host- prefix, and responses carry HSTS.
+	Secure bool
+	// TrustProxy takes the client IP from the last X-Forwarded-For entry.
+	TrustProxy bool
+	// Operator and Contact name who runs this instance on the legal pages.
+	Operator string
+	Contact  string
+	// BillingConfigured is true once Stripe keys are set.
+	BillingConfigured bool
+}
+
+// Deps is everything New wires together.
+type Deps struct {
+	Store        Store
+	SessionStore scs.Store
+	Logger       *slog.Logger
+	Config       Config
+	Now          func() time.Time // nil: time.Now
+}
+
+// Session timeouts (ASVS 7.3): idle 1 h, absolute 24 h.
+const (
+	sessionIdle     = time.Hour
+	sessionLifetime = 24 * time.Hour
+)
+
+type app struct {
+	store    Store
+	sessions *scs.SessionManager
+	log      *slog.Logger
+	cfg      Config
+	now      func() time.Time
+	limits   *rateLimits
+}
+
+// New returns the whole HTTP handler of a tunelab server.
+func New(d Deps) http.Handler {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	sm := scs.New()
+	sm.Store = d.SessionStore
+	sm.IdleTimeout = sessionIdle
+	sm.Lifetime = sessionLifetime
+	sm.Cookie.Name = sessionCookieName(d.Config.Secure)
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = d.Config.Secure
+	sm.Cookie.Path = "/"
+	sm.Cookie.Domain = ""
+	a := &app{
+		store:    d.Store,
+		sessions: sm,
+		log:      d.Logger,
+		cfg:      d.Config,
+		now:      now,
+		limits:   newRateLimits(now),
+	}
+	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
+	return a.routes()
+}
+
+// sessionCookieName uses the __Host- prefix whenever the cookie can be Secure, which
+// pins it to this host and path "/".
+func sessionCookieName(secure bool) string {
+	if secure {
+		return "__Host-tunelab_session"
+	}
+	return "tunelab_session"
+}

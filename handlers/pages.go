@@ -1,0 +1,91 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"tunelab/store"
+	"tunelab/views"
+)
+
+func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	d := views.Dashboard{Email: u.Email, GPUSecondsStr: formatGPUSeconds(0)}
+	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
+}
+
+func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage())
+}
+
+func (a *app) listDatasets(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, a.page(r, "Datasets", "datasets"), views.DatasetsPage())
+}
+
+func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
+	b := views.Billing{Configured: a.cfg.BillingConfigured, GPUSecondsStr: formatGPUSeconds(0)}
+	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
+}
+
+// formatGPUSeconds shows GPU time the way the billing page and dashboard state it.
+func formatGPUSeconds(s int64) string {
+	d := time.Duration(s) * time.Second
+	switch {
+	case s < 60:
+		return d.String()
+	case s < 3600:
+		return d.Truncate(time.Second).String()
+	default:
+		return d.Truncate(time.Minute).String()
+	}
+}
+
+// legal is what the legal pages state about this running server.
+func (a *app) legal() views.Legal {
+	op := a.cfg.Operator
+	if op == "" {
+		op = "the operator of this server"
+	}
+	return views.Legal{
+		TermsVersion:  TermsVersion,
+		Effective:     "23 November 2026",
+		Operator:      op,
+		Contact:       a.cfg.Contact,
+		SessionIdle:   "1 hour",
+		SessionMax:    "24 hours",
+		SessionCookie: sessionCookieName(a.cfg.Secure),
+		TelemetryDays: int(store.TelemetryRetention / (24 * time.Hour)),
+		RunDeleteDays: 30,
+		AccountDays:   90,
+	}
+}
+
+func (a *app) showTerms(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, a.page(r, "Terms of Service", ""), views.TermsPage(a.legal()))
+}
+
+func (a *app) showPrivacy(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, a.page(r, "Privacy Policy", ""), views.PrivacyPage(a.legal()))
+}
+
+func (a *app) showCookiePolicy(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, a.page(r, "Cookie Policy", ""), views.CookiePolicyPage(a.legal()))
+}
+
+func (a *app) showCookieSettings(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, a.page(r, "Cookie settings", ""), views.CookieSettingsPage(a.legal()))
+}
+
+// healthz answers 200 when the database answers, 503 otherwise.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := a.store.Ping(r.Context()); err != nil {
+		a.log.ErrorContext(r.Context(), "health check failed", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "database": "not answering"})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]string{"status": "ok", "database": "ok"})
+}

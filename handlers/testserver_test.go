@@ -1,0 +1,144 @@
+package handlers
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tunelab/store"
+)
+
+// testServer is the real handler over a real temporary SQLite file, with a clock the
+// test can move.
+type testServer struct {
+	*httptest.Server
+	t     *testing.T
+	store *store.Store
+	mu    sync.Mutex
+	now   time.Time
+}
+
+func (ts *testServer) clock() time.Time {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.now
+}
+
+func (ts *testServer) advance(d time.Duration) {
+	ts.mu.Lock()
+	ts.now = ts.now.Add(d)
+	ts.mu.Unlock()
+}
+
+// cheap hashing keeps the many sign-ups fast; store tests cover the production cost.
+var testArgon2 = store.Argon2Params{Time: 1, Memory: 64, Threads: 1}
+
+func newTestServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	ts := &testServer{t: t, now: time.Now()}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"),
+		store.Options{Argon2: testArgon2, Now: ts.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.store = st
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, Now: ts.clock})
+	ts.Server = httptest.NewServer(h)
+	t.Cleanup(func() { ts.Close(); st.Close() })
+	return ts
+}
+
+// client is a browser-like client with its own cookie jar that does not follow
+// redirects, so tests see every 303.
+func (ts *testServer) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (ts *testServer) do(c *http.Client, method, path string, form url.Values, headers map[string]string) response {
+	ts.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, ts.URL+path, body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+const testPassword = "a quiet orange giraffe"
+
+func signUpValues(email string) url.Values {
+	return url.Values{"email": {email}, "password": {testPassword}, "accept_terms": {"yes"}}
+}
+
+// signUp creates an account and returns a client signed in as it.
+func (ts *testServer) signUp(email string) *http.Client {
+	ts.t.Helper()
+	c := ts.client()
+	r := ts.do(c, "POST", "/signup", signUpValues(email), nil)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/" {
+		ts.t.Fatalf("sign up %s: status %d location %q\n%s", email, r.status, r.header.Get("Location"), r.body)
+	}
+	return c
+}
+
+// admin creates an admin account directly in the store and signs it in.
+func (ts *testServer) admin(email string) *http.Client {
+	ts.t.Helper()
+	if _, err := ts.store.CreateUser(context.Background(), store.NewUser{Email: email, Password: testPassword, IsAdmin: true, TermsVersion: TermsVersion}); err != nil {
+		ts.t.Fatal(err)
+	}
+	c := ts.client()
+	if r := ts.do(c, "POST", "/signin", url.Values{"email": {email}, "password": {testPassword}}, nil); r.status != http.StatusSeeOther {
+		ts.t.Fatalf("admin sign in: %d", r.status)
+	}
+	return c
+}
+
+func (ts *testServer) userCount() int {
+	_, n, err := ts.store.ListUsers(context.Background(), 1)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return n
+}
+
+func sessionCookie(c *http.Client, rawURL string) string {
+	u, _ := url.Parse(rawURL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if strings.HasSuffix(ck.Name, "tunelab_session") {
+			return ck.Value
+		}
+	}
+	return ""
+}

@@ -1,0 +1,175 @@
+// Command tunelab is a self-hostable platform for fine-tuning large language models:
+// one binary that serves the web app and API over one SQLite file.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"tunelab/handlers"
+	"tunelab/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "tunelab:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; main only wires it to the process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := loadConfig("serve", args, getenv)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, nil)
+	case "worker":
+		return errors.New("worker: not yet available in this version; runs arrive with the local backend")
+	case "admin":
+		return runAdmin(ctx, args, getenv, stdin, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+	}
+}
+
+const usage = `Usage:
+  tunelab [serve] [--addr ADDR] [--data DIR]      serve the web app (default)
+  tunelab worker --server URL --run ID            run one training job (token in TUNELAB_RUN_TOKEN)
+  tunelab admin create-user --email E --password-stdin [--admin]
+
+Configuration comes from TUNELAB_* environment variables; see README.md.
+`
+
+// serve runs the HTTP server until ctx ends, then shuts down gracefully. When ready is
+// not nil it receives the listening address (tests use port 0).
+func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- string) error {
+	log := newLogger(cfg, stdout)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	key, generated, err := loadSecretKey(cfg)
+	if err != nil {
+		return err
+	}
+	if generated {
+		log.Warn("generated a new secret key for development; set TUNELAB_SECRET_KEY in production",
+			"file", secretKeyPath(cfg.DataDir))
+	}
+	_ = key // encrypts datasets, snapshots and secrets (used by the runs and 2FA features)
+
+	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	handler := handlers.New(handlers.Deps{
+		Store:        st,
+		SessionStore: st.Sessions(),
+		Logger:       log,
+		Config: handlers.Config{
+			Secure:     cfg.secure(),
+			TrustProxy: cfg.TrustProxy,
+			Operator:   cfg.Operator,
+			Contact:    cfg.Contact,
+		},
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second, // SSE streams clear their own deadline
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+
+	go housekeeping(ctx, st, log)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("tunelab is serving", "addr", ln.Addr().String(), "url", cfg.publicURL(ln.Addr()), "data", cfg.DataDir, "env", cfg.Env)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// housekeeping removes expired sessions and security telemetry past its retention.
+func housekeeping(ctx context.Context, st *store.Store, log *slog.Logger) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if n, err := st.DeleteExpiredSessions(ctx); err != nil {
+			log.Error("delete expired sessions", "err", err)
+		} else if n > 0 {
+			log.Info("deleted expired sessions", "count", n)
+		}
+		if n, err := st.PurgeSecurityEvents(ctx); err != nil {
+			log.Error("purge security events", "err", err)
+		} else if n > 0 {
+			log.Info("purged security events past retention", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.production() {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

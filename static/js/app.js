@@ -1,0 +1,97 @@
+// tunelab's own JavaScript. Loaded with `defer` from the layout; no inline scripts, no eval,
+// and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
+//
+// It does two things:
+//   1. toasts in #toasts close after about 6 seconds, or at once with their × button;
+//   2. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
+//      error toast so the person knows their click did not go through.
+(function () {
+  "use strict";
+
+  var TOAST_MS = 6000;
+  var NETWORK_ERROR = "Network error: check your connection and try again.";
+  var region = document.getElementById("toasts");
+  if (!region) return;
+
+  // Fade a toast out, then remove it.
+  function dismiss(toast) {
+    if (!toast.isConnected || toast.classList.contains("is-leaving")) return;
+    toast.classList.add("is-leaving");
+    setTimeout(function () { toast.remove(); }, 200);
+  }
+
+  // Close a toast after TOAST_MS, waiting while the pointer or keyboard focus is on it.
+  function schedule(toast) {
+    if (toast.dataset.scheduled) return;
+    toast.dataset.scheduled = "1";
+    (function wait() {
+      setTimeout(function () {
+        if (toast.matches(":hover, :focus-within")) wait();
+        else dismiss(toast);
+      }, TOAST_MS);
+    })();
+  }
+
+  function scheduleAll() {
+    region.querySelectorAll(".toast").forEach(schedule);
+  }
+
+  // The × button on any toast, including ones the server swaps in later.
+  region.addEventListener("click", function (e) {
+    var button = e.target.closest(".toast-close");
+    if (button) dismiss(button.closest(".toast"));
+  });
+
+  // Toasts rendered with the page, and toasts added later (htmx out-of-band swaps, or below).
+  scheduleAll();
+  new MutationObserver(scheduleAll).observe(region, { childList: true });
+
+  // The "alert" icon of views/components (a circle with "!"), as SVG elements.
+  function alertIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    var attrs = { "class": "toast-icon", viewBox: "0 0 24 24", fill: "none", stroke: "currentColor",
+      "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true" };
+    Object.keys(attrs).forEach(function (k) { svg.setAttribute(k, attrs[k]); });
+    var circle = document.createElementNS(ns, "circle");
+    circle.setAttribute("cx", "12");
+    circle.setAttribute("cy", "12");
+    circle.setAttribute("r", "10");
+    var mark = document.createElementNS(ns, "path");
+    mark.setAttribute("d", "M12 8v4M12 16h.01");
+    svg.append(circle, mark);
+    return svg;
+  }
+
+  // Build the same markup as views.ToastView, with DOM calls rather than HTML strings.
+  function addErrorToast(message) {
+    var existing = region.querySelectorAll(".toast-error .toast-message");
+    for (var i = 0; i < existing.length; i++) {
+      if (existing[i].textContent === message) return; // one is enough
+    }
+    var toast = document.createElement("div");
+    toast.className = "toast toast-error";
+    toast.setAttribute("role", "alert");
+    toast.dataset.testid = "toast";
+
+    var icon = alertIcon();
+
+    var text = document.createElement("p");
+    text.className = "toast-message";
+    text.textContent = message;
+
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss notification");
+    close.textContent = "\u00D7";
+
+    toast.append(icon, text, close);
+    region.append(toast);
+  }
+
+  // htmx 4 event names are colon style; `htmx:error` means the request never got an answer.
+  document.addEventListener("htmx:error", function () {
+    addErrorToast(NETWORK_ERROR);
+  });
+})();

@@ -1,0 +1,138 @@
+// Package static embeds tunelab's CSS, JavaScript and third-party licences and serves them
+// under content-hashed URLs, so every response can be cached forever ("immutable"): a changed
+// file gets a new URL, never a stale copy.
+//
+// Templates ask for a URL with Path("js/htmx.min.js"); the router mounts Handler() at
+// "/static/".
+package static
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+)
+
+//go:embed css js licenses
+var files embed.FS
+
+// prefix is where the router mounts Handler; Path returns URLs under it.
+const prefix = "/static/"
+
+// hashLen is how many hex characters of the SHA-256 go into a URL.
+const hashLen = 12
+
+// contentTypes is fixed here rather than read from the host's mime.types, so every machine
+// serves the same headers.
+var contentTypes = map[string]string{
+	".css": "text/css; charset=utf-8",
+	".js":  "text/javascript; charset=utf-8",
+	".txt": "text/plain; charset=utf-8",
+	".svg": "image/svg+xml",
+	".png": "image/png",
+	".ico": "image/x-icon",
+}
+
+// asset is one embedded file with its hashed URL.
+type asset struct {
+	name        string // path inside the embed FS, e.g. "js/htmx.min.js"
+	url         string // e.g. "/static/js/htmx.min.1a2b3c4d5e6f.js"
+	hash        string
+	contentType string
+	data        []byte
+}
+
+var (
+	loadOnce sync.Once
+	byName   map[string]*asset // "js/htmx.min.js" -> asset
+	byURL    map[string]*asset // "/static/js/htmx.min.<hash>.js" -> asset
+)
+
+// load reads and hashes every embedded file, once, on first use.
+func load() {
+	loadOnce.Do(func() {
+		byName = make(map[string]*asset)
+		byURL = make(map[string]*asset)
+		err := fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := files.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			a := &asset{name: name, hash: hashOf(data), data: data}
+			a.url = prefix + hashedName(name, a.hash)
+			a.contentType = contentTypes[path.Ext(name)]
+			if a.contentType == "" {
+				a.contentType = "application/octet-stream"
+			}
+			byName[name] = a
+			byURL[a.url] = a
+			return nil
+		})
+		if err != nil {
+			// The files are compiled into the binary; failing to read them is a build bug.
+			panic(fmt.Sprintf("static: read embedded files: %v", err))
+		}
+	})
+}
+
+// hashOf is the content hash used in URLs: the first 12 hex characters of the SHA-256.
+func hashOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:hashLen]
+}
+
+// hashedName inserts the hash before the final extension: "js/app.js" -> "js/app.<hash>.js".
+func hashedName(name, hash string) string {
+	ext := path.Ext(name)
+	return strings.TrimSuffix(name, ext) + "." + hash + ext
+}
+
+// Path returns the cache-busted URL of an embedded file, for example
+// Path("js/htmx.min.js") == "/static/js/htmx.min.<hash>.js". It panics on a name that is not
+// embedded: that is a typo in a template or handler, and tests render every page.
+func Path(name string) string {
+	load()
+	a, ok := byName[name]
+	if !ok {
+		panic(fmt.Sprintf("static: no embedded file %q", name))
+	}
+	return a.url
+}
+
+// Handler serves the embedded files at their hashed URLs only (it expects the full request
+// path, "/static/..."). Any other path, including the plain unhashed name or an old hash, is
+// a 404, so a cached page can never pair new HTML with an old script under the same URL.
+func Handler() http.Handler {
+	load()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := byURL[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", a.contentType)
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("X-Content-Type-Options", "nosniff")
+		// Embedded files carry no modification time, so the strong ETag (the content hash)
+		// is what makes conditional requests (If-None-Match) answer 304; ServeContent also
+		// handles Range and HEAD.
+		h.Set("ETag", `"`+a.hash+`"`)
+		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.data))
+	})
+}

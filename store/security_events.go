@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// SecurityEvent kinds.
+const (
+	EventSignUp          = "signup"
+	EventSignIn          = "signin"
+	EventSignInFailed    = "signin_failed"
+	EventSignOut         = "signout"
+	EventPasswordChanged = "password_changed"
+	EventRateLimited     = "rate_limited"
+)
+
+// SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
+type SecurityEvent struct {
+	ID        int64
+	Kind      string
+	UserID    int64 // 0 when no account matched
+	Email     string
+	IP        string
+	UserAgent string
+	CreatedAt time.Time
+}
+
+// TelemetryRetention is how long raw security telemetry (with IPs) is kept.
+const TelemetryRetention = 90 * 24 * time.Hour
+
+// clip keeps untrusted strings at a bounded size.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// RecordSecurityEvent appends one event.
+func (s *Store) RecordSecurityEvent(ctx context.Context, e SecurityEvent) error {
+	var uid sql.NullInt64
+	if e.UserID != 0 {
+		uid = sql.NullInt64{Int64: e.UserID, Valid: true}
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO security_events (kind, user_id, email, ip, user_agent, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, e.Kind, uid, clip(e.Email, 254), clip(e.IP, 64), clip(e.UserAgent, 512), ms(s.now()))
+	if err != nil {
+		return fmt.Errorf("store: record security event: %w", err)
+	}
+	return nil
+}
+
+// RecentSecurityEvents returns the newest events first.
+func (s *Store) RecentSecurityEvents(ctx context.Context, limit int) ([]SecurityEvent, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, kind, COALESCE(user_id, 0), email, ip, user_agent, created_at
+		FROM security_events ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent security events: %w", err)
+	}
+	defer rows.Close()
+	var out []SecurityEvent
+	for rows.Next() {
+		var e SecurityEvent
+		var created int64
+		if err := rows.Scan(&e.ID, &e.Kind, &e.UserID, &e.Email, &e.IP, &e.UserAgent, &created); err != nil {
+			return nil, fmt.Errorf("store: recent security events: %w", err)
+		}
+		e.CreatedAt = fromMS(created)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// PurgeSecurityEvents deletes events older than the retention window, in batches so the
+// writer is never held long. It returns how many rows went.
+func (s *Store) PurgeSecurityEvents(ctx context.Context) (int64, error) {
+	cutoff := ms(s.now().Add(-TelemetryRetention))
+	var total int64
+	for {
+		res, err := s.w.ExecContext(ctx, `DELETE FROM security_events WHERE id IN (
+			SELECT id FROM security_events WHERE created_at < ? LIMIT 1000)`, cutoff)
+		if err != nil {
+			return total, fmt.Errorf("store: purge security events: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,160 @@
+// Package store owns every SQL statement of tunelab. It keeps one writer connection
+// (BEGIN IMMEDIATE, synchronous FULL) and a pool of read-only connections on the same file,
+// with every pragma in the DSN so each pooled connection gets them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// ErrNotFound is returned when a row asked for does not exist (or is not the caller's).
+var ErrNotFound = errors.New("store: not found")
+
+// Store is the database of one tunelab server.
+type Store struct {
+	w      *sql.DB // the single writer
+	r      *sql.DB // read-only pool
+	now    func() time.Time
+	argon2 Argon2Params
+
+	dummyHash string // verified against for unknown emails, so they cost what a wrong password costs
+}
+
+// Options tunes Open; the zero value is what production uses.
+type Options struct {
+	Now     func() time.Time // clock for created_at and expiry checks; time.Now when nil
+	Readers int              // size of the read pool; 2×GOMAXPROCS (at least 4) when 0
+	Argon2  Argon2Params     // password hashing cost; DefaultArgon2 when zero
+}
+
+// common pragmas for both pools. synchronous=FULL: an acknowledged write (billing, usage,
+// metrics) must survive a power loss, not only a crash.
+const commonPragmas = "_busy_timeout=5000&_foreign_keys=1&_synchronous=FULL&_secure_delete=1&_cache_size=-16000"
+
+// Open opens (creating if needed) the database at path, applies pending migrations and
+// checks that every pragma took effect.
+func Open(ctx context.Context, path string, opt Options) (*Store, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: database path %q must not contain '?' or '#'", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: resolve path: %w", err)
+	}
+	w, err := sql.Open("sqlite3", "file:"+abs+"?_journal_mode=WAL&_txlock=immediate&"+commonPragmas)
+	if err != nil {
+		return nil, fmt.Errorf("store: open writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, now: opt.Now, argon2: opt.Argon2}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.argon2 == (Argon2Params{}) {
+		s.argon2 = DefaultArgon2
+	}
+	if s.dummyHash, err = hashPassword("not a real password", s.argon2); err != nil {
+		w.Close()
+		return nil, err
+	}
+	// The writer must create the file and switch it to WAL before readers open it.
+	if err := checkPragmas(ctx, w, "writer"); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite3", "file:"+abs+"?_query_only=1&"+commonPragmas)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open readers: %w", err)
+	}
+	n := opt.Readers
+	if n == 0 {
+		n = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+	if err := checkPragmas(ctx, r, "reader"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkPragmas refuses to run on a connection whose settings are not the ones we rely on.
+func checkPragmas(ctx context.Context, db *sql.DB, pool string) error {
+	want := []struct {
+		pragma string
+		value  string
+	}{
+		{"journal_mode", "wal"},
+		{"foreign_keys", "1"},
+		{"synchronous", "2"}, // FULL
+		{"busy_timeout", "5000"},
+		{"secure_delete", "1"},
+		{"quick_check", "ok"},
+	}
+	for _, p := range want {
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
+			return fmt.Errorf("store: read pragma %s on %s: %w", p.pragma, pool, err)
+		}
+		if !strings.EqualFold(got, p.value) {
+			return fmt.Errorf("store: pragma %s on %s is %q, want %q", p.pragma, pool, got, p.value)
+		}
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	var errR error
+	if s.r != nil {
+		errR = s.r.Close()
+	}
+	return errors.Join(errR, s.w.Close())
+}
+
+// Ping checks that both the reader pool and the writer answer.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("store: ping readers: %w", err)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping writer: %w", err)
+	}
+	return nil
+}
+
+// tx runs fn in one write transaction (BEGIN IMMEDIATE through the single writer).
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// ms is the storage form of every timestamp: Unix milliseconds, UTC.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }

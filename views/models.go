@@ -1,0 +1,130 @@
+// Package views holds the templ components of tunelab. Components take the plain view-model
+// structs below, shaped like the screen; this package imports nothing of tunelab's own.
+package views
+
+// Assets are the content-hashed URLs of the static files every page loads.
+type Assets struct {
+	CSS     string // css/app.css
+	HTMX    string // js/htmx.min.js
+	HTMXSSE string // js/ext/hx-sse.min.js
+	AppJS   string // js/app.js
+}
+
+// Page is what the layout needs around every screen.
+type Page struct {
+	Title  string // shown in <title> as "Title · tunelab"
+	Active string // nav item to highlight: "dashboard", "runs", "datasets", "billing", "settings", "admin"
+	User   *NavUser
+	Assets Assets
+	Flash  string // one-off notice shown at the top of the main column ("Signed out.")
+}
+
+// NavUser is the signed-in person as the navigation shows them; nil when signed out.
+type NavUser struct {
+	Email   string
+	IsAdmin bool
+}
+
+// SignUpForm is the sign-up form with what was typed and the messages beside each field.
+// The password is never echoed back.
+type SignUpForm struct {
+	Email         string
+	AcceptTerms   bool
+	TermsVersion  string // version shown next to the checkbox, e.g. "2026-11-01"
+	EmailError    string
+	PasswordError string
+	TermsError    string
+	FormError     string // shown above the form (rate limit, ...)
+	MinPassword   int
+	MaxPassword   int
+}
+
+// SignInForm is the sign-in form; Error is the one message for any failed attempt.
+type SignInForm struct {
+	Email string
+	Next  string // local path to return to after signing in
+	Error string
+}
+
+// Dashboard is the signed-in home page.
+type Dashboard struct {
+	Email         string
+	RunCount      int
+	DatasetCount  int
+	GPUSecondsStr string // formatted GPU time used this period, e.g. "0 s"
+}
+
+// Account is the account section of the settings page.
+type Account struct {
+	Email        string
+	MemberSince  string // formatted date
+	TermsVersion string
+	IsAdmin      bool
+}
+
+// PasswordForm is the change-password form on the settings page.
+type PasswordForm struct {
+	CurrentError string
+	NewError     string
+	FormError    string
+	Saved        bool
+	MinPassword  int
+	MaxPassword  int
+}
+
+// Legal carries the facts the legal pages state, so the text matches the running server.
+type Legal struct {
+	TermsVersion  string // e.g. "2026-11-01"
+	Effective     string // e.g. "1 November 2026"
+	Operator      string // who runs this instance, from config; "the operator of this server" when unset
+	Contact       string // contact address, may be empty
+	SessionIdle   string // "1 hour"
+	SessionMax    string // "24 hours"
+	SessionCookie string // cookie name as sent, e.g. "tunelab_session" or "__Host-tunelab_session"
+	TelemetryDays int    // security telemetry retention, 90
+	RunDeleteDays int    // deleted runs/snapshots purged within, 30
+	AccountDays   int    // closed accounts purged within, 90
+}
+
+// ErrorPage is a full-page error (404, 500, 403).
+type ErrorPage struct {
+	Status  int
+	Title   string
+	Message string
+}
+
+// Toast is a short notice shown in the toast region, usually after an htmx request failed.
+type Toast struct {
+	Kind    string // "error", "success", "info"
+	Message string
+}
+
+// AdminOverview is the admin home: accounts and the latest security events.
+type AdminOverview struct {
+	UserCount int
+	Users     []AdminUserRow
+	Events    []SecurityEventRow
+}
+
+// AdminUserRow is one account in the admin list.
+type AdminUserRow struct {
+	Email   string
+	Created string // formatted time
+	IsAdmin bool
+}
+
+// SecurityEventRow is one sign-in, failed sign-in or sign-out as the admin review shows it.
+type SecurityEventRow struct {
+	When      string // formatted time, UTC
+	Kind      string // "Sign-in", "Failed sign-in", "Sign-out", ...
+	Email     string // the account, or what was typed for an unknown account
+	IP        string
+	UserAgent string
+	Failure   bool // true for failed attempts, shown highlighted
+}
+
+// Billing is the billing page before Stripe is wired in.
+type Billing struct {
+	Configured    bool   // whether the operator configured Stripe on this server
+	GPUSecondsStr string // GPU time used this period
+}
