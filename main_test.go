@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigRefusesBadSettings(t *testing.T) {
+	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"production without key", map[string]string{"TUNELAB_ENV": "production"}, nil, "TUNELAB_SECRET_KEY is required"},
+		{"short key", map[string]string{"TUNELAB_SECRET_KEY": "c2hvcnQ="}, nil, "want 32"},
+		{"key not base64", map[string]string{"TUNELAB_SECRET_KEY": "not base64!"}, nil, "not valid base64"},
+		{"unknown env", map[string]string{"TUNELAB_ENV": "staging"}, nil, "use development or production"},
+		{"unknown backend", map[string]string{"TUNELAB_BACKEND": "k8s"}, nil, `offers only "local"`},
+		{"cert without key", map[string]string{"TUNELAB_TLS_CERT": "c.pem"}, nil, "set both"},
+		{"bad base url", map[string]string{"TUNELAB_BASE_URL": "example.com"}, nil, "http:// or https://"},
+		{"bad bool", map[string]string{"TUNELAB_TRUST_PROXY": "maybe"}, nil, "true or false"},
+		{"unknown flag", nil, []string{"--port", "1"}, "flags: --addr"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig("serve", tc.args, envMap(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	c, err := loadConfig("serve", []string{"--addr", "127.0.0.1:9", "--data", "/d"}, envMap(map[string]string{
+		"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key, "TUNELAB_ADDR": ":1", "TUNELAB_BASE_URL": "https://tune.example/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9" || c.DataDir != "/d" || c.BaseURL != "https://tune.example" || !c.secure() || !c.production() {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestDevelopmentSecretKeyIsGeneratedOnceWithMode0600(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := loadConfig("serve", []string{"--data", dir}, envMap(nil))
+	k1, gen, err := loadSecretKey(c)
+	if err != nil || !gen || len(k1) != 32 {
+		t.Fatalf("first start: %v %v %d", err, gen, len(k1))
+	}
+	fi, err := os.Stat(secretKeyPath(dir))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, err %v", fi.Mode().Perm(), err)
+	}
+	k2, gen, err := loadSecretKey(c)
+	if err != nil || gen || !bytes.Equal(k1, k2) {
+		t.Fatal("second start did not reuse the generated key")
+	}
+}
+
+// startServe runs serve on a free port and returns its address and a stop function that
+// waits for a graceful shutdown.
+func startServe(t *testing.T, env map[string]string, dataDir string) (string, func() error) {
+	t.Helper()
+	c, err := loadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data", dataDir}, envMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- serve(ctx, c, &syncWriter{w: &logs}, ready) }()
+	select {
+	case addr := <-ready:
+		stopped := false
+		stop := func() error {
+			if stopped {
+				return nil
+			}
+			stopped = true
+			cancel()
+			return <-done
+		}
+		t.Cleanup(func() { stop() })
+		return addr, stop
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server did not start")
+	}
+	return "", nil
+}
+
+func TestServeHealthAndGracefulShutdown(t *testing.T) {
+	dir := t.TempDir()
+	addr, stop := startServe(t, nil, dir)
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"ok"`) {
+		t.Fatalf("healthz: %d %s", resp.StatusCode, b)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for _, f := range []string{"tunelab.db", "secret.key"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("first start did not create %s", f)
+		}
+	}
+}
+
+func TestTLSOnlyOffersTLS13AndSecureCookies(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+	addr, _ := startServe(t, map[string]string{"TUNELAB_TLS_CERT": certFile, "TUNELAB_TLS_KEY": keyFile}, dir)
+
+	old := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}
+	if conn, err := tls.Dial("tcp", addr, old); err == nil {
+		conn.Close()
+		t.Fatal("a TLS 1.2 handshake succeeded")
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm("https://"+addr+"/signup", url.Values{"email": {"tls@example.com"}, "password": {"a quiet orange giraffe"}, "accept_terms": {"yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+		t.Fatalf("negotiated %v, want TLS 1.3", resp.TLS)
+	}
+	if !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatal("no HSTS over TLS")
+	}
+	ck := resp.Header.Get("Set-Cookie")
+	if !strings.HasPrefix(ck, "__Host-tunelab_session=") || !strings.Contains(ck, "Secure") || !strings.Contains(ck, "HttpOnly") {
+		t.Fatalf("Set-Cookie = %q", ck)
+	}
+}
+
+func TestAdminCreateUser(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	args := []string{"admin", "create-user", "--email", "Ops@Example.com", "--password-stdin", "--admin", "--data", dir}
+	if err := run(context.Background(), args, envMap(nil), strings.NewReader("an operator passphrase\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "created admin ops@example.com") {
+		t.Fatalf("output %q", out.String())
+	}
+	err := run(context.Background(), args, envMap(nil), strings.NewReader("an operator passphrase\n"), &out)
+	if err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("duplicate: %v", err)
+	}
+	err = run(context.Background(), []string{"admin", "create-user", "--email", "weak@example.com", "--password-stdin", "--data", dir}, envMap(nil), strings.NewReader("password\n"), &out)
+	if err == nil || !strings.Contains(err.Error(), "commonly used") {
+		t.Fatalf("weak password: %v", err)
+	}
+	err = run(context.Background(), []string{"admin", "create-user", "--email", "x@example.com", "--data", dir}, envMap(nil), strings.NewReader(""), &out)
+	if err == nil || !strings.Contains(err.Error(), "--password-stdin") {
+		t.Fatalf("missing --password-stdin: %v", err)
+	}
+
+	// The admin signs in to the running server and sees the admin area.
+	addr, _ := startServe(t, nil, dir)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.PostForm("http://"+addr+"/signin", url.Values{"email": {"ops@example.com"}, "password": {"an operator passphrase"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = client.Get("http://" + addr + "/admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `data-testid="admin"`) {
+		t.Fatalf("admin page: %d", resp.StatusCode)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	err := run(context.Background(), []string{"frobnicate"}, envMap(nil), nil, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func writeSelfSigned(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
