@@ -26,14 +26,14 @@ func (a *app) showSignUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := signUpForm()
-	a.renderWith(w, r, http.StatusOK, a.page(r, "Create your account", ""), views.SignUpPage(f), views.SignUpFormFragment(f))
+	a.renderWith(w, r, http.StatusOK, a.page(r, "Create your account", "signup"), views.SignUpPage(f), views.SignUpFormFragment(f))
 }
 
 func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 	f := signUpForm()
 	f.Email = r.PostFormValue("email")
 	f.AcceptTerms = r.PostFormValue("accept_terms") != ""
-	p := a.page(r, "Create your account", "")
+	p := a.page(r, "Create your account", "signup")
 	fail := func(status int) {
 		a.renderWith(w, r, status, p, views.SignUpPage(f), views.SignUpFormFragment(f))
 	}
@@ -87,9 +87,9 @@ func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := views.SignInForm{Next: safeNextOrEmpty(r.URL.Query().Get("next"))}
-	p := a.page(r, "Sign in", "")
+	p := a.page(r, "Sign in", "signin")
 	if r.URL.Query().Has("signed_out") {
-		p.Flash = "You have signed out."
+		f.Notice = "You have signed out."
 	}
 	a.renderWith(w, r, http.StatusOK, p, views.SignInPage(f), views.SignInFormFragment(f))
 }
@@ -99,7 +99,7 @@ const badCredentials = "The email or password is not right. Check both and try a
 
 func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 	f := views.SignInForm{Email: r.PostFormValue("email"), Next: safeNextOrEmpty(r.PostFormValue("next"))}
-	p := a.page(r, "Sign in", "")
+	p := a.page(r, "Sign in", "signin")
 	fail := func(status int) {
 		a.renderWith(w, r, status, p, views.SignInPage(f), views.SignInFormFragment(f))
 	}

@@ -13,7 +13,7 @@ type Assets struct {
 // Page is what the layout needs around every screen.
 type Page struct {
 	Title  string // shown in <title> as "Title · tunelab"
-	Active string // nav item to highlight: "dashboard", "runs", "datasets", "billing", "settings", "admin"
+	Active string // nav item to highlight: "dashboard", "runs", "datasets", "billing", "settings", "admin"; "signin"/"signup" on those pages
 	User   *NavUser
 	Assets Assets
 	Flash  string // one-off notice shown at the top of the main column ("Signed out.")
@@ -41,9 +41,10 @@ type SignUpForm struct {
 
 // SignInForm is the sign-in form; Error is the one message for any failed attempt.
 type SignInForm struct {
-	Email string
-	Next  string // local path to return to after signing in
-	Error string
+	Email  string
+	Next   string // local path to return to after signing in
+	Error  string
+	Notice string // a one-off notice shown inside the form ("You have signed out."); gone when the form re-renders
 }
 
 // Dashboard is the signed-in home page.
