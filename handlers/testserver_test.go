@@ -23,8 +23,27 @@ type testServer struct {
 	*httptest.Server
 	t     *testing.T
 	store *store.Store
+	logs  *lockedBuffer
 	mu    sync.Mutex
 	now   time.Time
+}
+
+// lockedBuffer collects the server's log lines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (ts *testServer) clock() time.Time {
@@ -44,14 +63,14 @@ var testArgon2 = store.Argon2Params{Time: 1, Memory: 64, Threads: 1}
 
 func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
-	ts := &testServer{t: t, now: time.Now()}
+	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"),
 		store.Options{Argon2: testArgon2, Now: ts.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts.store = st
-	h := New(Deps{Store: st, SessionStore: st.Sessions(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, Now: ts.clock})
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Now: ts.clock})
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); st.Close() })
 	return ts
