@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -149,7 +150,7 @@ func (a *app) loadUser(next http.Handler) http.Handler {
 			return
 		}
 		u, err := a.store.UserByID(r.Context(), id)
-		if err == store.ErrNotFound {
+		if errors.Is(err, store.ErrNotFound) {
 			// The account is gone: end the session rather than trust it.
 			a.sessions.Destroy(r.Context())
 			next.ServeHTTP(w, r)

@@ -25,6 +25,7 @@ func assets() views.Assets {
 		HTMX:    static.Path("js/htmx.min.js"),
 		HTMXSSE: static.Path("js/ext/hx-sse.min.js"),
 		AppJS:   static.Path("js/app.js"),
+		Icon:    static.Path("img/favicon.svg"),
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package static embeds tunelab's CSS, JavaScript and third-party licences and serves them
+// Package static embeds tunelab's CSS, JavaScript, images (the favicon) and third-party licences and serves them
 // under content-hashed URLs, so every response can be cached forever ("immutable"): a changed
 // file gets a new URL, never a stale copy.
 //
@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-//go:embed css js licenses
+//go:embed css img js licenses
 var files embed.FS
 
 // prefix is where the router mounts Handler; Path returns URLs under it.

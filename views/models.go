@@ -8,6 +8,7 @@ type Assets struct {
 	HTMX    string // js/htmx.min.js
 	HTMXSSE string // js/ext/hx-sse.min.js
 	AppJS   string // js/app.js
+	Icon    string // img/favicon.svg
 }
 
 // Page is what the layout needs around every screen.
