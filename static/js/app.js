@@ -1,10 +1,27 @@
 // tunelab's own JavaScript. Loaded with `defer` from the layout; no inline scripts, no eval,
 // and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
 //
-// It does two things:
-//   1. toasts in #toasts close after about 6 seconds, or at once with their × button;
-//   2. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
+// It does three things:
+//   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
+//      into view on load, so "Settings" or "Admin" is not hidden off the right edge;
+//   2. toasts in #toasts close after about 6 seconds, or at once with their × button;
+//   3. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
 //      error toast so the person knows their click did not go through.
+//
+// Focus after a form re-renders needs no code here: htmx 4 focuses the [autofocus] element of
+// swapped-in content, and the views put autofocus on the first field with an error.
+(function () {
+  "use strict";
+
+  // Centre the current nav item when the nav overflows (only the phone layout does). Only the
+  // nav's own scrollLeft changes, so the page itself never jumps.
+  var nav = document.querySelector("[data-nav-scroll]");
+  var current = nav && nav.querySelector('[aria-current="page"]');
+  if (current && nav.scrollWidth > nav.clientWidth) {
+    nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+  }
+})();
+
 (function () {
   "use strict";
 
