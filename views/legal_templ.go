@@ -456,7 +456,7 @@ func CookiePolicyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so you can sign it out from Settings. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -482,7 +482,7 @@ func CookiePolicyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, " at most, or when you sign out.</td></tr><tr><td>Consent cookie</td><td>Strictly necessary</td><td>Remembers your cookie choice, so we do not ask again on every page.</td><td>About 6 months; then we ask again.</td></tr><tr><td>Sign-in state</td><td>Strictly necessary</td><td>Set only while you sign in with Google or GitHub, to check that the reply belongs to the sign-in you started; also carries a one-off notice (such as “Signed out.”) to the next page.</td><td>A few minutes, or until it has been used.</td></tr></tbody></table><p>Strictly necessary cookies are needed for the site to work, so they do not need your consent. There are no advertising cookies and no third-party cookies.</p><h2 id=\"analytics\">Analytics</h2><p>Analytics are optional and first-party: counted on this server, not by an outside company. They run only after you accept them, and are off until you do. When your browser sends a Global Privacy Control signal, we treat it as a refusal, unless you later turn analytics on yourself. Refusing changes nothing else: the whole site works the same.</p><p>Should analytics ever need a cookie of its own, it will be listed in the table above before it is used.</p><h2 id=\"choice\">Changing your choice</h2><p>Use the <a href=\"/cookies/settings\">Cookie settings</a> link in the footer of every page. It shows your current choice, and withdrawing consent is as easy as giving it. You can also delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, " at most, or when you sign out.</td></tr></tbody></table><p>This is the only cookie this server sets today. It is strictly necessary for the site to work, so it does not need your consent. There are no advertising cookies and no third-party cookies. Any cookie added later (for example one remembering your cookie choice) will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>Analytics are optional and first-party: counted on this server, not by an outside company. They run only after you accept them, and are off until you do. When your browser sends a Global Privacy Control signal, we treat it as a refusal, unless you later turn analytics on yourself. Refusing changes nothing else: the whole site works the same.</p><p>Should analytics ever need a cookie of its own, it will be listed in the table above before it is used.</p><h2 id=\"choice\">Changing your choice</h2><p>Use the <a href=\"/cookies/settings\">Cookie settings</a> link in the footer of every page. It shows your current choice, and withdrawing consent is as easy as giving it. You can also delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -521,7 +521,7 @@ func CookieSettingsPage(l Legal) templ.Component {
 		var templ_7745c5c3_Var26 string
 		templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 322, Col: 52}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 312, Col: 52}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var26))
 		if templ_7745c5c3_Err != nil {
