@@ -33,47 +33,6 @@ import (
 // browserTestTimeout bounds one browser test, from the start of Chromium to the last check.
 const browserTestTimeout = 60 * time.Second
 
-// startServer runs the app's serve on a free port of 127.0.0.1 with a fresh data
-// directory and returns its base URL, such as "http://127.0.0.1:41234". The server
-// stops, and serve has returned, when the test's cleanups run. Its log goes to t.Log.
-func startServer(t testing.TB) string {
-	t.Helper()
-	cfg, err := loadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data", t.TempDir()},
-		func(string) string { return "" })
-	if err != nil {
-		t.Fatalf("loadConfig: %v", err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	logw := &testLogWriter{t: t, prefix: "server: "}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, logw, ready) }()
-
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned an error at shutdown: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("serve did not return within 20s of its context ending")
-		}
-		logw.close() // nothing may reach t.Log once the test is over
-	})
-
-	select {
-	case addr := <-ready:
-		return "http://" + addr
-	case err := <-done:
-		t.Fatalf("serve stopped before it was ready: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatalf("serve was not ready within 15s")
-	}
-	return ""
-}
-
 // testLogWriter forwards the server's log lines to t.Log until close.
 type testLogWriter struct {
 	mu     sync.Mutex

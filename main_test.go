@@ -78,45 +78,9 @@ func TestDevelopmentSecretKeyIsGeneratedOnceWithMode0600(t *testing.T) {
 	}
 }
 
-// startServe runs serve on a free port and returns its address and a stop function that
-// waits for a graceful shutdown.
-func startServe(t *testing.T, env map[string]string, dataDir string) (string, func() error) {
-	t.Helper()
-	c, err := loadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data", dataDir}, envMap(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() { done <- serve(ctx, c, &syncWriter{w: &logs}, ready) }()
-	select {
-	case addr := <-ready:
-		stopped := false
-		stop := func() error {
-			if stopped {
-				return nil
-			}
-			stopped = true
-			cancel()
-			return <-done
-		}
-		t.Cleanup(func() { stop() })
-		return addr, stop
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("server did not start")
-	}
-	return "", nil
-}
-
 func TestServeHealthAndGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
-	addr, stop := startServe(t, nil, dir)
+	addr, stop := startServerWith(t, nil, dir)
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +103,7 @@ func TestServeHealthAndGracefulShutdown(t *testing.T) {
 func TestTLSOnlyOffersTLS13AndSecureCookies(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := writeSelfSigned(t, dir)
-	addr, _ := startServe(t, map[string]string{"TUNELAB_TLS_CERT": certFile, "TUNELAB_TLS_KEY": keyFile}, dir)
+	addr, _ := startServerWith(t, map[string]string{"TUNELAB_TLS_CERT": certFile, "TUNELAB_TLS_KEY": keyFile}, dir)
 
 	old := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}
 	if conn, err := tls.Dial("tcp", addr, old); err == nil {
@@ -190,7 +154,7 @@ func TestAdminCreateUser(t *testing.T) {
 	}
 
 	// The admin signs in to the running server and sees the admin area.
-	addr, _ := startServe(t, nil, dir)
+	addr, _ := startServerWith(t, nil, dir)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar}
 	resp, err := client.PostForm("http://"+addr+"/signin", url.Values{"email": {"ops@example.com"}, "password": {"an operator passphrase"}})

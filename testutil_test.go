@@ -1,18 +1,62 @@
 package main
 
 import (
-	"io"
-	"sync"
+	"context"
+	"testing"
+	"time"
 )
 
-// syncWriter lets the server log from many goroutines into one buffer under -race.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// startServer runs the app's serve on a free port of 127.0.0.1 with a fresh data directory
+// and returns its base URL, such as "http://127.0.0.1:41234".
+func startServer(t testing.TB) string {
+	addr, _ := startServerWith(t, nil, t.TempDir())
+	return "http://" + addr
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+// startServerWith runs serve with the given environment and data directory on a free port
+// and returns its address and a stop function that waits for the graceful shutdown and
+// returns serve's result. Cleanup stops it if the test did not; the log goes to t.Log.
+func startServerWith(t testing.TB, env map[string]string, dataDir string) (string, func() error) {
+	t.Helper()
+	cfg, err := loadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data", dataDir}, envMap(env))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logw := &testLogWriter{t: t, prefix: "server: "}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, logw, ready) }()
+
+	var result error
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return result
+		}
+		stopped = true
+		cancel()
+		select {
+		case result = <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("serve did not return within 20s of its context ending")
+		}
+		logw.close() // nothing may reach t.Log once the test is over
+		return result
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve returned an error at shutdown: %v", err)
+		}
+	})
+
+	select {
+	case addr := <-ready:
+		return addr, stop
+	case err := <-done:
+		t.Fatalf("serve stopped before it was ready: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("serve was not ready within 15s")
+	}
+	return "", nil
 }
