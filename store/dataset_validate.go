@@ -47,8 +47,8 @@ func (e LineError) String() string {
 type DatasetReport struct {
 	Format    string
 	Rows      int
-	Tokens    int64   // estimated tokens, see EstimateTokens
-	RowTokens []int   // estimated tokens per row, for the length histogram
+	Tokens    int64    // estimated tokens, see EstimateTokens
+	RowTokens []int    // estimated tokens per row, for the length histogram
 	Preview   []string // the first rows, as compact JSON
 	Errors    []LineError
 }
