@@ -17,18 +17,19 @@ import (
 
 // config is the whole server configuration, from TUNELAB_* variables and flags (flags win).
 type config struct {
-	Addr       string
-	DataDir    string
-	Env        string // "development" or "production"
-	SecretKey  string // base64 of 32 bytes
-	BaseURL    string
-	Backend    string
-	TLSCert    string
-	TLSKey     string
-	TrustProxy bool
-	Operator   string
-	Contact    string
-	LogLevel   slog.Level
+	Addr        string
+	DataDir     string
+	Env         string // "development" or "production"
+	SecretKey   string // base64 of 32 bytes
+	BaseURL     string
+	Backend     string
+	TLSCert     string
+	TLSKey      string
+	TrustProxy  bool
+	Operator    string
+	Contact     string
+	LogLevel    slog.Level
+	MaxUploadMB int64
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -74,6 +75,14 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 			errs = append(errs, fmt.Errorf("TUNELAB_TRUST_PROXY=%q: use true or false", v))
 		}
 		c.TrustProxy = b
+	}
+	c.MaxUploadMB = 100
+	if v := env("TUNELAB_MAX_UPLOAD_MB", ""); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 100_000 {
+			errs = append(errs, fmt.Errorf("TUNELAB_MAX_UPLOAD_MB=%q: use a whole number of megabytes between 1 and 100000", v))
+		}
+		c.MaxUploadMB = n
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("TUNELAB_LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("TUNELAB_LOG_LEVEL: use debug, info, warn or error"))

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -77,7 +78,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		log.Warn("generated a new secret key for development; set TUNELAB_SECRET_KEY in production",
 			"file", secretKeyPath(cfg.DataDir))
 	}
-	_ = key // encrypts datasets, snapshots and secrets (used by the runs and 2FA features)
+	vault, err := store.NewVault(filepath.Join(cfg.DataDir, "files"), key)
+	if err != nil {
+		return err
+	}
 
 	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{})
 	if err != nil {
@@ -88,12 +92,14 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	handler := handlers.New(handlers.Deps{
 		Store:        st,
 		SessionStore: st.Sessions(),
+		Vault:        vault,
 		Logger:       log,
 		Config: handlers.Config{
-			Secure:     cfg.secure(),
-			TrustProxy: cfg.TrustProxy,
-			Operator:   cfg.Operator,
-			Contact:    cfg.Contact,
+			Secure:         cfg.secure(),
+			TrustProxy:     cfg.TrustProxy,
+			Operator:       cfg.Operator,
+			Contact:        cfg.Contact,
+			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
 		},
 	})
 	srv := &http.Server{

@@ -42,6 +42,7 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad base url", map[string]string{"TUNELAB_BASE_URL": "example.com"}, nil, "http:// or https://"},
 		{"bad bool", map[string]string{"TUNELAB_TRUST_PROXY": "maybe"}, nil, "true or false"},
 		{"unknown flag", nil, []string{"--port", "1"}, "flags: --addr"},
+		{"bad upload cap", map[string]string{"TUNELAB_MAX_UPLOAD_MB": "0"}, nil, "between 1 and 100000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,10 @@ type Store interface {
 	DeleteUserSessions(ctx context.Context, userID int64, keepToken string) (int64, error)
 	RecordSecurityEvent(ctx context.Context, e store.SecurityEvent) error
 	RecentSecurityEvents(ctx context.Context, limit int) ([]store.SecurityEvent, error)
+	CreateDataset(ctx context.Context, v *store.Vault, nd store.NewDataset) (store.Dataset, error)
+	Dataset(ctx context.Context, userID, id int64) (store.Dataset, error)
+	Datasets(ctx context.Context, userID int64) ([]store.Dataset, error)
+	DeleteDataset(ctx context.Context, userID, id int64) error
 }
 
 // Config is the part of the server configuration the HTTP layer needs.
@@ -38,16 +42,22 @@ type Config struct {
 	Contact  string
 	// BillingConfigured is true once Stripe keys are set.
 	BillingConfigured bool
+	// MaxUploadBytes caps a dataset upload (default 100 MB).
+	MaxUploadBytes int64
 }
 
 // Deps is everything New wires together.
 type Deps struct {
 	Store        Store
 	SessionStore scs.Store
+	Vault        *store.Vault // encrypted files: datasets, snapshots
 	Logger       *slog.Logger
 	Config       Config
 	Now          func() time.Time // nil: time.Now
 }
+
+// DefaultMaxUploadBytes is the dataset upload cap when none is configured.
+const DefaultMaxUploadBytes = 100_000_000
 
 // Session timeouts (ASVS 7.3): idle 1 h, absolute 24 h.
 const (
@@ -57,6 +67,7 @@ const (
 
 type app struct {
 	store    Store
+	vault    *store.Vault
 	sessions *scs.SessionManager
 	log      *slog.Logger
 	cfg      Config
@@ -70,6 +81,9 @@ func New(d Deps) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
+	if d.Config.MaxUploadBytes <= 0 {
+		d.Config.MaxUploadBytes = DefaultMaxUploadBytes
+	}
 	sm := scs.New()
 	sm.Store = d.SessionStore
 	sm.IdleTimeout = sessionIdle
@@ -82,6 +96,7 @@ func New(d Deps) http.Handler {
 	sm.Cookie.Domain = ""
 	a := &app{
 		store:    d.Store,
+		vault:    d.Vault,
 		sessions: sm,
 		log:      d.Logger,
 		cfg:      d.Config,

@@ -11,16 +11,17 @@ import (
 
 func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	d := views.Dashboard{Email: u.Email, GPUSecondsStr: formatGPUSeconds(0)}
+	ds, err := a.store.Datasets(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	d := views.Dashboard{Email: u.Email, DatasetCount: len(ds), GPUSecondsStr: formatGPUSeconds(0)}
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
 }
 
 func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage())
-}
-
-func (a *app) listDatasets(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, a.page(r, "Datasets", "datasets"), views.DatasetsPage())
 }
 
 func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {

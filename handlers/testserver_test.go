@@ -21,11 +21,12 @@ import (
 // test can move.
 type testServer struct {
 	*httptest.Server
-	t     *testing.T
-	store *store.Store
-	logs  *lockedBuffer
-	mu    sync.Mutex
-	now   time.Time
+	t        *testing.T
+	store    *store.Store
+	logs     *lockedBuffer
+	vaultDir string
+	mu       sync.Mutex
+	now      time.Time
 }
 
 // lockedBuffer collects the server's log lines.
@@ -70,7 +71,12 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		t.Fatal(err)
 	}
 	ts.store = st
-	h := New(Deps{Store: st, SessionStore: st.Sessions(), Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Now: ts.clock})
+	ts.vaultDir = filepath.Join(t.TempDir(), "files")
+	vault, err := store.NewVault(ts.vaultDir, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Now: ts.clock})
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); st.Close() })
 	return ts

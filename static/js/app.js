@@ -1,12 +1,14 @@
 // tunelab's own JavaScript. Loaded with `defer` from the layout; no inline scripts, no eval,
 // and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
 //
-// It does three things:
+// It does four things:
 //   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
 //      into view on load, so "Settings" or "Admin" is not hidden off the right edge;
 //   2. toasts in #toasts close after about 6 seconds, or at once with their × button;
 //   3. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
-//      error toast so the person knows their click did not go through.
+//      error toast so the person knows their click did not go through;
+//   4. dataset upload forms (form[data-upload]) are sent with XMLHttpRequest so a progress
+//      bar can follow the upload; without JavaScript they are plain multipart POSTs.
 //
 // Focus after a form re-renders needs no code here: htmx 4 focuses the [autofocus] element of
 // swapped-in content, and the views put autofocus on the first field with an error.
@@ -110,5 +112,84 @@
   // htmx 4 event names are colon style; `htmx:error` means the request never got an answer.
   document.addEventListener("htmx:error", function () {
     addErrorToast(NETWORK_ERROR);
+  });
+
+  // Other scripts (the upload below) ask for an error toast with this event.
+  document.addEventListener("tunelab:error", function (e) {
+    addErrorToast(e.detail || NETWORK_ERROR);
+  });
+})();
+
+(function () {
+  "use strict";
+
+  var FAILED = "The upload failed on the server's side. Please try again in a moment.";
+  var NETWORK_ERROR = "Network error: check your connection and try again.";
+
+  function toast(message) {
+    document.dispatchEvent(new CustomEvent("tunelab:error", { detail: message }));
+  }
+
+  // Show the progress bar at pct (0..100) with its label (the percentage, or text such as
+  // "Checking…"); pct null hides both again.
+  function setProgress(form, pct, text) {
+    var bar = form.querySelector("progress");
+    var label = form.querySelector("[data-upload-percent]");
+    if (bar) { bar.hidden = pct === null; bar.value = pct || 0; }
+    if (label) { label.hidden = pct === null; label.textContent = text || pct + "%"; }
+  }
+
+  function setBusy(form, busy) {
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = busy; });
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  // Swap in the #upload-form of a full page the server answered with (the file was refused:
+  // its problems, or the error beside the file field), then focus its [autofocus] element.
+  // Returns false when the answer holds no such form.
+  function replaceForm(form, html) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var fresh = doc.getElementById("upload-form");
+    if (!fresh) return false;
+    form.replaceWith(fresh);
+    var target = fresh.querySelector("[autofocus]");
+    if (target) target.focus();
+    return true;
+  }
+
+  // One listener for every upload form, so a swapped-in form needs no re-binding.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!(form instanceof HTMLFormElement) || !form.matches("form[data-upload]")) return;
+    if (!window.FormData || !window.DOMParser) return; // let the browser post it
+    e.preventDefault();
+    if (form.getAttribute("aria-busy") === "true") return;
+
+    var xhr = new XMLHttpRequest();
+    xhr.open(form.method || "post", form.action);
+    xhr.upload.onprogress = function (ev) {
+      if (ev.lengthComputable) setProgress(form, Math.round((ev.loaded / ev.total) * 100));
+    };
+    // All sent: the server now reads every line before it answers.
+    xhr.upload.onload = function () { setProgress(form, 100, "Checking\u2026"); };
+    xhr.onload = function () {
+      // A 303 to the new dataset (or elsewhere), followed by XHR: go there.
+      if (xhr.responseURL && xhr.responseURL !== form.action) {
+        window.location.assign(xhr.responseURL);
+        return;
+      }
+      setBusy(form, false);
+      if ((xhr.status === 422 || xhr.status === 413 || xhr.status === 429) && replaceForm(form, xhr.responseText)) return;
+      setProgress(form, null);
+      toast(xhr.status >= 500 ? FAILED : "The upload was refused (" + xhr.status + "). Please try again.");
+    };
+    xhr.onerror = function () {
+      setBusy(form, false);
+      setProgress(form, null);
+      toast(NETWORK_ERROR);
+    };
+    setBusy(form, true);
+    setProgress(form, 0);
+    xhr.send(new FormData(form));
   });
 })();

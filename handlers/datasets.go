@@ -1,0 +1,234 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"tunelab/store"
+	"tunelab/views"
+)
+
+// seqLenChoices are the max sequence lengths the dataset page can measure rows against;
+// they match store.LengthBuckets, so the share shown is exact.
+var seqLenChoices = []int{256, 512, 1024, 2048, 4096}
+
+const defaultSeqLen = 512
+
+// maxShownProblems is how many validation errors the upload form lists.
+const maxShownProblems = 10
+
+func (a *app) uploadForm() views.UploadForm {
+	return views.UploadForm{MaxSize: formatBytes(a.cfg.MaxUploadBytes)}
+}
+
+func (a *app) listDatasets(w http.ResponseWriter, r *http.Request) {
+	a.renderDatasets(w, r, http.StatusOK, a.uploadForm())
+}
+
+func (a *app) renderDatasets(w http.ResponseWriter, r *http.Request, status int, form views.UploadForm) {
+	u, _ := userFrom(r.Context())
+	ds, err := a.store.Datasets(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	l := views.DatasetList{Upload: form}
+	for _, d := range ds {
+		l.Items = append(l.Items, views.DatasetRow{
+			URL: fmt.Sprintf("/datasets/%d", d.ID), Name: d.Name, Format: d.Format, Rows: formatCount(int64(d.Rows)),
+			Tokens: formatTokens(d.Tokens), Size: formatBytes(d.SizeBytes), Created: d.CreatedAt.Format("2 Jan 2006"),
+		})
+	}
+	for _, s := range store.Samples {
+		l.Samples = append(l.Samples, views.SampleOption{Format: s.Format, Name: s.Name, About: s.About})
+	}
+	a.renderWith(w, r, status, a.page(r, "Datasets", "datasets"), views.DatasetsPage(l), views.DatasetUploadForm(form))
+}
+
+// uploadDataset streams a multipart upload (fields "name", then "file") through the
+// validator into the encrypted vault; nothing is kept unless the whole file is valid.
+func (a *app) uploadDataset(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	form := a.uploadForm()
+	fail := func(status int) { a.renderDatasets(w, r, status, form) }
+
+	r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxUploadBytes+1<<20) // room for the form around the file
+	mr, err := r.MultipartReader()
+	if err != nil {
+		form.FileError = "Choose a JSONL file to upload."
+		fail(http.StatusUnprocessableEntity)
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			form.FileError = "Choose a JSONL file to upload."
+			fail(http.StatusUnprocessableEntity)
+			return
+		}
+		if err != nil {
+			a.uploadFailed(w, r, &form, err, fail)
+			return
+		}
+		switch part.FormName() {
+		case "name":
+			b, _ := io.ReadAll(io.LimitReader(part, 1024))
+			form.Name = strings.TrimSpace(string(b))
+		case "file":
+			if part.FileName() == "" {
+				form.FileError = "Choose a JSONL file to upload."
+				fail(http.StatusUnprocessableEntity)
+				return
+			}
+			name := form.Name
+			if name == "" {
+				// The uploaded file name is only ever a label, never part of a path.
+				base := filepath.Base(strings.ReplaceAll(part.FileName(), "\\", "/"))
+				name = strings.TrimSuffix(base, filepath.Ext(base))
+			}
+			d, err := a.store.CreateDataset(r.Context(), a.vault, store.NewDataset{
+				UserID: u.ID, Name: name, Content: part, MaxSize: a.cfg.MaxUploadBytes})
+			if err != nil {
+				a.uploadFailed(w, r, &form, err, fail)
+				return
+			}
+			redirect(w, r, fmt.Sprintf("/datasets/%d", d.ID))
+			return
+		}
+	}
+}
+
+// uploadFailed turns an upload error into the form's messages.
+func (a *app) uploadFailed(w http.ResponseWriter, r *http.Request, form *views.UploadForm, err error, fail func(int)) {
+	var invalid *store.DatasetInvalidError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &invalid):
+		for i, p := range invalid.Report.Errors {
+			if i == maxShownProblems {
+				form.More = true
+				break
+			}
+			form.Problems = append(form.Problems, p.String())
+		}
+		fail(http.StatusUnprocessableEntity)
+	case errors.Is(err, store.ErrDatasetTooLarge) || errors.As(err, &tooBig):
+		form.FileError = fmt.Sprintf("The file is larger than the %s limit. Split it, or ask the operator to raise TUNELAB_MAX_UPLOAD_MB.", form.MaxSize)
+		fail(http.StatusRequestEntityTooLarge)
+	default:
+		a.serverError(w, r, err)
+	}
+}
+
+// useSample copies a shipped sample dataset into the person's datasets.
+func (a *app) useSample(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	format := r.PostFormValue("format")
+	i := slices.IndexFunc(store.Samples, func(s store.Sample) bool { return s.Format == format })
+	if i < 0 {
+		a.badRequest(w, r, "There is no sample dataset in that format. Pick one of the samples on the Datasets page.")
+		return
+	}
+	s := store.Samples[i]
+	f, err := s.Open()
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	defer f.Close()
+	d, err := a.store.CreateDataset(r.Context(), a.vault, store.NewDataset{UserID: u.ID, Name: s.Name, Content: f, MaxSize: a.cfg.MaxUploadBytes})
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	redirect(w, r, fmt.Sprintf("/datasets/%d", d.ID))
+}
+
+// datasetFromPath loads the person's dataset named by {id}; anything else is a 404.
+func (a *app) datasetFromPath(w http.ResponseWriter, r *http.Request) (store.Dataset, bool) {
+	u, _ := userFrom(r.Context())
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		a.notFound(w, r)
+		return store.Dataset{}, false
+	}
+	d, err := a.store.Dataset(r.Context(), u.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		a.notFound(w, r)
+		return store.Dataset{}, false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return store.Dataset{}, false
+	}
+	return d, true
+}
+
+func (a *app) showDataset(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.datasetFromPath(w, r)
+	if !ok {
+		return
+	}
+	seqLen := defaultSeqLen
+	if q := r.URL.Query().Get("max_seq_len"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || !slices.Contains(seqLenChoices, n) {
+			a.badRequest(w, r, fmt.Sprintf("max_seq_len must be one of %s.", joinInts(seqLenChoices)))
+			return
+		}
+		seqLen = n
+	}
+	preview, err := store.DatasetPreview(a.vault, d, 5)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	base := fmt.Sprintf("/datasets/%d", d.ID)
+	v := views.DatasetDetail{
+		Name: d.Name, Format: d.Format, Rows: formatCount(int64(d.Rows)), Tokens: formatTokens(d.Tokens),
+		Size: formatBytes(d.SizeBytes), Created: d.CreatedAt.Format("2 Jan 2006, 15:04 UTC"),
+		TokensNote: "Estimated as one token per 4 bytes of text, plus 4 per chat message for role markers.",
+		Histogram:  histogramBars(d, seqLen), MaxSeqLen: seqLen, SeqLens: seqLenChoices,
+		ShareOver: fmt.Sprintf("%.1f %% of rows are longer than %d tokens and would be cut at that length.", 100*d.ShareLongerThan(seqLen), seqLen),
+		Preview:   preview, DeleteURL: base + "/delete", BaseURL: base,
+	}
+	a.render(w, r, http.StatusOK, a.page(r, d.Name, "datasets"), views.DatasetPage(v))
+}
+
+func (a *app) deleteDataset(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.datasetFromPath(w, r)
+	if !ok {
+		return
+	}
+	u, _ := userFrom(r.Context())
+	if err := a.store.DeleteDataset(r.Context(), u.ID, d.ID); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	redirect(w, r, "/datasets")
+}
+
+func histogramBars(d store.Dataset, seqLen int) []views.HistogramBar {
+	tallest := slices.Max(append([]int{1}, d.Histogram...))
+	bars := make([]views.HistogramBar, len(d.Histogram))
+	lower := 0
+	for i, n := range d.Histogram {
+		label := ""
+		if i < len(store.LengthBuckets) {
+			label = fmt.Sprintf("≤ %d", store.LengthBuckets[i])
+		} else {
+			label = fmt.Sprintf("> %d", lower)
+		}
+		bars[i] = views.HistogramBar{Label: label, Count: n, Height: (n*20 + tallest - 1) / tallest, Over: lower >= seqLen}
+		if i < len(store.LengthBuckets) {
+			lower = store.LengthBuckets[i]
+		}
+	}
+	return bars
+}
