@@ -130,7 +130,7 @@ func TestDatasetsAreOnlyTheOwners(t *testing.T) {
 	if r.status != http.StatusSeeOther || !datasetURL.MatchString(loc) {
 		t.Fatalf("sample: %d %q", r.status, loc)
 	}
-	if page := ts.do(ada, "GET", loc, nil, nil); !strings.Contains(page.body, "preference") || !strings.Contains(page.body, "Sample: helpful support replies") {
+	if page := ts.do(ada, "GET", loc, nil, nil); !strings.Contains(page.body, "preference") || !strings.Contains(page.body, "Helpful support replies") {
 		t.Fatal("the sample dataset page is wrong")
 	}
 	for _, tc := range []struct{ method, path string }{{"GET", loc}, {"POST", loc + "/delete"}, {"GET", "/datasets/999999"}, {"GET", "/datasets/abc"}} {

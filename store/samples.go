@@ -18,9 +18,9 @@ type Sample struct {
 
 // Samples lists the shipped datasets, one per format.
 var Samples = []Sample{
-	{FormatChat, "Sample: capitals and sums (chat)", "Short question-and-answer chats about capital cities and small additions.", "samples/chat.jsonl"},
-	{FormatCompletion, "Sample: English-French words (completion)", "Prompt/completion pairs translating single words, and numbers written in words.", "samples/completion.jsonl"},
-	{FormatPreference, "Sample: helpful support replies (preference)", "Support questions with a helpful chosen reply and a curt rejected one, for DPO.", "samples/preference.jsonl"},
+	{FormatChat, "Capitals and sums", "Short question-and-answer chats about capital cities and small additions.", "samples/chat.jsonl"},
+	{FormatCompletion, "English–French words", "Prompt/completion pairs translating single words, and numbers written in words.", "samples/completion.jsonl"},
+	{FormatPreference, "Helpful support replies", "Support questions with a helpful chosen reply and a curt rejected one, for DPO.", "samples/preference.jsonl"},
 }
 
 // Open returns the sample's JSONL content.
