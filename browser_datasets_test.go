@@ -73,11 +73,7 @@ func TestBrowserDatasetUpload(t *testing.T) {
 	}
 	b.checkClean("dataset page")
 	b.screenshot("12-dataset-detail")
-	b.phone()
-	b.waitFor("the phone layout", `window.innerWidth === 390`)
-	if overflow := eval[int](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); overflow > 0 {
-		t.Errorf("dataset page at 390px scrolls sideways by %dpx", overflow)
-	}
+	b.phoneFits("dataset page")
 	b.screenshot("13-dataset-detail-phone")
 	b.desktop()
 

@@ -478,6 +478,16 @@ func (b *browser) phone() {
 }
 
 // pathIs is a JavaScript condition: the document is at path and has finished parsing.
+// phoneFits switches to the 390px phone viewport and checks the page does not scroll sideways.
+func (b *browser) phoneFits(page string) {
+	b.t.Helper()
+	b.phone()
+	b.waitFor("the phone layout", `window.innerWidth === 390`)
+	if overflow := eval[int](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); overflow > 0 {
+		b.t.Errorf("%s at 390px: the page scrolls sideways by %dpx", page, overflow)
+	}
+}
+
 func pathIs(path string) string {
 	return fmt.Sprintf(`location.pathname === %q && document.readyState !== "loading"`, path)
 }
@@ -527,11 +537,7 @@ func TestBrowserSignUpSignOutSignIn(t *testing.T) {
 	b.checkClean("dashboard after sign-up")
 	b.screenshot("02-dashboard-desktop")
 
-	b.phone()
-	b.waitFor("the phone layout", `window.innerWidth === 390`)
-	if overflow := eval[int](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); overflow > 0 {
-		t.Errorf("dashboard at 390px: the page scrolls sideways by %dpx", overflow)
-	}
+	b.phoneFits("dashboard")
 	// The phone header is two compact rows: brand and account, then the nav as one row that
 	// scrolls sideways (it never wraps into a third row).
 	if h := eval[int](b, `document.querySelector(".topbar").offsetHeight`); h > 100 {
