@@ -209,13 +209,6 @@ func (s *Store) setPassword(ctx context.Context, userID int64, password string) 
 	return nil
 }
 
-// passwordHash returns the stored hash; tests use it to see re-hashing happen.
-func (s *Store) passwordHash(ctx context.Context, userID int64) (string, error) {
-	var h string
-	err := s.r.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", userID).Scan(&h)
-	return h, err
-}
-
 // ListUsers returns the newest accounts first, at most limit of them, and the total count.
 func (s *Store) ListUsers(ctx context.Context, limit int) ([]User, int, error) {
 	var total int
