@@ -246,3 +246,16 @@ func DatasetPreview(v *Vault, d Dataset, n int) ([]string, error) {
 	}
 	return out, nil
 }
+
+// DatasetByID returns a dataset whoever owns it, deleted or not, for the worker API, which
+// has already tied the request to a run (the file stays until the retention purge).
+func (s *Store) DatasetByID(ctx context.Context, id int64) (Dataset, error) {
+	d, err := scanDataset(s.r.QueryRowContext(ctx, "SELECT "+datasetColumns+" FROM datasets WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Dataset{}, ErrNotFound
+	}
+	if err != nil {
+		return Dataset{}, fmt.Errorf("store: dataset: %w", err)
+	}
+	return d, nil
+}

@@ -15,6 +15,8 @@ const (
 	EventSignOut         = "signout"
 	EventPasswordChanged = "password_changed"
 	EventRateLimited     = "rate_limited"
+	EventAuthzDenied     = "authz_denied"        // a signed-in person asked for another's item
+	EventWorkerMisuse    = "worker_token_misuse" // a worker token used on another run, or a bad one
 )
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).

@@ -1,0 +1,88 @@
+// Package gpu runs fine-tuning jobs: the Backend interface every place that can run a
+// worker implements (this machine, Slurm, a cloud provider), the dispatcher that moves
+// runs from the queue onto a backend and follows them, and the live-update hub.
+package gpu
+
+import (
+	"context"
+	"errors"
+)
+
+// Backend is a place that can run `tunelab worker` jobs. Every backend runs the same
+// worker protocol (docs/worker-api.md), so the server cannot tell them apart once a job
+// is running; a backend only starts, observes and stops jobs.
+type Backend interface {
+	// Name is the value of TUNELAB_BACKEND and of runs.backend.
+	Name() string
+	// Offer says what runs this backend can take.
+	Offer() Offer
+	// Submit starts a job and returns the backend's id for it. It must not block on the
+	// job itself.
+	Submit(ctx context.Context, job Job) (jobID string, err error)
+	// Status reports what the backend knows about a job. A job the backend has never
+	// heard of (or forgot, e.g. after a restart) is JobUnknown, not an error.
+	Status(ctx context.Context, jobID string) (JobStatus, error)
+	// Cancel stops a job; cancelling a job that already ended is not an error.
+	Cancel(ctx context.Context, jobID string) error
+}
+
+// Job is what a backend needs to start a worker.
+type Job struct {
+	RunID     int64
+	ServerURL string // base URL the worker reaches the server at
+	Token     string // the run's bearer token; passed in the environment, never argv
+}
+
+// Job states as a backend sees them.
+const (
+	JobPending = "pending" // accepted, not yet running (e.g. waiting in a Slurm queue)
+	JobRunning = "running"
+	JobExited  = "exited"  // ended; Detail says how
+	JobUnknown = "unknown" // the backend has no such job
+)
+
+// JobStatus is a backend's view of one job.
+type JobStatus struct {
+	State  string
+	Detail string // for exited: "exit status 1", "signal: killed"...
+}
+
+// Offer is what a backend can run; the run form is built from it.
+type Offer struct {
+	Models   []Model
+	Methods  []string // of lora, qlora, dpo, full
+	GPUTypes []GPUType
+	Slots    int // jobs at once
+	// Defaults fill the run form; they suit this backend's hardware.
+	Defaults Defaults
+}
+
+// Model is a base model a backend can fine-tune.
+type Model struct {
+	ID    string
+	Name  string
+	About string
+}
+
+// GPUType is an accelerator a backend can run on.
+type GPUType struct {
+	ID    string
+	Name  string
+	About string
+}
+
+// Defaults are the run form's starting values.
+type Defaults struct {
+	Epochs          int
+	LearningRate    float64
+	BatchSize       int
+	LoRARank        int
+	LoRAAlpha       float64
+	MaxSeqLen       int
+	Seed            int64
+	ValidationSplit float64 // percent
+	SnapshotEvery   int
+}
+
+// ErrBackend wraps failures talking to a backend.
+var ErrBackend = errors.New("gpu: backend error")

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"fmt"
+	"math"
+)
+
+// RunConfig is a run's settings, stored as JSON in runs.config. The JSON keys are the run
+// form's field names and the worker job spec's keys.
+type RunConfig struct {
+	BaseModel    string  `json:"base_model"`
+	Method       string  `json:"method"` // lora, qlora, dpo or full
+	Epochs       int     `json:"epochs"`
+	LearningRate float64 `json:"learning_rate"`
+	BatchSize    int     `json:"batch_size"`
+	LoRARank     int     `json:"lora_rank"`
+	LoRAAlpha    float64 `json:"lora_alpha"`
+	MaxSeqLen    int     `json:"max_seq_len"`
+	Seed         int64   `json:"seed"`
+	GPUType      string  `json:"gpu_type"`
+	// ValidationSplit is the percentage of rows held out for eval loss when no
+	// validation dataset is given.
+	ValidationSplit float64 `json:"validation_split"`
+	// SnapshotEvery is the number of steps between snapshots; 0 saves only at the end.
+	SnapshotEvery int `json:"snapshot_every"`
+}
+
+// Run methods.
+const (
+	MethodLoRA  = "lora"
+	MethodQLoRA = "qlora"
+	MethodDPO   = "dpo"
+	MethodFull  = "full"
+)
+
+// UsesLoRA says whether rank and alpha mean anything for the method.
+func (c RunConfig) UsesLoRA() bool { return c.Method == MethodLoRA || c.Method == MethodQLoRA }
+
+// Validate checks the ranges every backend shares and returns messages by field name;
+// what a backend offers (models, methods, GPU types) is checked by the gpu package.
+func (c RunConfig) Validate() map[string]string {
+	bad := map[string]string{}
+	switch c.Method {
+	case MethodLoRA, MethodQLoRA, MethodDPO, MethodFull:
+	default:
+		bad["method"] = fmt.Sprintf("%q is not a method; choose lora, qlora, dpo or full", c.Method)
+	}
+	if c.BaseModel == "" {
+		bad["base_model"] = "Choose a base model."
+	}
+	if c.GPUType == "" {
+		bad["gpu_type"] = "Choose a GPU type."
+	}
+	if c.Epochs < 1 || c.Epochs > 1000 {
+		bad["epochs"] = "Use a whole number from 1 to 1000."
+	}
+	if !(c.LearningRate > 0 && c.LearningRate <= 1) {
+		bad["learning_rate"] = "Use a number above 0 and at most 1, such as 0.0002 or 3e-3."
+	}
+	if c.BatchSize < 1 || c.BatchSize > 512 {
+		bad["batch_size"] = "Use a whole number from 1 to 512."
+	}
+	if c.UsesLoRA() {
+		if c.LoRARank < 1 || c.LoRARank > 256 {
+			bad["lora_rank"] = "Use a whole number from 1 to 256; 8 or 16 is typical."
+		}
+		if !(c.LoRAAlpha > 0 && c.LoRAAlpha <= 1024) || math.IsInf(c.LoRAAlpha, 0) {
+			bad["lora_alpha"] = "Use a number above 0 and at most 1024; twice the rank is typical."
+		}
+	}
+	if c.MaxSeqLen < 8 || c.MaxSeqLen > 32768 {
+		bad["max_seq_len"] = "Use a whole number from 8 to 32768."
+	}
+	if c.Seed < 0 || c.Seed > math.MaxInt32 {
+		bad["seed"] = "Use a whole number from 0 to 2147483647."
+	}
+	if !(c.ValidationSplit >= 0 && c.ValidationSplit <= 50) {
+		bad["validation_split"] = "Use a percentage from 0 to 50."
+	}
+	if c.SnapshotEvery < 0 || c.SnapshotEvery > 1_000_000 {
+		bad["snapshot_every"] = "Use 0 (only at the end) or a number of steps up to 1000000."
+	}
+	return bad
+}
