@@ -86,3 +86,7 @@ type Defaults struct {
 
 // ErrBackend wraps failures talking to a backend.
 var ErrBackend = errors.New("gpu: backend error")
+
+// RunTokenEnv is the environment variable a worker reads its run token from; every
+// backend passes the token there, never on the command line.
+const RunTokenEnv = "TUNELAB_RUN_TOKEN"

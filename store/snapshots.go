@@ -160,3 +160,17 @@ func (s *Store) RunUsage(ctx context.Context, runID int64) ([]Usage, error) {
 	}
 	return out, rows.Err()
 }
+
+// SnapshotAtStep returns the run's snapshot at step (the worker API uses it to answer a
+// re-sent upload).
+func (s *Store) SnapshotAtStep(ctx context.Context, runID int64, step int) (Snapshot, error) {
+	sn, err := scanSnapshot(s.r.QueryRowContext(ctx, "SELECT "+snapshotColumns+
+		" FROM snapshots s WHERE s.run_id = ? AND s.step = ?", runID, step))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Snapshot{}, ErrNotFound
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
+	}
+	return sn, nil
+}
