@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // config is the whole server configuration, from TUNELAB_* variables and flags (flags win).
@@ -30,6 +31,13 @@ type config struct {
 	Contact     string
 	LogLevel    slog.Level
 	MaxUploadMB int64
+
+	// Runs.
+	LocalSlots        int           // jobs the local backend runs at once
+	LocalWorker       []string      // command the local backend starts; "--server URL --run ID" is appended
+	WorkerURL         string        // where workers reach this server; default http(s)://127.0.0.1:port
+	HeartbeatInterval time.Duration // how often workers are told to send a heartbeat
+	HeartbeatTimeout  time.Duration // a running run silent this long is failed
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -83,6 +91,25 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 			errs = append(errs, fmt.Errorf("TUNELAB_MAX_UPLOAD_MB=%q: use a whole number of megabytes between 1 and 100000", v))
 		}
 		c.MaxUploadMB = n
+	}
+	c.LocalSlots = 1
+	if v := env("TUNELAB_LOCAL_SLOTS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			errs = append(errs, fmt.Errorf("TUNELAB_LOCAL_SLOTS=%q: use a whole number of jobs at once from 1 to 64", v))
+		}
+		c.LocalSlots = n
+	}
+	c.LocalWorker = strings.Fields(env("TUNELAB_LOCAL_WORKER", ""))
+	c.WorkerURL = strings.TrimRight(env("TUNELAB_WORKER_URL", ""), "/")
+	if c.WorkerURL != "" && !strings.HasPrefix(c.WorkerURL, "http://") && !strings.HasPrefix(c.WorkerURL, "https://") {
+		errs = append(errs, fmt.Errorf("TUNELAB_WORKER_URL=%q: must start with http:// or https://", c.WorkerURL))
+	}
+	c.HeartbeatInterval = durationEnv(env, "TUNELAB_HEARTBEAT_INTERVAL", 5*time.Second, time.Second, time.Hour, &errs)
+	c.HeartbeatTimeout = durationEnv(env, "TUNELAB_HEARTBEAT_TIMEOUT", 60*time.Second, 2*time.Second, 24*time.Hour, &errs)
+	if c.HeartbeatTimeout < 2*c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("TUNELAB_HEARTBEAT_TIMEOUT (%s) must be at least twice TUNELAB_HEARTBEAT_INTERVAL (%s), or one late heartbeat fails a healthy run",
+			c.HeartbeatTimeout, c.HeartbeatInterval))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("TUNELAB_LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("TUNELAB_LOG_LEVEL: use debug, info, warn or error"))
@@ -172,4 +199,31 @@ func loadSecretKey(c config) (key []byte, generated bool, err error) {
 		return nil, false, fmt.Errorf("write secret key: %w", err)
 	}
 	return k, true, nil
+}
+
+// durationEnv reads a Go duration ("90s", "2m") within [lo, hi].
+func durationEnv(env func(k, def string) string, key string, def, lo, hi time.Duration, errs *[]error) time.Duration {
+	v := env(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		*errs = append(*errs, fmt.Errorf("%s=%q: use a duration such as 30s or 2m, from %s to %s", key, v, lo, hi))
+		return def
+	}
+	return d
+}
+
+// workerURL is the base URL local workers call back on.
+func (c config) workerURL(addr net.Addr) string {
+	if c.WorkerURL != "" {
+		return c.WorkerURL
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	_, port, _ := net.SplitHostPort(addr.String())
+	return scheme + "://127.0.0.1:" + port
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
 )
@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return serve(ctx, cfg, stdout, nil)
 	case "worker":
-		return errors.New("worker: not yet available in this version; runs arrive with the local backend")
+		return runWorker(ctx, args, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, args, getenv, stdin, stdout)
 	case "help", "-h", "--help":
@@ -89,21 +89,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	}
 	defer st.Close()
 
-	handler := handlers.New(handlers.Deps{
-		Store:        st,
-		SessionStore: st.Sessions(),
-		Vault:        vault,
-		Logger:       log,
-		Config: handlers.Config{
-			Secure:         cfg.secure(),
-			TrustProxy:     cfg.TrustProxy,
-			Operator:       cfg.Operator,
-			Contact:        cfg.Contact,
-			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
-		},
-	})
 	srv := &http.Server{
-		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second, // SSE streams clear their own deadline
@@ -126,7 +112,44 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 
+	hub := gpu.NewHub()
+	backend, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers")})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	dispatcher := gpu.NewDispatcher(gpu.DispatcherConfig{
+		Store: st, Backend: backend, Hub: hub, Logger: log,
+		ServerURL:        cfg.workerURL(ln.Addr()),
+		HeartbeatTimeout: cfg.HeartbeatTimeout,
+	})
+	handler := handlers.New(handlers.Deps{
+		Store:        st,
+		SessionStore: st.Sessions(),
+		Vault:        vault,
+		Logger:       log,
+		Config: handlers.Config{
+			Secure:         cfg.secure(),
+			TrustProxy:     cfg.TrustProxy,
+			Operator:       cfg.Operator,
+			Contact:        cfg.Contact,
+			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
+		},
+		Runs: handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+	})
+	srv.Handler = handler
+
 	go housekeeping(ctx, st, log)
+	// Workers are separate processes that outlive a server restart; the dispatcher
+	// reconciles with them when it starts again.
+	dispatchDone := make(chan struct{})
+	go func() {
+		defer close(dispatchDone)
+		if err := dispatcher.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("dispatcher stopped", "err", err)
+		}
+	}()
+	defer func() { <-dispatchDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

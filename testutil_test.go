@@ -2,9 +2,51 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
+
+// workerBinary builds tunelab once per test process, without the race detector, for the
+// local backend to start as its worker: the CPU trainer under -race is about 60 times
+// slower, and the worker code has its own race-checked tests in trainer/.
+func workerBinary(t testing.TB) string {
+	t.Helper()
+	buildWorker.Do(func() {
+		dir, err := os.MkdirTemp("", "tunelab-worker-")
+		if err != nil {
+			buildWorker.err = err
+			return
+		}
+		buildWorker.path = filepath.Join(dir, "tunelab")
+		out, err := exec.Command("go", "build", "-o", buildWorker.path, ".").CombinedOutput()
+		if err != nil {
+			buildWorker.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildWorker.err != nil {
+		t.Fatalf("build the worker: %v", buildWorker.err)
+	}
+	return buildWorker.path
+}
+
+var buildWorker struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildWorker.path != "" {
+		os.RemoveAll(filepath.Dir(buildWorker.path))
+	}
+	os.Exit(code)
+}
 
 // startServer runs the app's serve on a free port of 127.0.0.1 with a fresh data directory
 // and returns its base URL, such as "http://127.0.0.1:41234".
@@ -18,7 +60,14 @@ func startServer(t testing.TB) string {
 // returns serve's result. Cleanup stops it if the test did not; the log goes to t.Log.
 func startServerWith(t testing.TB, env map[string]string, dataDir string) (string, func() error) {
 	t.Helper()
-	cfg, err := loadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data", dataDir}, envMap(env))
+	return startServerAt(t, env, dataDir, "127.0.0.1:0")
+}
+
+// startServerAt is startServerWith on a given address (a restart reuses the old one, so
+// workers find the server again).
+func startServerAt(t testing.TB, env map[string]string, dataDir, addr string) (string, func() error) {
+	t.Helper()
+	cfg, err := loadConfig("serve", []string{"--addr", addr, "--data", dataDir}, envMap(env))
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}

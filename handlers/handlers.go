@@ -4,12 +4,14 @@ package handlers
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 
+	"tunelab/gpu"
 	"tunelab/store"
 )
 
@@ -28,6 +30,37 @@ type Store interface {
 	Dataset(ctx context.Context, userID, id int64) (store.Dataset, error)
 	Datasets(ctx context.Context, userID int64) ([]store.Dataset, error)
 	DeleteDataset(ctx context.Context, userID, id int64) error
+	DatasetByID(ctx context.Context, id int64) (store.Dataset, error)
+
+	CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error)
+	Run(ctx context.Context, userID, id int64) (store.Run, error)
+	RunByID(ctx context.Context, id int64) (store.Run, error)
+	Runs(ctx context.Context, userID int64) ([]store.Run, error)
+	RunEvents(ctx context.Context, runID int64) ([]store.RunEvent, error)
+	CancelRun(ctx context.Context, userID, id int64) (store.Run, error)
+	DeleteRun(ctx context.Context, userID, id int64) error
+	RunTokenHash(ctx context.Context, id int64) ([]byte, error)
+	RunIDForToken(ctx context.Context, tokenHash []byte) (int64, error)
+	Heartbeat(ctx context.Context, id int64, step, totalSteps int) (bool, error)
+	FinishRun(ctx context.Context, id int64, status, reason string, end time.Time) (store.Run, error)
+	AppendMetrics(ctx context.Context, runID int64, pts []store.MetricPoint) ([]store.MetricPoint, error)
+	Metrics(ctx context.Context, runID, afterID int64, limit int) ([]store.MetricPoint, error)
+	AppendLogs(ctx context.Context, runID int64, lines []string) ([]store.LogLine, error)
+	LogTail(ctx context.Context, runID int64, n int) ([]store.LogLine, error)
+	CreateSnapshot(ctx context.Context, v *store.Vault, ns store.NewSnapshot, r io.Reader) (store.Snapshot, error)
+	Snapshots(ctx context.Context, userID, runID int64) ([]store.Snapshot, error)
+	Snapshot(ctx context.Context, userID, runID, id int64) (store.Snapshot, error)
+	SnapshotAtStep(ctx context.Context, runID int64, step int) (store.Snapshot, error)
+}
+
+// Runs is how the HTTP layer reaches the run machinery.
+type Runs struct {
+	Backend gpu.Backend // what the run form offers; its name goes into runs.backend
+	Hub     *gpu.Hub    // live updates for run pages
+	Wake    func()      // tells the dispatcher to look at the queue now
+	// HeartbeatInterval is what workers are told; MaxSnapshotBytes caps one upload.
+	HeartbeatInterval time.Duration
+	MaxSnapshotBytes  int64
 }
 
 // Config is the part of the server configuration the HTTP layer needs.
@@ -53,6 +86,7 @@ type Deps struct {
 	Vault        *store.Vault // encrypted files: datasets, snapshots
 	Logger       *slog.Logger
 	Config       Config
+	Runs         Runs
 	Now          func() time.Time // nil: time.Now
 }
 
@@ -73,6 +107,7 @@ type app struct {
 	cfg      Config
 	now      func() time.Time
 	limits   *rateLimits
+	runs     Runs
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -102,6 +137,16 @@ func New(d Deps) http.Handler {
 		cfg:      d.Config,
 		now:      now,
 		limits:   newRateLimits(now),
+		runs:     d.Runs,
+	}
+	if a.runs.HeartbeatInterval <= 0 {
+		a.runs.HeartbeatInterval = 5 * time.Second
+	}
+	if a.runs.MaxSnapshotBytes <= 0 {
+		a.runs.MaxSnapshotBytes = 1 << 30
+	}
+	if a.runs.Hub == nil {
+		a.runs.Hub = gpu.NewHub()
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
 	return a.routes()
@@ -114,4 +159,14 @@ func sessionCookieName(secure bool) string {
 		return "__Host-tunelab_session"
 	}
 	return "tunelab_session"
+}
+
+// publish sends a live update to the run's viewers.
+func (a *app) publish(e gpu.Event) { a.runs.Hub.Publish(e) }
+
+// wake tells the dispatcher something changed (a run queued, cancelled, finished).
+func (a *app) wake() {
+	if a.runs.Wake != nil {
+		a.runs.Wake()
+	}
 }

@@ -16,12 +16,17 @@ func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	d := views.Dashboard{Email: u.Email, DatasetCount: len(ds), GPUSecondsStr: formatGPUSeconds(0)}
+	runs, err := a.store.Runs(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	var used time.Duration
+	for _, run := range runs {
+		used += run.GPUTime(a.now())
+	}
+	d := views.Dashboard{Email: u.Email, DatasetCount: len(ds), RunCount: len(runs), GPUSecondsStr: formatGPUSeconds(int64(used.Seconds()))}
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
-}
-
-func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage())
 }
 
 func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {

@@ -85,6 +85,7 @@ type rateLimits struct {
 	signUpIP       *limiter // sign-up attempts per client IP
 	signUpAccount  *limiter // sign-up attempts per email
 	passwordChange *limiter // failed current-password checks per account
+	workerAuthIP   *limiter // worker API requests with a bad token per client IP
 }
 
 func newRateLimits(now func() time.Time) *rateLimits {
@@ -94,5 +95,6 @@ func newRateLimits(now func() time.Time) *rateLimits {
 		signUpIP:       newLimiter(10, time.Hour, now),
 		signUpAccount:  newLimiter(5, time.Hour, now),
 		passwordChange: newLimiter(10, 15*time.Minute, now),
+		workerAuthIP:   newLimiter(60, time.Minute, now),
 	}
 }

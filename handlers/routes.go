@@ -35,6 +35,14 @@ func (a *app) routes() http.Handler {
 	// The signed-in product.
 	mux.Handle("GET /{$}", signedIn.thenFunc(a.showDashboard))
 	mux.Handle("GET /runs", signedIn.thenFunc(a.listRuns))
+	mux.Handle("GET /runs/new", signedIn.thenFunc(a.newRun))
+	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
+	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))
+	mux.Handle("GET /runs/{id}/events", signedIn.thenFunc(a.runEvents))
+	mux.Handle("POST /runs/{id}/cancel", signedIn.thenFunc(a.cancelRun))
+	mux.Handle("POST /runs/{id}/retry", signedIn.thenFunc(a.retryRun))
+	mux.Handle("POST /runs/{id}/delete", signedIn.thenFunc(a.deleteRun))
+	mux.Handle("GET /runs/{id}/snapshots/{sid}/download", signedIn.thenFunc(a.downloadSnapshot))
 	mux.Handle("GET /datasets", signedIn.thenFunc(a.listDatasets))
 	mux.Handle("POST /datasets", signedIn.thenFunc(a.uploadDataset))
 	mux.Handle("POST /datasets/samples", signedIn.thenFunc(a.useSample))
@@ -43,6 +51,17 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /billing", signedIn.thenFunc(a.showBilling))
 	mux.Handle("GET /settings", signedIn.thenFunc(a.showSettings))
 	mux.Handle("POST /settings/password", signedIn.thenFunc(a.changePassword))
+
+	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
+	worker := chain{a.workerAuth}
+	mux.Handle("GET /api/v1/worker/runs/{id}/job", worker.thenFunc(a.workerJob))
+	mux.Handle("GET /api/v1/worker/runs/{id}/dataset", worker.thenFunc(a.workerDataset))
+	mux.Handle("POST /api/v1/worker/runs/{id}/heartbeat", worker.thenFunc(a.workerHeartbeat))
+	mux.Handle("POST /api/v1/worker/runs/{id}/metrics", worker.thenFunc(a.workerMetrics))
+	mux.Handle("POST /api/v1/worker/runs/{id}/logs", worker.thenFunc(a.workerLogs))
+	mux.Handle("PUT /api/v1/worker/runs/{id}/snapshots/{step}", worker.thenFunc(a.workerSnapshot))
+	mux.Handle("POST /api/v1/worker/runs/{id}/finish", worker.thenFunc(a.workerFinish))
+	mux.HandleFunc("/api/", a.workerNotFound)
 
 	// Operators.
 	mux.Handle("GET /admin", admin.thenFunc(a.showAdmin))

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,9 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"tunelab/gpu"
 	"tunelab/store"
 )
 
@@ -27,7 +30,29 @@ type testServer struct {
 	vaultDir string
 	mu       sync.Mutex
 	now      time.Time
+	hub      *gpu.Hub
+	wakes    atomic.Int64
 }
+
+// fakeBackend offers what the run form needs; handler tests drive runs through the store
+// and the worker API themselves (the gpu package and the end-to-end tests cover real jobs).
+type fakeBackend struct{}
+
+func (fakeBackend) Name() string { return "local" }
+func (fakeBackend) Offer() gpu.Offer {
+	return gpu.Offer{
+		Models:   []gpu.Model{{ID: "tunelab/byte-mlp-small", Name: "Byte MLP small"}, {ID: "tunelab/byte-mlp-base", Name: "Byte MLP base"}},
+		Methods:  []string{"lora", "dpo", "full"},
+		GPUTypes: []gpu.GPUType{{ID: "cpu", Name: "This machine's CPU"}},
+		Slots:    1,
+		Defaults: gpu.Defaults{Epochs: 2, LearningRate: 3e-3, BatchSize: 16, LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 42, ValidationSplit: 10},
+	}
+}
+func (fakeBackend) Submit(context.Context, gpu.Job) (string, error) { return "", errors.New("fake") }
+func (fakeBackend) Status(context.Context, string) (gpu.JobStatus, error) {
+	return gpu.JobStatus{State: gpu.JobUnknown}, nil
+}
+func (fakeBackend) Cancel(context.Context, string) error { return nil }
 
 // lockedBuffer collects the server's log lines.
 type lockedBuffer struct {
@@ -76,7 +101,9 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Now: ts.clock})
+	ts.hub = gpu.NewHub()
+	runs := Runs{Backend: fakeBackend{}, Hub: ts.hub, Wake: func() { ts.wakes.Add(1) }, HeartbeatInterval: 5 * time.Second, MaxSnapshotBytes: 1 << 20}
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock})
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); st.Close() })
 	return ts

@@ -9,6 +9,11 @@ type Assets struct {
 	HTMXSSE string // js/ext/hx-sse.min.js
 	AppJS   string // js/app.js
 	Icon    string // img/favicon.svg
+
+	// Loaded only on pages with Page.Charts set (the run page).
+	UPlotJS    string // js/uPlot.iife.min.js
+	UPlotCSS   string // css/uPlot.min.css
+	RunChartJS string // js/run-chart.js
 }
 
 // Page is what the layout needs around every screen.
@@ -18,6 +23,7 @@ type Page struct {
 	User   *NavUser
 	Assets Assets
 	Flash  string // one-off notice shown at the top of the main column ("Signed out.")
+	Charts bool   // the page draws live charts: the layout also loads uPlot and run-chart.js
 }
 
 // NavUser is the signed-in person as the navigation shows them; nil when signed out.

@@ -1,0 +1,149 @@
+package handlers
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"tunelab/store"
+	"tunelab/views"
+)
+
+// SSE stream of one run: unnamed messages carry the re-rendered live panel (htmx swaps
+// them in); "metrics" events carry chart points as JSON with id = the last point's id, so
+// a reconnecting browser's Last-Event-ID resumes exactly after what it already has.
+
+const (
+	// panelEvery limits panel re-renders per viewer; bursts of log lines coalesce.
+	panelEvery = 500 * time.Millisecond
+	// keepAliveEvery keeps proxies from closing an idle stream.
+	keepAliveEvery = 15 * time.Second
+	// historyChunk is how many stored points one history event carries.
+	historyChunk = 2000
+)
+
+type metricsMessage struct {
+	Points []store.MetricPoint `json:"points"`
+}
+
+func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Time{}) // the server's WriteTimeout must not cut a live stream
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	flush := func() bool { return bw.Flush() == nil && rc.Flush() == nil }
+
+	// Subscribe before reading history so nothing falls between the two; ids dedupe.
+	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
+	defer unsubscribe()
+
+	lastSent, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	if !a.sendPanel(bw, r, run.ID) {
+		return
+	}
+	for {
+		pts, err := a.store.Metrics(ctx, run.ID, lastSent, historyChunk)
+		if err != nil {
+			a.log.ErrorContext(ctx, "run events history", "run", run.ID, "err", err)
+			return
+		}
+		if len(pts) == 0 {
+			break
+		}
+		lastSent = writeMetrics(bw, pts)
+		if len(pts) < historyChunk {
+			break
+		}
+	}
+	if !flush() {
+		return
+	}
+
+	keepAlive := time.NewTicker(keepAliveEvery)
+	defer keepAlive.Stop()
+	var panelDue <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, open := <-events:
+			if !open {
+				return // too slow: the browser reconnects with Last-Event-ID
+			}
+			switch e.Kind {
+			case "metrics":
+				fresh := e.Metrics[:0:0]
+				for _, p := range e.Metrics {
+					if p.ID > lastSent {
+						fresh = append(fresh, p)
+					}
+				}
+				if len(fresh) > 0 {
+					lastSent = writeMetrics(bw, fresh)
+				}
+			default:
+				if panelDue == nil {
+					panelDue = time.After(panelEvery)
+				}
+			}
+		case <-panelDue:
+			panelDue = nil
+			if !a.sendPanel(bw, r, run.ID) {
+				return
+			}
+		case <-keepAlive.C:
+			bw.WriteString(": keep-alive\n\n")
+		}
+		if !flush() {
+			return
+		}
+	}
+}
+
+func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
+	b, _ := json.Marshal(metricsMessage{Points: pts})
+	lastID = pts[len(pts)-1].ID
+	fmt.Fprintf(bw, "id: %d\nevent: metrics\ndata: %s\n\n", lastID, b)
+	return lastID
+}
+
+// sendPanel renders the live panel and writes it as an unnamed SSE message. A run that
+// was deleted (or vanished) ends the stream.
+func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) bool {
+	u, _ := userFrom(r.Context())
+	run, err := a.store.Run(r.Context(), u.ID, runID)
+	if err != nil {
+		return false
+	}
+	live, err := a.runLive(r, run)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
+		return false
+	}
+	var buf bytes.Buffer
+	if err := views.RunLivePanel(live).Render(r.Context(), &buf); err != nil {
+		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
+		return false
+	}
+	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		bw.WriteString("data: ")
+		bw.WriteString(strings.TrimRight(line, "\r"))
+		bw.WriteByte('\n')
+	}
+	bw.WriteByte('\n')
+	return true
+}

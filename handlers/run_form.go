@@ -1,0 +1,171 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"tunelab/store"
+	"tunelab/views"
+)
+
+// runFormValues reads the run form's fields as typed.
+func runFormValues(r *http.Request) views.RunFormValues {
+	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
+	return views.RunFormValues{
+		DatasetID: f("dataset_id"), EvalDatasetID: f("eval_dataset_id"), BaseModel: f("base_model"), Method: f("method"),
+		Epochs: f("epochs"), LearningRate: f("learning_rate"), BatchSize: f("batch_size"), LoRARank: f("lora_rank"),
+		LoRAAlpha: f("lora_alpha"), MaxSeqLen: f("max_seq_len"), Seed: f("seed"), GPUType: f("gpu_type"),
+		ValidationSplit: f("validation_split"), SnapshotEvery: f("snapshot_every"),
+	}
+}
+
+// defaultRunValues fills the form from the backend's defaults; ?dataset_id= preselects.
+func (a *app) defaultRunValues(r *http.Request) views.RunFormValues {
+	o := a.runs.Backend.Offer()
+	d := o.Defaults
+	v := views.RunFormValues{
+		DatasetID: r.URL.Query().Get("dataset_id"), Method: store.MethodLoRA,
+		Epochs: strconv.Itoa(d.Epochs), LearningRate: formatFloat(d.LearningRate), BatchSize: strconv.Itoa(d.BatchSize),
+		LoRARank: strconv.Itoa(d.LoRARank), LoRAAlpha: formatFloat(d.LoRAAlpha), MaxSeqLen: strconv.Itoa(d.MaxSeqLen),
+		Seed: strconv.FormatInt(d.Seed, 10), ValidationSplit: formatFloat(d.ValidationSplit), SnapshotEvery: strconv.Itoa(d.SnapshotEvery),
+	}
+	if len(o.Models) > 0 {
+		v.BaseModel = o.Models[len(o.Models)-1].ID
+	}
+	if len(o.GPUTypes) > 0 {
+		v.GPUType = o.GPUTypes[0].ID
+	}
+	if len(o.Methods) > 0 && !contains(o.Methods, v.Method) {
+		v.Method = o.Methods[0]
+	}
+	return v
+}
+
+func contains(xs []string, x string) bool { return slices.Contains(xs, x) }
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// parseRun turns the typed values into a run, or messages by field.
+func (a *app) parseRun(userID int64, v views.RunFormValues) (store.NewRun, map[string]string) {
+	errs := map[string]string{}
+	intField := func(field, s string) int64 {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			errs[field] = fmt.Sprintf("%q is not a whole number.", s)
+		}
+		return n
+	}
+	floatField := func(field, s string) float64 {
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			errs[field] = fmt.Sprintf("%q is not a number.", s)
+		}
+		return n
+	}
+	cfg := store.RunConfig{
+		BaseModel: v.BaseModel, Method: v.Method, GPUType: v.GPUType,
+		Epochs: int(intField("epochs", v.Epochs)), LearningRate: floatField("learning_rate", v.LearningRate),
+		BatchSize: int(intField("batch_size", v.BatchSize)), MaxSeqLen: int(intField("max_seq_len", v.MaxSeqLen)),
+		Seed: intField("seed", v.Seed), ValidationSplit: floatField("validation_split", v.ValidationSplit),
+		SnapshotEvery: int(intField("snapshot_every", v.SnapshotEvery)),
+	}
+	if cfg.UsesLoRA() {
+		cfg.LoRARank = int(intField("lora_rank", v.LoRARank))
+		cfg.LoRAAlpha = floatField("lora_alpha", v.LoRAAlpha)
+	}
+	nr := store.NewRun{UserID: userID, Config: cfg, Backend: a.runs.Backend.Name()}
+	if v.DatasetID == "" {
+		errs["dataset_id"] = "Choose the dataset to train on."
+	} else if id, err := strconv.ParseInt(v.DatasetID, 10, 64); err != nil || id <= 0 {
+		errs["dataset_id"] = "Choose one of your datasets."
+	} else {
+		nr.DatasetID = id
+	}
+	if v.EvalDatasetID != "" {
+		if id, err := strconv.ParseInt(v.EvalDatasetID, 10, 64); err != nil || id <= 0 {
+			errs["eval_dataset_id"] = "Choose one of your datasets, or none."
+		} else if id == nr.DatasetID {
+			errs["eval_dataset_id"] = "Use a different dataset from the training one, or none to hold out a share of the rows."
+		} else {
+			nr.EvalDatasetID = id
+		}
+	}
+	// Parse errors come first: a range message about a value that did not parse would
+	// only confuse.
+	for k, msg := range cfg.Validate() {
+		if _, seen := errs[k]; !seen {
+			errs[k] = msg
+		}
+	}
+	backendErrs := a.runs.Backend.Offer().CheckRun(a.runs.Backend.Name(), cfg)
+	for k, msg := range backendErrs {
+		if _, seen := errs[k]; !seen {
+			errs[k] = msg
+		}
+	}
+	if len(errs) > 0 {
+		return nr, errs
+	}
+	return nr, nil
+}
+
+// runForm builds the form with the person's datasets and the backend's choices.
+func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (views.RunForm, error) {
+	ds, err := a.store.Datasets(r.Context(), userID)
+	if err != nil {
+		return views.RunForm{}, err
+	}
+	o := a.runs.Backend.Offer()
+	f := views.RunForm{Values: v, Backend: a.runs.Backend.Name(), Action: "/runs", Errors: map[string]string{}}
+	if v.DatasetID == "" && len(ds) > 0 {
+		f.Values.DatasetID = strconv.FormatInt(ds[0].ID, 10)
+		if ds[0].Format == "preference" && contains(o.Methods, store.MethodDPO) {
+			f.Values.Method = store.MethodDPO
+		}
+	}
+	for _, d := range ds {
+		f.Datasets = append(f.Datasets, views.Option{Value: strconv.FormatInt(d.ID, 10), Label: d.Name,
+			Note: fmt.Sprintf("%s · %s rows", d.Format, formatCount(int64(d.Rows)))})
+	}
+	for _, m := range o.Models {
+		f.Models = append(f.Models, views.Option{Value: m.ID, Label: m.Name, Note: m.About})
+	}
+	for _, m := range o.Methods {
+		f.Methods = append(f.Methods, views.Option{Value: m, Label: methodLabel(m), Note: methodAbout(m)})
+	}
+	for _, g := range o.GPUTypes {
+		f.GPUTypes = append(f.GPUTypes, views.Option{Value: g.ID, Label: g.Name, Note: g.About})
+	}
+	return f, nil
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case store.MethodLoRA:
+		return "LoRA"
+	case store.MethodQLoRA:
+		return "QLoRA"
+	case store.MethodDPO:
+		return "DPO"
+	case store.MethodFull:
+		return "Full fine-tune"
+	}
+	return m
+}
+
+func methodAbout(m string) string {
+	switch m {
+	case store.MethodLoRA:
+		return "Trains small low-rank adapters on a frozen model: fast, and snapshots are small."
+	case store.MethodQLoRA:
+		return "LoRA on a 4-bit quantised model: the same idea with much less GPU memory."
+	case store.MethodDPO:
+		return "Learns from preference pairs (chosen vs rejected answers); needs a preference dataset."
+	case store.MethodFull:
+		return "Updates every weight: the most capacity, the largest snapshots."
+	}
+	return ""
+}

@@ -1,0 +1,240 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"tunelab/store"
+	"tunelab/views"
+)
+
+func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	l, err := a.runList(r, u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.renderWith(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage(l), views.RunTable(l))
+}
+
+func (a *app) runList(r *http.Request, userID int64) (views.RunList, error) {
+	runs, err := a.store.Runs(r.Context(), userID)
+	if err != nil {
+		return views.RunList{}, err
+	}
+	ds, err := a.store.Datasets(r.Context(), userID)
+	if err != nil {
+		return views.RunList{}, err
+	}
+	l := views.RunList{HasDatasets: len(ds) > 0, RefreshURL: "/runs"}
+	now := a.now()
+	offer := a.runs.Backend.Offer()
+	for _, run := range runs {
+		l.Items = append(l.Items, runRow(run, offer, now))
+		l.Live = l.Live || !run.Final()
+	}
+	return l, nil
+}
+
+func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	form, err := a.runForm(r, u.ID, a.defaultRunValues(r))
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, a.page(r, "New run", "runs"), views.NewRunPage(form))
+}
+
+// createRun validates the form (ranges, what the backend offers, the datasets' formats)
+// and queues the run; a refused form comes back 422 with messages beside the fields.
+func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	if err := r.ParseForm(); err != nil {
+		a.badRequest(w, r, "The form could not be read; reload the page and try again.")
+		return
+	}
+	values := runFormValues(r)
+	nr, errs := a.parseRun(u.ID, values)
+	if len(errs) == 0 {
+		run, err := a.store.CreateRun(r.Context(), nr)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			errs = map[string]string{"dataset_id": "Choose one of your datasets."}
+			if nr.EvalDatasetID != 0 {
+				errs["eval_dataset_id"] = "Choose one of your datasets, or none."
+			}
+		case errors.Is(err, store.ErrDatasetFormat):
+			errs = a.formatErrors(r, nr)
+		case err != nil:
+			a.serverError(w, r, err)
+			return
+		default:
+			a.wake()
+			redirect(w, r, fmt.Sprintf("/runs/%d", run.ID))
+			return
+		}
+	}
+	form, err := a.runForm(r, u.ID, values)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	form.Errors = errs
+	form.FormError = "The run was not started. Fix the fields marked below."
+	a.renderWith(w, r, http.StatusUnprocessableEntity, a.page(r, "New run", "runs"), views.NewRunPage(form), views.RunFormFragment(form))
+}
+
+// formatErrors explains which dataset does not suit the chosen method.
+func (a *app) formatErrors(r *http.Request, nr store.NewRun) map[string]string {
+	need := "a chat or completion dataset"
+	if nr.Config.Method == store.MethodDPO {
+		need = "a preference dataset (prompt, chosen, rejected)"
+	}
+	errs := map[string]string{}
+	for field, id := range map[string]int64{"dataset_id": nr.DatasetID, "eval_dataset_id": nr.EvalDatasetID} {
+		if id == 0 {
+			continue
+		}
+		if d, err := a.store.Dataset(r.Context(), nr.UserID, id); err == nil && !store.FormatForMethod(nr.Config.Method, d.Format) {
+			errs[field] = fmt.Sprintf("%q is a %s dataset; %s needs %s.", d.Name, d.Format, nr.Config.Method, need)
+		}
+	}
+	if len(errs) > 0 {
+		errs["method"] = fmt.Sprintf("%s does not fit the dataset chosen; pick another method or dataset.", nr.Config.Method)
+	}
+	return errs
+}
+
+// runByPath loads the signed-in person's run named in the path, answering 404 otherwise
+// (and recording an authorization denial when the run exists but is someone else's).
+func (a *app) runByPath(w http.ResponseWriter, r *http.Request) (store.Run, bool) {
+	u, _ := userFrom(r.Context())
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		a.notFound(w, r)
+		return store.Run{}, false
+	}
+	run, err := a.store.Run(r.Context(), u.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		if other, err := a.store.RunByID(r.Context(), id); err == nil && other.UserID != u.ID {
+			a.recordEvent(r, store.EventAuthzDenied, u.ID, fmt.Sprintf("run %d", id))
+		}
+		a.notFound(w, r)
+		return store.Run{}, false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return store.Run{}, false
+	}
+	return run, true
+}
+
+func (a *app) showRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return
+	}
+	live, err := a.runLive(r, run)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	d := runDetail(run, live, a.runs.Backend.Offer())
+	p := a.page(r, d.Name, "runs")
+	p.Charts = true
+	a.render(w, r, http.StatusOK, p, views.RunPage(d))
+}
+
+func (a *app) cancelRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return
+	}
+	_, err := a.store.CancelRun(r.Context(), run.UserID, run.ID)
+	if err != nil && !errors.Is(err, store.ErrRunFinished) {
+		a.serverError(w, r, err)
+		return
+	}
+	a.publish(statusEvent(run.ID))
+	a.wake()
+	redirect(w, r, fmt.Sprintf("/runs/%d", run.ID))
+}
+
+// retryRun queues a new run with the same configuration and datasets.
+func (a *app) retryRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return
+	}
+	next, err := a.store.CreateRun(r.Context(), store.NewRun{UserID: run.UserID, DatasetID: run.DatasetID,
+		EvalDatasetID: run.EvalDatasetID, Config: run.Config, Backend: a.runs.Backend.Name(), RetryOf: run.ID})
+	if errors.Is(err, store.ErrNotFound) {
+		a.errorPage(w, r, http.StatusConflict, "Cannot retry this run",
+			"Its dataset has been deleted. Start a new run with another dataset.")
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.wake()
+	redirect(w, r, fmt.Sprintf("/runs/%d", next.ID))
+}
+
+func (a *app) deleteRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return
+	}
+	if err := a.store.DeleteRun(r.Context(), run.UserID, run.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.serverError(w, r, err)
+		return
+	}
+	a.publish(statusEvent(run.ID))
+	a.wake()
+	redirect(w, r, "/runs")
+}
+
+// downloadSnapshot decrypts a snapshot as it streams it out.
+func (a *app) downloadSnapshot(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return
+	}
+	sid, err := strconv.ParseInt(r.PathValue("sid"), 10, 64)
+	if err != nil {
+		a.notFound(w, r)
+		return
+	}
+	sn, err := a.store.Snapshot(r.Context(), run.UserID, run.ID, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		a.notFound(w, r)
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	f, err := a.vault.Open(sn.FileID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-step-%d.safetensors"`, run.ID, sn.Step))
+	h.Set("X-Content-SHA256", sn.SHA256)
+	h.Set("Cache-Control", "private, no-store")
+	if _, err := io.Copy(w, f); err != nil {
+		// Headers are gone; a cut stream (e.g. a tampered file failing authentication) is
+		// all the client can see, and the length tells it the file is short.
+		a.log.ErrorContext(r.Context(), "snapshot download", "run", run.ID, "snapshot", sn.ID, "err", err)
+	}
+}

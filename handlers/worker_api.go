@@ -1,0 +1,382 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"tunelab/gpu"
+	"tunelab/store"
+)
+
+// The worker API (docs/worker-api.md): JSON in, JSON out, one bearer token per run.
+
+const (
+	maxWorkerJSON     = 1 << 20
+	maxMetricPoints   = 1000
+	maxLogLines       = 200
+	maxFinishReason   = 500
+	maxStep           = 1_000_000_000
+	workerTokenHexLen = 32
+)
+
+var metricName = regexp.MustCompile(`^[a-z][a-z0-9_./-]{0,63}$`)
+
+type workerRunKey struct{}
+
+// apiError writes {"error":{"code","message"}}.
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// workerAuth lets a request through only with the bearer token of the run in its path:
+// 401 without a live token, 403 (and a security event) for another run's token.
+func (a *app) workerAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := a.clientIP(r)
+		if blocked, wait := a.limits.workerAuthIP.blocked(ip); blocked {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			apiError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests with bad tokens; wait and try again.")
+			return
+		}
+		runID, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || runID <= 0 {
+			apiError(w, http.StatusNotFound, "not_found", "No such run.")
+			return
+		}
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || len(token) != workerTokenHexLen {
+			a.limits.workerAuthIP.hit(ip)
+			apiError(w, http.StatusUnauthorized, "unauthorized", "Send the run's token as Authorization: Bearer <token>.")
+			return
+		}
+		sum := sha256.Sum256([]byte(token))
+		want, err := a.store.RunTokenHash(r.Context(), runID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			apiError(w, http.StatusInternalServerError, "internal", "Try again later.")
+			return
+		}
+		if len(want) == len(sum) && subtle.ConstantTimeCompare(want, sum[:]) == 1 {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), workerRunKey{}, runID)))
+			return
+		}
+		a.limits.workerAuthIP.hit(ip)
+		if other, err := a.store.RunIDForToken(r.Context(), sum[:]); err == nil && other != runID {
+			a.log.WarnContext(r.Context(), "worker token used on another run", "run", runID,
+				"token_run", other, "token_sha256_prefix", hex.EncodeToString(sum[:4]))
+			a.recordEvent(r, store.EventWorkerMisuse, 0, fmt.Sprintf("run %d token used on run %d", other, runID))
+			apiError(w, http.StatusForbidden, "forbidden", "This token belongs to a different run.")
+			return
+		}
+		apiError(w, http.StatusUnauthorized, "unauthorized", "The token is not valid for a live run (the run may have ended).")
+	})
+}
+
+func workerRun(r *http.Request) int64 { id, _ := r.Context().Value(workerRunKey{}).(int64); return id }
+
+// decodeStrict reads exactly one JSON object with no unknown fields into v.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxWorkerJSON))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value in the body")
+	}
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The body is over %d bytes.", maxWorkerJSON))
+			return false
+		}
+		apiError(w, http.StatusBadRequest, "invalid_json", "The body is not valid JSON for this endpoint: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// jobSpec is the answer to GET /job.
+type jobSpec struct {
+	RunID             int64           `json:"run_id"`
+	Config            store.RunConfig `json:"config"`
+	Dataset           jobDataset      `json:"dataset"`
+	EvalDataset       *jobDataset     `json:"eval_dataset"`
+	HeartbeatInterval int             `json:"heartbeat_interval_seconds"`
+	MaxSnapshotBytes  int64           `json:"max_snapshot_bytes"`
+}
+
+type jobDataset struct {
+	Format string `json:"format"`
+	Rows   int    `json:"rows"`
+	URL    string `json:"url"`
+}
+
+func (a *app) workerJob(w http.ResponseWriter, r *http.Request) {
+	run, err := a.store.RunByID(r.Context(), workerRun(r))
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	base := fmt.Sprintf("/api/v1/worker/runs/%d/dataset", run.ID)
+	d, err := a.store.DatasetByID(r.Context(), run.DatasetID)
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	spec := jobSpec{RunID: run.ID, Config: run.Config, Dataset: jobDataset{d.Format, d.Rows, base},
+		HeartbeatInterval: int(a.runs.HeartbeatInterval.Seconds()), MaxSnapshotBytes: a.runs.MaxSnapshotBytes}
+	if run.EvalDatasetID != 0 {
+		e, err := a.store.DatasetByID(r.Context(), run.EvalDatasetID)
+		if err != nil {
+			a.workerServerError(w, r, err)
+			return
+		}
+		spec.EvalDataset = &jobDataset{e.Format, e.Rows, base + "?which=eval"}
+	}
+	writeJSON(w, http.StatusOK, spec)
+}
+
+func (a *app) workerDataset(w http.ResponseWriter, r *http.Request) {
+	run, err := a.store.RunByID(r.Context(), workerRun(r))
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	id := run.DatasetID
+	switch r.URL.Query().Get("which") {
+	case "", "train":
+	case "eval":
+		if run.EvalDatasetID == 0 {
+			apiError(w, http.StatusNotFound, "not_found", "This run has no validation dataset; it holds out validation_split percent of the rows.")
+			return
+		}
+		id = run.EvalDatasetID
+	default:
+		apiError(w, http.StatusBadRequest, "invalid_field", `which must be "train" or "eval".`)
+		return
+	}
+	d, err := a.store.DatasetByID(r.Context(), id)
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	f, err := a.vault.Open(d.FileID)
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := io.Copy(w, f); err != nil {
+		a.log.WarnContext(r.Context(), "dataset download ended early", "run", run.ID, "err", err)
+	}
+}
+
+func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Step       *int `json:"step"`
+		TotalSteps *int `json:"total_steps"`
+	}
+	if !decodeStrict(w, r, &in) {
+		return
+	}
+	if in.Step == nil || in.TotalSteps == nil || *in.TotalSteps < 0 || *in.TotalSteps > maxStep || *in.Step < 0 || *in.Step > *in.TotalSteps {
+		apiError(w, http.StatusBadRequest, "invalid_field", "step and total_steps are required, with 0 <= step <= total_steps <= 1000000000.")
+		return
+	}
+	id := workerRun(r)
+	cancel, err := a.store.Heartbeat(r.Context(), id, *in.Step, *in.TotalSteps)
+	if errors.Is(err, store.ErrRunFinished) {
+		apiError(w, http.StatusConflict, "run_finished", "The run has already ended.")
+		return
+	}
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	a.publish(gpu.Event{RunID: id, Kind: "status"})
+	writeJSON(w, http.StatusOK, map[string]bool{"cancel": cancel})
+}
+
+type metricsBatch struct {
+	Points []struct {
+		Name  string   `json:"name"`
+		Step  *int     `json:"step"`
+		Value *float64 `json:"value"`
+	} `json:"points"`
+}
+
+func (a *app) workerMetrics(w http.ResponseWriter, r *http.Request) {
+	var in metricsBatch
+	if !decodeStrict(w, r, &in) {
+		return
+	}
+	if len(in.Points) == 0 || len(in.Points) > maxMetricPoints {
+		apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points must hold 1 to %d points.", maxMetricPoints))
+		return
+	}
+	pts := make([]store.MetricPoint, len(in.Points))
+	for i, p := range in.Points {
+		switch {
+		case !metricName.MatchString(p.Name):
+			apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points[%d].name must match %s.", i, metricName))
+			return
+		case p.Step == nil || *p.Step < 0 || *p.Step > maxStep:
+			apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points[%d].step must be a whole number from 0 to 1000000000.", i))
+			return
+		case p.Value == nil || math.IsNaN(*p.Value) || math.IsInf(*p.Value, 0):
+			apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points[%d].value must be a finite number.", i))
+			return
+		}
+		pts[i] = store.MetricPoint{Name: p.Name, Step: *p.Step, Value: *p.Value}
+	}
+	id := workerRun(r)
+	added, err := a.store.AppendMetrics(r.Context(), id, pts)
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	if len(added) > 0 {
+		a.publish(gpu.Event{RunID: id, Kind: "metrics", Metrics: added})
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added), "duplicates": len(pts) - len(added)})
+}
+
+func (a *app) workerLogs(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Lines []string `json:"lines"`
+	}
+	if !decodeStrict(w, r, &in) {
+		return
+	}
+	if len(in.Lines) == 0 || len(in.Lines) > maxLogLines {
+		apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("lines must hold 1 to %d lines.", maxLogLines))
+		return
+	}
+	id := workerRun(r)
+	added, err := a.store.AppendLogs(r.Context(), id, in.Lines)
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	a.publish(gpu.Event{RunID: id, Kind: "logs", Logs: added})
+	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added)})
+}
+
+var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
+	step, err := strconv.Atoi(r.PathValue("step"))
+	if err != nil || step < 0 || step > maxStep {
+		apiError(w, http.StatusBadRequest, "invalid_field", "The path's step must be a whole number from 0 to 1000000000.")
+		return
+	}
+	sum := strings.ToLower(r.Header.Get("X-Snapshot-SHA256"))
+	if !hexSHA256.MatchString(sum) {
+		apiError(w, http.StatusBadRequest, "invalid_field", "X-Snapshot-SHA256 must be the 64 hex digits of the body's sha256.")
+		return
+	}
+	var final bool
+	switch r.Header.Get("X-Snapshot-Final") {
+	case "", "false":
+	case "true":
+		final = true
+	default:
+		apiError(w, http.StatusBadRequest, "invalid_field", `X-Snapshot-Final must be "true" or "false".`)
+		return
+	}
+	if r.ContentLength > a.runs.MaxSnapshotBytes {
+		apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("Snapshots are capped at %d bytes.", a.runs.MaxSnapshotBytes))
+		return
+	}
+	id := workerRun(r)
+	sn, err := a.store.CreateSnapshot(r.Context(), a.vault, store.NewSnapshot{
+		RunID: id, Step: step, Final: final, SHA256: sum, MaxBytes: a.runs.MaxSnapshotBytes}, r.Body)
+	switch {
+	case errors.Is(err, store.ErrChecksum):
+		apiError(w, http.StatusUnprocessableEntity, "checksum_mismatch", "The body's sha256 differs from X-Snapshot-SHA256; nothing was stored.")
+		return
+	case errors.Is(err, store.ErrSnapshotTooLarge):
+		apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("Snapshots are capped at %d bytes.", a.runs.MaxSnapshotBytes))
+		return
+	case errors.Is(err, store.ErrSnapshotExists):
+		old, err := a.store.SnapshotAtStep(r.Context(), id, step)
+		if err == nil && old.SHA256 == sum {
+			writeJSON(w, http.StatusOK, snapshotJSON(old))
+			return
+		}
+		apiError(w, http.StatusConflict, "snapshot_exists", "A different snapshot is already stored at this step.")
+		return
+	case err != nil:
+		a.workerServerError(w, r, err)
+		return
+	}
+	a.publish(gpu.Event{RunID: id, Kind: "snapshot"})
+	writeJSON(w, http.StatusCreated, snapshotJSON(sn))
+}
+
+func snapshotJSON(s store.Snapshot) map[string]any {
+	return map[string]any{"id": s.ID, "step": s.Step, "final": s.Final, "size_bytes": s.SizeBytes, "sha256": s.SHA256}
+}
+
+func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
+	if !decodeStrict(w, r, &in) {
+		return
+	}
+	if in.Status != store.RunSucceeded && in.Status != store.RunFailed && in.Status != store.RunCancelled {
+		apiError(w, http.StatusBadRequest, "invalid_field", `status must be "succeeded", "failed" or "cancelled".`)
+		return
+	}
+	if len(in.Reason) > maxFinishReason {
+		apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("reason must be at most %d bytes.", maxFinishReason))
+		return
+	}
+	id := workerRun(r)
+	_, err := a.store.FinishRun(r.Context(), id, in.Status, strings.ToValidUTF8(in.Reason, "\uFFFD"), a.now())
+	if errors.Is(err, store.ErrRunFinished) {
+		apiError(w, http.StatusConflict, "run_finished", "The run has already ended.")
+		return
+	}
+	if err != nil {
+		a.workerServerError(w, r, err)
+		return
+	}
+	a.publish(gpu.Event{RunID: id, Kind: "status"})
+	a.wake() // a slot is free
+	writeJSON(w, http.StatusOK, map[string]string{"status": in.Status})
+}
+
+func (a *app) workerServerError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "worker api", "path", r.URL.Path, "err", err)
+	apiError(w, http.StatusInternalServerError, "internal", "Something went wrong on the server; try again.")
+}
+
+func (a *app) workerNotFound(w http.ResponseWriter, r *http.Request) {
+	apiError(w, http.StatusNotFound, "not_found", "No such endpoint; see docs/worker-api.md.")
+}

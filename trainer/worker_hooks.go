@@ -1,0 +1,162 @@
+package trainer
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// metricPoint is one entry of POST /metrics.
+type metricPoint struct {
+	Name  string  `json:"name"`
+	Step  int     `json:"step"`
+	Value float64 `json:"value"`
+}
+
+func (w *worker) onProgress(step, total int) {
+	w.total.Store(int64(total))
+	w.step.Store(int64(step))
+}
+
+// onMetrics queues the report for the metrics uploader and logs a line; it
+// never waits on the network.
+func (w *worker) onMetrics(step int, m map[string]float64) error {
+	points := make([]metricPoint, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		v := m[name]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			if !w.warned[name] {
+				w.warned[name] = true
+				w.say("step %d: %s is %v, which JSON cannot carry; values of %s that are not finite numbers are not sent", step, name, v, name)
+			}
+			continue
+		}
+		points = append(points, metricPoint{Name: name, Step: step, Value: v})
+	}
+	w.metrics.add(points...)
+	w.say("%s", stepLine(step, int(w.total.Load()), m))
+	return nil
+}
+
+func (w *worker) postMetrics(ctx context.Context, batch []metricPoint) error {
+	body := struct {
+		Points []metricPoint `json:"points"`
+	}{batch}
+	return w.c.postJSON(ctx, "send metrics", "/metrics", body, nil)
+}
+
+func (w *worker) postLogs(ctx context.Context, batch []string) error {
+	body := struct {
+		Lines []string `json:"lines"`
+	}{batch}
+	return w.c.postJSON(ctx, "send log lines", "/logs", body, nil)
+}
+
+// snapshotHook saves each snapshot to a temporary file while hashing it,
+// then streams the file to the server, which keeps it only if the hash
+// matches. Training waits for the upload: a snapshot is only saved once
+// the server has it.
+func (w *worker) snapshotHook(ctx context.Context) func(int, bool, func(io.Writer) error) error {
+	return func(step int, final bool, write func(io.Writer) error) error {
+		f, err := os.CreateTemp("", "tunelab-snapshot-*.safetensors")
+		if err != nil {
+			return fmt.Errorf("snapshot at step %d: %w", step, err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		hash := sha256.New()
+		buf := bufio.NewWriterSize(io.MultiWriter(f, hash), 256<<10)
+		if err := write(buf); err != nil {
+			return fmt.Errorf("snapshot at step %d: %w", step, err)
+		}
+		if err := buf.Flush(); err != nil {
+			return fmt.Errorf("snapshot at step %d: %w", step, err)
+		}
+		size, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return fmt.Errorf("snapshot at step %d: %w", step, err)
+		}
+		if capBytes := w.spec.MaxSnapshotBytes; capBytes > 0 && size > capBytes {
+			return fmt.Errorf("snapshot at step %d is %s, over the server's cap of %s", step, formatSize(size), formatSize(capBytes))
+		}
+		sum := hex.EncodeToString(hash.Sum(nil))
+		header := http.Header{}
+		header.Set("X-Snapshot-SHA256", sum)
+		header.Set("X-Snapshot-Final", strconv.FormatBool(final))
+		var reply struct {
+			SHA256 string `json:"sha256"`
+		}
+		err = w.c.do(ctx, call{
+			what:   fmt.Sprintf("upload the snapshot at step %d", step),
+			method: http.MethodPut, url: w.c.base + "/snapshots/" + strconv.Itoa(step),
+			body: func() io.Reader { return io.NewSectionReader(f, 0, size) }, size: size,
+			contentType: "application/octet-stream", header: header,
+			read: decodeInto(&reply),
+		})
+		if err != nil {
+			return err
+		}
+		if reply.SHA256 != "" && !strings.EqualFold(reply.SHA256, sum) {
+			return fmt.Errorf("snapshot at step %d: the server stored sha256 %s, not %s", step, reply.SHA256, sum)
+		}
+		w.say("saved snapshot at step %d (%s)", step, formatSize(size))
+		return nil
+	}
+}
+
+// stepLine is the log line of one metrics report, e.g. "step 10/720 loss
+// 2.3125 eval_loss 2.4011 lr 0.003".
+func stepLine(step, total int, m map[string]float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "step %d/%d", step, total)
+	for _, name := range []string{"loss", "eval_loss", "reward_accuracy", "eval_reward_accuracy"} {
+		if v, ok := m[name]; ok {
+			fmt.Fprintf(&b, " %s %.4f", name, v)
+		}
+	}
+	if v, ok := m["learning_rate"]; ok {
+		fmt.Fprintf(&b, " lr %.3g", v)
+	}
+	return b.String()
+}
+
+// finishedLine sums a run up, e.g. "finished: eval loss 5.55 → 0.63 in 22 s".
+func finishedLine(res Result) string {
+	if !math.IsNaN(res.FirstEvalLoss) && !math.IsNaN(res.FinalEvalLoss) {
+		return fmt.Sprintf("finished: eval loss %.2f → %.2f in %s", res.FirstEvalLoss, res.FinalEvalLoss, formatDuration(res.Duration.Seconds()))
+	}
+	return fmt.Sprintf("finished: train loss %.2f after %d steps in %s", res.FinalLoss, res.Steps, formatDuration(res.Duration.Seconds()))
+}
+
+func formatDuration(s float64) string {
+	switch {
+	case s < 10:
+		return fmt.Sprintf("%.1f s", s)
+	case s < 120:
+		return fmt.Sprintf("%.0f s", s)
+	}
+	return fmt.Sprintf("%d min %d s", int(s)/60, int(s)%60)
+}
+
+// formatSize writes bytes in decimal units, e.g. "226 KB".
+func formatSize(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1_000_000:
+		return fmt.Sprintf("%.0f KB", float64(n)/1e3)
+	case n < 1_000_000_000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}

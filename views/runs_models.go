@@ -1,0 +1,121 @@
+package views
+
+// RunList is the runs page.
+type RunList struct {
+	Items       []RunRow
+	HasDatasets bool // false: the empty state points to uploading a dataset first
+	Live        bool // some run has not ended: the table refreshes itself (fragment RunTable)
+	RefreshURL  string
+}
+
+// RunRow is one run in the list.
+type RunRow struct {
+	URL      string // /runs/{id}
+	Name     string // "Run 12"
+	Model    string // base model name
+	Method   string // "lora", "qlora", "dpo", "full"
+	Dataset  string
+	Status   string // queued, starting, running, succeeded, failed, cancelled (badge colour)
+	Label    string // the status in words: "Running", "Failed"...
+	Percent  int    // 0..100, the progress bar
+	Progress string // "360 / 720 steps", or "" before the first heartbeat
+	ETA      string // "about 12 s left", "" when unknown or ended
+	GPUTime  string // "1 min 04 s"
+	Created  string // "23 Nov 2026, 14:02"
+}
+
+// RunForm is the new-run form: what was chosen, the choices, and messages by field name
+// (the form's field names: dataset_id, eval_dataset_id, base_model, method, epochs,
+// learning_rate, batch_size, lora_rank, lora_alpha, max_seq_len, seed, gpu_type,
+// validation_split, snapshot_every).
+type RunForm struct {
+	Values    RunFormValues
+	Datasets  []Option // value = dataset id; Note carries format and rows
+	Models    []Option
+	Methods   []Option
+	GPUTypes  []Option
+	Backend   string            // the backend's name, shown as where the run will go ("local")
+	Errors    map[string]string // field name -> message shown beside it
+	FormError string            // shown above the form
+	Action    string            // "/runs"
+}
+
+// RunFormValues are the field values as strings, exactly as typed or defaulted.
+type RunFormValues struct {
+	DatasetID       string
+	EvalDatasetID   string // "" = hold out ValidationSplit percent instead
+	BaseModel       string
+	Method          string
+	Epochs          string
+	LearningRate    string
+	BatchSize       string
+	LoRARank        string
+	LoRAAlpha       string
+	MaxSeqLen       string
+	Seed            string
+	GPUType         string
+	ValidationSplit string
+	SnapshotEvery   string
+}
+
+// Option is one choice of a select or radio group.
+type Option struct {
+	Value string
+	Label string
+	Note  string // one line under or beside the label
+}
+
+// RunDetail is one run's page.
+type RunDetail struct {
+	ID        int64
+	Name      string // "Run 12"
+	EventsURL string // /runs/{id}/events (SSE)
+	Live      RunLive
+	Config    []ConfigItem
+	CancelURL string // POST; "" hides the button
+	RetryURL  string // POST; "" hides the button
+	DeleteURL string // POST
+	RetryOf   string // "/runs/{id}" of the run this retries, or ""
+	ExportCSV string // /runs/{id}/metrics.csv
+}
+
+// RunLive is the part of the run page that the server re-renders and sends over SSE
+// whenever something changes: status, progress, timeline, log tail and snapshots.
+type RunLive struct {
+	Status    string
+	Label     string
+	Reason    string // why it failed or was cancelled
+	Percent   int
+	Progress  string // "360 / 720 steps"
+	ETA       string
+	GPUTime   string
+	Final     bool
+	Timeline  []TimelineItem
+	Logs      []string // the last lines, oldest first
+	Snapshots []SnapshotRow
+}
+
+// ConfigItem is one line of the configuration summary.
+type ConfigItem struct {
+	Label string
+	Value string
+}
+
+// TimelineItem is one status change.
+type TimelineItem struct {
+	Status string // for the dot colour
+	Label  string // "Queued", "Running", "Cancel requested"...
+	Note   string
+	At     string // "14:02:11"
+	When   string // ISO 8601 for <time datetime>
+}
+
+// SnapshotRow is one saved checkpoint.
+type SnapshotRow struct {
+	Step        string // "720"
+	Final       bool
+	Size        string // "226 KB"
+	SHA256      string // short prefix shown; full in title
+	Created     string
+	DownloadURL string // /runs/{id}/snapshots/{sid}/download
+}
