@@ -339,7 +339,13 @@ func (b *browser) open(path string, wantStatus int) {
 // and an evaluation that fails while a document is replaced is tried again.
 func (b *browser) waitFor(what, expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	b.waitForWithin(what, expr, 10*time.Second)
+}
+
+// waitForWithin is waitFor with its own time limit, for things that take a while (a run).
+func (b *browser) waitForWithin(what, expr string, limit time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
 	defer cancel()
 	var lastErr error
 	for {

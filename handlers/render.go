@@ -21,11 +21,14 @@ func (a *app) page(r *http.Request, title, active string) views.Page {
 
 func assets() views.Assets {
 	return views.Assets{
-		CSS:     static.Path("css/app.css"),
-		HTMX:    static.Path("js/htmx.min.js"),
-		HTMXSSE: static.Path("js/ext/hx-sse.min.js"),
-		AppJS:   static.Path("js/app.js"),
-		Icon:    static.Path("img/favicon.svg"),
+		CSS:        static.Path("css/app.css"),
+		HTMX:       static.Path("js/htmx.min.js"),
+		HTMXSSE:    static.Path("js/ext/hx-sse.min.js"),
+		AppJS:      static.Path("js/app.js"),
+		Icon:       static.Path("img/favicon.svg"),
+		UPlotJS:    static.Path("js/uPlot.iife.min.js"),
+		UPlotCSS:   static.Path("css/uPlot.min.css"),
+		RunChartJS: static.Path("js/run-chart.js"),
 	}
 }
 

@@ -52,7 +52,8 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	defer unsubscribe()
 
 	lastSent, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
-	if !a.sendPanel(bw, r, run.ID) {
+	ok, final := a.sendPanel(bw, r, run.ID)
+	if !ok {
 		return
 	}
 	for {
@@ -68,6 +69,12 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 		if len(pts) < historyChunk {
 			break
 		}
+	}
+	if final {
+		// Everything is sent; "done" tells the page to close the stream, not reconnect.
+		bw.WriteString("event: done\ndata: {}\n\n")
+		flush()
+		return
 	}
 	if !flush() {
 		return
@@ -102,7 +109,18 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-panelDue:
 			panelDue = nil
-			if !a.sendPanel(bw, r, run.ID) {
+			ok, final := a.sendPanel(bw, r, run.ID)
+			if !ok {
+				return
+			}
+			if final {
+				// Points the worker sent before finishing may still be on their way
+				// through the hub; the store has them all.
+				if pts, err := a.store.Metrics(ctx, run.ID, lastSent, historyChunk); err == nil && len(pts) > 0 {
+					lastSent = writeMetrics(bw, pts)
+				}
+				bw.WriteString("event: done\ndata: {}\n\n")
+				flush()
 				return
 			}
 		case <-keepAlive.C:
@@ -121,23 +139,23 @@ func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
 	return lastID
 }
 
-// sendPanel renders the live panel and writes it as an unnamed SSE message. A run that
-// was deleted (or vanished) ends the stream.
-func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) bool {
+// sendPanel renders the live panel and writes it as an unnamed SSE message; final says
+// the run has ended. A run that was deleted (or vanished) ends the stream.
+func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) (ok, final bool) {
 	u, _ := userFrom(r.Context())
 	run, err := a.store.Run(r.Context(), u.ID, runID)
 	if err != nil {
-		return false
+		return false, false
 	}
 	live, err := a.runLive(r, run)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
-		return false
+		return false, false
 	}
 	var buf bytes.Buffer
 	if err := views.RunLivePanel(live).Render(r.Context(), &buf); err != nil {
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
-		return false
+		return false, false
 	}
 	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
 		bw.WriteString("data: ")
@@ -145,5 +163,5 @@ func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) bool {
 		bw.WriteByte('\n')
 	}
 	bw.WriteByte('\n')
-	return true
+	return true, run.Final()
 }

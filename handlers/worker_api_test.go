@@ -312,4 +312,13 @@ func TestRunEventsStreamLiveAndResume(t *testing.T) {
 	if strings.Contains(data, `"step":1`) || !strings.Contains(data, `"step":2`) || !strings.Contains(data, `"step":3`) {
 		t.Fatalf("resumed stream: %s", data)
 	}
+	// When the run ends the stream sends the final panel and "done", then closes.
+	ts.post(run, "finish", tok, `{"status":"succeeded"}`)
+	end := readEvents(t, stream, func(e sseEvent) bool { return e.event == "done" })
+	if len(end) < 2 || !strings.Contains(end[len(end)-2].data, "Succeeded") {
+		t.Fatalf("no final panel before done: %+v", end)
+	}
+	if _, err := stream.ReadString('\n'); err == nil {
+		t.Fatal("the stream stayed open after done")
+	}
 }

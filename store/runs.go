@@ -425,8 +425,10 @@ func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status, reason strin
 	if err := tx.QueryRowContext(ctx, "SELECT first_heartbeat_at FROM runs WHERE id = ?", id).Scan(&first); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, reason = ?, finished_at = ?, token_hash = NULL
-		WHERE id = ?`, status, reason, end, id); err != nil {
+	// A run that succeeded trained every step, whatever its last heartbeat said.
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, reason = ?, finished_at = ?, token_hash = NULL,
+		step = CASE WHEN ? = 'succeeded' THEN MAX(step, total_steps) ELSE step END
+		WHERE id = ?`, status, reason, end, status, id); err != nil {
 		return err
 	}
 	if first.Valid {

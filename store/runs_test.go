@@ -126,7 +126,7 @@ func TestRunLifecycleMetersFirstHeartbeatToFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done.Status != RunSucceeded || done.Step != 50 || done.GPUSeconds != 61 {
+	if done.Status != RunSucceeded || done.Step != 100 || done.GPUSeconds != 61 { // succeeded: every step done
 		t.Fatalf("finished run = %+v", done)
 	}
 	if _, err := f.s.RunIDForToken(ctx, hash[:]); !errors.Is(err, ErrNotFound) {

@@ -18,6 +18,8 @@
 //     when the colour scheme changes.
 //   - unnamed SSE messages swap the live panel (htmx does that); after each swap the
 //     header's status badge is copied from the panel's <template data-header-status>.
+//   - a `done` event (sent after an ended run's last points; hx-sse:close="done" closes the
+//     stream) turns the placeholder of a chart without points into "No metrics were recorded".
 //
 // window.tunelabCharts.points(name) returns how many points the page holds for a metric,
 // for tests.
@@ -25,7 +27,7 @@
   "use strict";
 
   var WAIT_EMPTY = "No metrics were recorded for this run.";
-  var NO_DATA_AFTER_MS = 2500; // an ended run whose history brought nothing by then has none
+  var NO_DATA_AFTER_MS = 2500; // without a `done` event: an ended run with no points by then has none
 
   var store = Object.create(null); // metric name -> Map(step -> value)
   var charts = [];
@@ -321,14 +323,17 @@
     var tpl = panel.querySelector("template[data-header-status]");
     var slot = document.querySelector("[data-run-status]");
     if (tpl && slot) slot.replaceChildren(tpl.content.cloneNode(true));
-    if (panel.hasAttribute("data-final")) {
-      setTimeout(function () {
-        charts.forEach(function (c) {
-          var text = c.wait && c.wait.querySelector("[data-chart-wait-text]");
-          if (!c.steps.length && text) text.textContent = WAIT_EMPTY;
-        });
-      }, NO_DATA_AFTER_MS);
-    }
+    if (panel.hasAttribute("data-final")) setTimeout(markEmpty, NO_DATA_AFTER_MS);
+  }
+
+  // markEmpty replaces "Waiting for the first metrics…" once no more can come.
+  function markEmpty() {
+    charts.forEach(function (c) {
+      var text = c.wait && c.wait.querySelector("[data-chart-wait-text]");
+      if (c.steps.length || !text) return;
+      text.textContent = WAIT_EMPTY;
+      c.el.classList.add("is-empty");
+    });
   }
 
   // Set-up ------------------------------------------------------------------------------------
@@ -351,6 +356,8 @@
       ingest(msg && msg.points);
     });
     el.addEventListener("htmx:after:swap", afterPanel);
+    // The server sends `done` after the last points of an ended run (hx-sse:close="done").
+    el.addEventListener("done", markEmpty);
   }
 
   if (window.matchMedia) {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserRun: sample dataset -> run form -> a real run on the local backend, watched
+// live: the progress bar and the loss chart move, then succeeded and a snapshot to download.
+func TestBrowserRun(t *testing.T) {
+	findChromium(t)
+	env := runEnv(t)
+	addr, _ := startServerWith(t, env, t.TempDir())
+	b := newBrowser(t, "http://"+addr)
+	b.desktop()
+	b.signUpInBrowser("runner@example.com", "correct horse battery staple")
+
+	b.open("/datasets", http.StatusOK)
+	b.do("use the chat sample", chromedp.Click(chromedp.CSS(`[data-testid=sample-chat] button, button[data-testid=sample-chat]`), chromedp.NodeVisible))
+	b.waitFor("the sample's page", `/^\/datasets\/\d+$/.test(location.pathname)`)
+
+	b.open("/runs/new", http.StatusOK)
+	b.waitFor("the run form", has(`form [name=epochs]`)+" && "+htmxReady)
+	b.checkClean("run form")
+	b.screenshot("20-run-form")
+	// A shorter run than the default so the test stays quick; everything else as offered.
+	b.do("set epochs", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), "25", chromedp.NodeVisible))
+	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
+	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
+
+	// Live: the panel is swapped in over SSE with progress, and the chart gets points.
+	b.waitForWithin("training under way", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "running" &&
+		window.tunelabCharts && window.tunelabCharts.points("loss") > 0 &&
+		!/^[—-]?$/.test(document.querySelector("[data-testid=live-progress]").textContent.trim())`, 60*time.Second)
+	midPoints := eval[int](b, `window.tunelabCharts.points("loss")`)
+	midProgress := b.text(`[data-testid=live-progress]`)
+	b.screenshot("21-run-live")
+
+	b.waitForWithin("the run to succeed", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "succeeded"`, 2*time.Minute)
+	b.waitFor("the last points", `window.tunelabCharts.points("loss") > `+strconv.Itoa(midPoints))
+	if got := b.text(`[data-testid=live-progress]`); got == midProgress {
+		t.Errorf("progress did not move: still %q", got)
+	}
+	if n := eval[int](b, `window.tunelabCharts.points("eval_loss")`); n < 2 {
+		t.Errorf("the chart holds %d eval_loss points", n)
+	}
+	if !b.visible(`[data-testid=run-charts] canvas`) {
+		t.Error("no chart is drawn")
+	}
+	if n := eval[int](b, `document.querySelectorAll("[data-testid=snapshot-row]").length`); n < 1 {
+		t.Fatal("no snapshot listed")
+	}
+	// The snapshot downloads (same-origin fetch with the session cookie).
+	size, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`(async () => {
+  const a = document.querySelector("[data-testid=snapshot-download]");
+  const r = await fetch(a.href);
+  return r.ok ? (await r.arrayBuffer()).byteLength : -r.status;
+})()`, chromedp.EvalAwaitPromise))
+	if err != nil || size <= 8 {
+		t.Errorf("snapshot download gave %d (%v)", size, err)
+	}
+	if txt := b.text(`[data-testid=run-timeline]`); !strings.Contains(txt, "Succeeded") || !strings.Contains(txt, "Running") {
+		t.Errorf("timeline = %q", txt)
+	}
+	b.checkClean("run page")
+	b.screenshot("22-run-succeeded")
+	b.phoneFits("run page")
+	b.screenshot("23-run-phone")
+	b.desktop()
+
+	b.open("/runs", http.StatusOK)
+	b.waitFor("the run list", has(`[data-testid=run-row][data-status=succeeded]`))
+	b.checkClean("run list")
+	b.screenshot("24-run-list")
+}
