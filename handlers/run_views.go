@@ -92,6 +92,9 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	pct, words, eta := progress(run, now)
 	l := views.RunLive{Status: run.Status, Label: statusLabel(run.Status), Reason: run.Reason, Percent: pct,
 		Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)), Final: run.Final()}
+	if run.Status == store.RunFailed {
+		l.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
+	}
 	if run.CancelRequested && !run.Final() {
 		l.Label = "Cancelling"
 	}

@@ -85,6 +85,7 @@ type RunLive struct {
 	Status    string
 	Label     string
 	Reason    string // why it failed or was cancelled
+	RetryURL  string // POST; set once a run failed, so the callout offers a retry without a reload
 	Percent   int
 	Progress  string // "360 / 720 steps"
 	ETA       string
