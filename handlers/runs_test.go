@@ -212,7 +212,7 @@ func TestCancelRetryDeleteRun(t *testing.T) {
 }
 
 // claim moves a queued run to starting with a known token, as the dispatcher does.
-func (ts *testServer) claim(t *testing.T) (runID int64, token string) {
+func (ts *testServer) claim(t testing.TB) (runID int64, token string) {
 	t.Helper()
 	token = hex.EncodeToString([]byte(fmt.Sprintf("tok-%012d", ts.wakes.Add(1))))[:32]
 	sum := sha256.Sum256([]byte(token))

@@ -24,7 +24,7 @@ import (
 // test can move.
 type testServer struct {
 	*httptest.Server
-	t        *testing.T
+	t        testing.TB
 	store    *store.Store
 	logs     *lockedBuffer
 	vaultDir string
@@ -87,7 +87,7 @@ func (ts *testServer) advance(d time.Duration) {
 // cheap hashing keeps the many sign-ups fast; store tests cover the production cost.
 var testArgon2 = store.Argon2Params{Time: 1, Memory: 64, Threads: 1}
 
-func newTestServer(t *testing.T, cfg Config) *testServer {
+func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"),

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,7 +57,7 @@ func errorCode(t *testing.T, r response) string {
 }
 
 // workerSetup: a signed-in person with two queued runs, both claimed with tokens.
-func workerSetup(t *testing.T) (ts *testServer, c *http.Client, runA int64, tokA string, runB int64, tokB string) {
+func workerSetup(t testing.TB) (ts *testServer, c *http.Client, runA int64, tokA string, runB int64, tokB string) {
 	ts = newTestServer(t, Config{})
 	c = ts.signUp("worker@example.com")
 	ds := ts.datasetFor(c, completionLines(20))
@@ -321,4 +322,54 @@ func TestRunEventsStreamLiveAndResume(t *testing.T) {
 	if _, err := stream.ReadString('\n'); err == nil {
 		t.Fatal("the stream stayed open after done")
 	}
+}
+
+func TestWorkerBadTokensAreRateLimited(t *testing.T) {
+	ts, _, run, tok, _, _ := workerSetup(t)
+	job := fmt.Sprintf("/api/v1/worker/runs/%d/job", run)
+	for i := range 60 {
+		if r := ts.workerCall("GET", job, strings.Repeat("cd", 16), nil, nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("bad token %d: %d", i, r.status)
+		}
+	}
+	r := ts.workerCall("GET", job, strings.Repeat("cd", 16), nil, nil)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || errorCode(t, r) != "rate_limited" {
+		t.Fatalf("61st bad token: %d %v", r.status, r.header)
+	}
+	// The limit is on failures from that address; after the window it lifts.
+	ts.advance(61 * time.Second)
+	if r := ts.workerCall("GET", job, tok, nil, nil); r.status != 200 {
+		t.Fatalf("good token after the window: %d", r.status)
+	}
+}
+
+// FuzzWorkerMetrics posts arbitrary bodies to the metrics endpoint: the answer is 200 or
+// 400 (never a 5xx), and whatever is stored is a finite value with a valid name.
+func FuzzWorkerMetrics(f *testing.F) {
+	for _, seed := range []string{
+		`{"points":[{"name":"loss","step":1,"value":2.5}]}`,
+		`{"points":[{"name":"loss","step":1,"value":1e308}]}`,
+		`{"points":[{"name":"a","step":0,"value":-0}]}`,
+		`{"points":[{"name":"loss","step":1.5,"value":1}]}`,
+		`{"points":null}`, `[]`, `null`, `{"points":[{}]}`, "\xff", `{"points":[{"name":"loss","step":1,"value":NaN}]}`,
+	} {
+		f.Add(seed)
+	}
+	ts, _, run, tok, _, _ := workerSetup(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		ts.t = t
+		r := ts.post(run, "metrics", tok, body)
+		if r.status != 200 && r.status != 400 && r.status != 413 {
+			t.Fatalf("status %d for %q: %s", r.status, body, r.body)
+		}
+		pts, err := ts.store.Metrics(context.Background(), run, 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pts {
+			if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) || !metricName.MatchString(p.Name) || p.Step < 0 {
+				t.Fatalf("stored %+v", p)
+			}
+		}
+	})
 }
