@@ -137,7 +137,8 @@ func TestRunsAreTheOwnersOnly(t *testing.T) {
 
 	for _, req := range []struct{ method, path string }{
 		{"GET", "/runs/%d"}, {"GET", "/runs/%d/events"}, {"POST", "/runs/%d/cancel"}, {"POST", "/runs/%d/retry"},
-		{"POST", "/runs/%d/delete"}, {"GET", "/runs/%d/snapshots/1/download"},
+		{"POST", "/runs/%d/delete"}, {"GET", "/runs/%d/snapshots/1/download"}, {"GET", "/runs/%d/metrics.csv"},
+		{"GET", "/runs/%d/metrics.jsonl"},
 	} {
 		path := fmt.Sprintf(req.path, id)
 		if r := ts.do(bob, req.method, path, url.Values{}, nil); r.status != http.StatusNotFound {
@@ -162,7 +163,7 @@ func TestRunsAreTheOwnersOnly(t *testing.T) {
 			denied++
 		}
 	}
-	if denied < 6 {
+	if denied < 8 {
 		t.Fatalf("authz_denied events = %d, want one per refused request", denied)
 	}
 }

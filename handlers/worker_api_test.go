@@ -179,6 +179,30 @@ func TestWorkerProtocolHappyPath(t *testing.T) {
 		t.Fatalf("status after finish: %s", got.Status)
 	}
 
+	// Every point exports at full resolution, in both formats.
+	csvExport := ts.do(c, "GET", fmt.Sprintf("/runs/%d/metrics.csv", run), nil, nil)
+	csvLines := strings.Split(strings.TrimSpace(csvExport.body), "\n")
+	if csvExport.status != 200 || len(csvLines) != 3 || csvLines[0] != "name,step,value,time" ||
+		!strings.HasPrefix(csvLines[1], "loss,10,2.5,") || !strings.HasPrefix(csvLines[2], "eval_loss,10,2.75,") {
+		t.Fatalf("metrics.csv: %d\n%s", csvExport.status, csvExport.body)
+	}
+	jsonl := ts.do(c, "GET", fmt.Sprintf("/runs/%d/metrics.jsonl", run), nil, nil)
+	var first struct {
+		Name  string
+		Step  int
+		Value float64
+		Time  string
+	}
+	if err := json.Unmarshal([]byte(strings.Split(jsonl.body, "\n")[0]), &first); err != nil ||
+		first != (struct {
+			Name  string
+			Step  int
+			Value float64
+			Time  string
+		}{"loss", 10, 2.5, first.Time}) || first.Time == "" || strings.Count(jsonl.body, "\n") != 2 {
+		t.Fatalf("metrics.jsonl: %s (%v)", jsonl.body, err)
+	}
+
 	// The owner sees it all on the run page and can download the snapshot byte for byte.
 	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", run), nil, nil)
 	for _, want := range []string{"Succeeded", "step 10/40 loss 2.5", "/snapshots/"} {
