@@ -44,7 +44,11 @@ type Store interface {
 	Heartbeat(ctx context.Context, id int64, step, totalSteps int) (bool, error)
 	FinishRun(ctx context.Context, id int64, status, reason string, end time.Time) (store.Run, error)
 	AppendMetrics(ctx context.Context, runID int64, pts []store.MetricPoint) ([]store.MetricPoint, error)
-	Metrics(ctx context.Context, runID, afterID int64, limit int) ([]store.MetricPoint, error)
+	MetricsAfter(ctx context.Context, runID, afterSeq int64, limit int) ([]store.MetricPoint, error)
+	RunMetricSeq(ctx context.Context, runID int64) (int64, error)
+	MetricSeries(ctx context.Context, runID int64) ([]store.Series, error)
+	MetricHistory(ctx context.Context, runID int64, name string, from, to *int, maxPoints int) (store.History, error)
+	ExportMetrics(ctx context.Context, runID int64, fn func(store.MetricPoint) error) error
 	AppendLogs(ctx context.Context, runID int64, lines []string) ([]store.LogLine, error)
 	LogTail(ctx context.Context, runID int64, n int) ([]store.LogLine, error)
 	CreateSnapshot(ctx context.Context, v *store.Vault, ns store.NewSnapshot, r io.Reader) (store.Snapshot, error)

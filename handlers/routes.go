@@ -39,6 +39,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
 	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))
 	mux.Handle("GET /runs/{id}/events", signedIn.thenFunc(a.runEvents))
+	mux.Handle("GET /runs/{id}/metrics/history", signedIn.thenFunc(a.metricHistory))
 	mux.Handle("GET /runs/{id}/metrics.csv", signedIn.thenFunc(a.exportMetricsCSV))
 	mux.Handle("GET /runs/{id}/metrics.jsonl", signedIn.thenFunc(a.exportMetricsJSONL))
 	mux.Handle("POST /runs/{id}/cancel", signedIn.thenFunc(a.cancelRun))

@@ -15,8 +15,10 @@ import (
 )
 
 // SSE stream of one run: unnamed messages carry the re-rendered live panel (htmx swaps
-// them in); "metrics" events carry chart points as JSON with id = the last point's id, so
-// a reconnecting browser's Last-Event-ID resumes exactly after what it already has.
+// them in); "metrics" events carry chart points as JSON with id = the run's sequence
+// number of the last point, so a reconnecting browser's Last-Event-ID resumes exactly
+// after what it already has. A first connection starts after ?after= (the sequence the
+// page's data island was built at).
 
 const (
 	// panelEvery limits panel re-renders per viewer; bursts of log lines coalesce.
@@ -28,7 +30,7 @@ const (
 )
 
 type metricsMessage struct {
-	Points []store.MetricPoint `json:"points"`
+	Points []livePointJSON `json:"points"`
 }
 
 func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
@@ -51,13 +53,16 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
 	defer unsubscribe()
 
-	lastSent, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	lastSent, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		lastSent, _ = strconv.ParseInt(id, 10, 64)
+	}
 	ok, final := a.sendPanel(bw, r, run.ID)
 	if !ok {
 		return
 	}
 	for {
-		pts, err := a.store.Metrics(ctx, run.ID, lastSent, historyChunk)
+		pts, err := a.store.MetricsAfter(ctx, run.ID, lastSent, historyChunk)
 		if err != nil {
 			a.log.ErrorContext(ctx, "run events history", "run", run.ID, "err", err)
 			return
@@ -95,7 +100,7 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 			case "metrics":
 				fresh := e.Metrics[:0:0]
 				for _, p := range e.Metrics {
-					if p.ID > lastSent {
+					if p.Seq > lastSent {
 						fresh = append(fresh, p)
 					}
 				}
@@ -116,7 +121,7 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 			if final {
 				// Points the worker sent before finishing may still be on their way
 				// through the hub; the store has them all.
-				if pts, err := a.store.Metrics(ctx, run.ID, lastSent, historyChunk); err == nil && len(pts) > 0 {
+				if pts, err := a.store.MetricsAfter(ctx, run.ID, lastSent, historyChunk); err == nil && len(pts) > 0 {
 					lastSent = writeMetrics(bw, pts)
 				}
 				bw.WriteString("event: done\ndata: {}\n\n")
@@ -133,8 +138,8 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
-	b, _ := json.Marshal(metricsMessage{Points: pts})
-	lastID = pts[len(pts)-1].ID
+	b, _ := json.Marshal(metricsMessage{Points: livePoints(pts)})
+	lastID = pts[len(pts)-1].Seq
 	fmt.Fprintf(bw, "id: %d\nevent: metrics\ndata: %s\n\n", lastID, b)
 	return lastID
 }

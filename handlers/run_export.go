@@ -12,10 +12,6 @@ import (
 	"tunelab/store"
 )
 
-// exportPage is how many points one store read brings; the export streams page by page,
-// so memory stays flat for runs of millions of points.
-const exportPage = 10_000
-
 // exportMetrics streams every point of a run at full resolution, in the order stored.
 func (a *app) exportMetrics(w http.ResponseWriter, r *http.Request, format string) {
 	run, ok := a.runByPath(w, r)
@@ -34,41 +30,47 @@ func (a *app) exportMetrics(w http.ResponseWriter, r *http.Request, format strin
 		cw := csv.NewWriter(bw)
 		cw.Write([]string{"name", "step", "value", "time"})
 		write = func(p store.MetricPoint) error {
-			return cw.Write([]string{p.Name, strconv.Itoa(p.Step), strconv.FormatFloat(p.Value, 'g', -1, 64), p.At.Format(time.RFC3339Nano)})
+			return cw.Write([]string{p.Name, strconv.Itoa(p.Step), exportValue(p), p.At.Format(time.RFC3339Nano)})
 		}
 		defer cw.Flush()
 	default:
 		h.Set("Content-Type", "application/x-ndjson")
 		enc := json.NewEncoder(bw)
 		write = func(p store.MetricPoint) error {
-			return enc.Encode(struct {
-				Name  string  `json:"name"`
-				Step  int     `json:"step"`
-				Value float64 `json:"value"`
-				Time  string  `json:"time"`
-			}{p.Name, p.Step, p.Value, p.At.Format(time.RFC3339Nano)})
+			// JSON has no NaN: a non-finite value is null with its kind beside it.
+			row := struct {
+				Name  string   `json:"name"`
+				Step  int      `json:"step"`
+				Value *float64 `json:"value"`
+				Kind  string   `json:"kind,omitempty"`
+				Time  string   `json:"time"`
+			}{Name: p.Name, Step: p.Step, Kind: p.Kind, Time: p.At.Format(time.RFC3339Nano)}
+			if p.Kind == store.KindFinite {
+				row.Value = &p.Value
+			}
+			return enc.Encode(row)
 		}
 	}
-	var after int64
-	for {
-		pts, err := a.store.Metrics(r.Context(), run.ID, after, exportPage)
-		if err != nil {
-			a.log.ErrorContext(r.Context(), "metrics export", "run", run.ID, "err", err)
-			return
-		}
-		for _, p := range pts {
-			if err := write(p); err != nil {
-				return
-			}
-		}
-		if len(pts) < exportPage {
-			return
-		}
-		after = pts[len(pts)-1].ID
+	err := a.store.ExportMetrics(r.Context(), run.ID, write)
+	if err != nil && r.Context().Err() == nil {
+		a.log.ErrorContext(r.Context(), "metrics export", "run", run.ID, "err", err)
 	}
 }
 
 func (a *app) exportMetricsCSV(w http.ResponseWriter, r *http.Request) { a.exportMetrics(w, r, "csv") }
 func (a *app) exportMetricsJSONL(w http.ResponseWriter, r *http.Request) {
 	a.exportMetrics(w, r, "jsonl")
+}
+
+// exportValue writes a value as CSV readers expect: NaN, +Inf, -Inf for non-finite ones.
+func exportValue(p store.MetricPoint) string {
+	switch p.Kind {
+	case store.KindNaN:
+		return "NaN"
+	case store.KindPosInf:
+		return "+Inf"
+	case store.KindNegInf:
+		return "-Inf"
+	}
+	return strconv.FormatFloat(p.Value, 'g', -1, 64)
 }

@@ -23,7 +23,8 @@ import (
 
 const (
 	maxWorkerJSON     = 1 << 20
-	maxMetricPoints   = 1000
+	maxMetricsJSON    = 4 << 20 // 10,000 points with long names fit
+	maxMetricPoints   = 10_000
 	maxLogLines       = 200
 	maxFinishReason   = 500
 	maxStep           = 1_000_000_000
@@ -93,7 +94,11 @@ func workerRun(r *http.Request) int64 { id, _ := r.Context().Value(workerRunKey{
 
 // decodeStrict reads exactly one JSON object with no unknown fields into v.
 func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxWorkerJSON))
+	return decodeStrictMax(w, r, v, maxWorkerJSON)
+}
+
+func decodeStrictMax(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
@@ -107,7 +112,7 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The body is over %d bytes.", maxWorkerJSON))
+			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The body is over %d bytes.", limit))
 			return false
 		}
 		apiError(w, http.StatusBadRequest, "invalid_json", "The body is not valid JSON for this endpoint: "+err.Error())
@@ -222,44 +227,101 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 
 type metricsBatch struct {
 	Points []struct {
-		Name  string   `json:"name"`
-		Step  *int     `json:"step"`
-		Value *float64 `json:"value"`
+		Name  string          `json:"name"`
+		Step  *int            `json:"step"`
+		Value json.RawMessage `json:"value"`
 	} `json:"points"`
 }
 
-func (a *app) workerMetrics(w http.ResponseWriter, r *http.Request) {
-	var in metricsBatch
-	if !decodeStrict(w, r, &in) {
-		return
+// parseMetricValue reads a finite number, or one of the strings "NaN", "Infinity",
+// "-Infinity" (JSON has no such numbers), which are stored as events.
+func parseMetricValue(raw json.RawMessage) (float64, string, bool) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err == nil && len(raw) > 0 && raw[0] != 'n' {
+		return f, store.KindFinite, !math.IsNaN(f) && !math.IsInf(f, 0)
 	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, "", false
+	}
+	switch strings.ToLower(s) {
+	case "nan":
+		return 0, store.KindNaN, true
+	case "infinity", "inf", "+infinity", "+inf":
+		return 0, store.KindPosInf, true
+	case "-infinity", "-inf":
+		return 0, store.KindNegInf, true
+	}
+	return 0, "", false
+}
+
+// parseMetrics validates a batch whole: the first bad point is named and nothing is kept.
+func parseMetrics(in metricsBatch) ([]store.MetricPoint, string) {
 	if len(in.Points) == 0 || len(in.Points) > maxMetricPoints {
-		apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points must hold 1 to %d points.", maxMetricPoints))
-		return
+		return nil, fmt.Sprintf("points must hold 1 to %d points.", maxMetricPoints)
 	}
 	pts := make([]store.MetricPoint, len(in.Points))
-	for i, p := range in.Points {
-		switch {
-		case !metricName.MatchString(p.Name):
-			apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points[%d].name must match %s.", i, metricName))
-			return
-		case p.Step == nil || *p.Step < 0 || *p.Step > maxStep:
-			apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points[%d].step must be a whole number from 0 to 1000000000.", i))
-			return
-		case p.Value == nil || math.IsNaN(*p.Value) || math.IsInf(*p.Value, 0):
-			apiError(w, http.StatusBadRequest, "invalid_field", fmt.Sprintf("points[%d].value must be a finite number.", i))
-			return
-		}
-		pts[i] = store.MetricPoint{Name: p.Name, Step: *p.Step, Value: *p.Value}
+	type key struct {
+		name string
+		step int
 	}
-	id := workerRun(r)
-	added, err := a.store.AppendMetrics(r.Context(), id, pts)
+	seen := make(map[key]int, len(in.Points))
+	for i, p := range in.Points {
+		if !metricName.MatchString(p.Name) {
+			return nil, fmt.Sprintf("points[%d].name %q must match %s (lower-case letters, digits, _ . / -; at most 64).", i, clipName(p.Name), metricName)
+		}
+		if p.Step == nil || *p.Step < 0 || *p.Step > maxStep {
+			return nil, fmt.Sprintf("points[%d].step must be a whole number from 0 to 1000000000.", i)
+		}
+		v, kind, ok := parseMetricValue(p.Value)
+		if !ok {
+			return nil, fmt.Sprintf(`points[%d].value must be a finite number, or "NaN", "Infinity" or "-Infinity".`, i)
+		}
+		k := key{p.Name, *p.Step}
+		if j, dup := seen[k]; dup {
+			return nil, fmt.Sprintf("points[%d] repeats points[%d]: %s at step %d twice in one batch.", i, j, p.Name, *p.Step)
+		}
+		seen[k] = i
+		pts[i] = store.MetricPoint{Name: p.Name, Step: *p.Step, Value: v, Kind: kind}
+	}
+	return pts, ""
+}
+
+func clipName(s string) string {
+	if len(s) > 70 {
+		return s[:70] + "…"
+	}
+	return s
+}
+
+func (a *app) workerMetrics(w http.ResponseWriter, r *http.Request) {
+	a.ingestMetrics(w, r, workerRun(r))
+}
+
+// ingestMetrics stores one batch for a run and answers once it is durable; a full ingest
+// queue answers 429 with Retry-After and stores nothing.
+func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64) {
+	var in metricsBatch
+	if !decodeStrictMax(w, r, &in, maxMetricsJSON) {
+		return
+	}
+	pts, problem := parseMetrics(in)
+	if problem != "" {
+		apiError(w, http.StatusBadRequest, "invalid_field", problem)
+		return
+	}
+	added, err := a.store.AppendMetrics(r.Context(), runID, pts)
+	if errors.Is(err, store.ErrIngestBusy) {
+		w.Header().Set("Retry-After", "1")
+		apiError(w, http.StatusTooManyRequests, "rate_limited", "The server is busy storing metrics; send this batch again in a second.")
+		return
+	}
 	if err != nil {
 		a.workerServerError(w, r, err)
 		return
 	}
 	if len(added) > 0 {
-		a.publish(gpu.Event{RunID: id, Kind: "metrics", Metrics: added})
+		a.publish(gpu.Event{RunID: runID, Kind: "metrics", Metrics: added})
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added), "duplicates": len(pts) - len(added)})
 }

@@ -148,6 +148,10 @@ func TestWorkerProtocolHappyPath(t *testing.T) {
 	if r := ts.post(run, "metrics", tok, batch); r.status != 200 || !strings.Contains(r.body, `"duplicates":2`) {
 		t.Fatalf("resent metrics: %d %s", r.status, r.body)
 	}
+	// NaN and infinities are recorded as events, not values.
+	if r := ts.post(run, "metrics", tok, `{"points":[{"name":"grad_norm","step":11,"value":"NaN"},{"name":"grad_norm","step":12,"value":"-Infinity"}]}`); r.status != 200 {
+		t.Fatalf("non-finite metrics: %d %s", r.status, r.body)
+	}
 	if r := ts.post(run, "logs", tok, `{"lines":["step 10/40 loss 2.5"]}`); r.status != 200 {
 		t.Fatalf("logs: %d %s", r.status, r.body)
 	}
@@ -182,8 +186,9 @@ func TestWorkerProtocolHappyPath(t *testing.T) {
 	// Every point exports at full resolution, in both formats.
 	csvExport := ts.do(c, "GET", fmt.Sprintf("/runs/%d/metrics.csv", run), nil, nil)
 	csvLines := strings.Split(strings.TrimSpace(csvExport.body), "\n")
-	if csvExport.status != 200 || len(csvLines) != 3 || csvLines[0] != "name,step,value,time" ||
-		!strings.HasPrefix(csvLines[1], "loss,10,2.5,") || !strings.HasPrefix(csvLines[2], "eval_loss,10,2.75,") {
+	if csvExport.status != 200 || len(csvLines) != 5 || csvLines[0] != "name,step,value,time" ||
+		!strings.HasPrefix(csvLines[1], "eval_loss,10,2.75,") || !strings.HasPrefix(csvLines[2], "grad_norm,11,NaN,") ||
+		!strings.HasPrefix(csvLines[3], "grad_norm,12,-Inf,") || !strings.HasPrefix(csvLines[4], "loss,10,2.5,") {
 		t.Fatalf("metrics.csv: %d\n%s", csvExport.status, csvExport.body)
 	}
 	jsonl := ts.do(c, "GET", fmt.Sprintf("/runs/%d/metrics.jsonl", run), nil, nil)
@@ -199,7 +204,8 @@ func TestWorkerProtocolHappyPath(t *testing.T) {
 			Step  int
 			Value float64
 			Time  string
-		}{"loss", 10, 2.5, first.Time}) || first.Time == "" || strings.Count(jsonl.body, "\n") != 2 {
+		}{"eval_loss", 10, 2.75, first.Time}) || first.Time == "" || strings.Count(jsonl.body, "\n") != 4 ||
+		!strings.Contains(jsonl.body, `{"name":"grad_norm","step":11,"value":null,"kind":"nan",`) {
 		t.Fatalf("metrics.jsonl: %s (%v)", jsonl.body, err)
 	}
 
@@ -227,13 +233,16 @@ func TestWorkerAPIRefusesBadInputAndStoresNothing(t *testing.T) {
 		{"unknown field", "metrics", `{"points":[{"name":"loss","step":1,"value":1,"extra":1}]}`, "invalid_json", 400},
 		{"top-level unknown field", "metrics", `{"points":[{"name":"loss","step":1,"value":1}],"x":1}`, "invalid_json", 400},
 		{"value missing", "metrics", `{"points":[{"name":"loss","step":1}]}`, "invalid_field", 400},
-		{"value a string", "metrics", `{"points":[{"name":"loss","step":1,"value":"NaN"}]}`, "invalid_json", 400},
-		{"value overflowing", "metrics", `{"points":[{"name":"loss","step":1,"value":1e999}]}`, "invalid_json", 400},
+		{"value a word", "metrics", `{"points":[{"name":"loss","step":1,"value":"fast"}]}`, "invalid_field", 400},
+		{"value null", "metrics", `{"points":[{"name":"loss","step":1,"value":null}]}`, "invalid_field", 400},
+		{"value overflowing", "metrics", `{"points":[{"name":"loss","step":1,"value":1e999}]}`, "invalid_field", 400},
+		{"a step twice", "metrics", `{"points":[{"name":"loss","step":1,"value":1},{"name":"loss","step":1,"value":2}]}`, "invalid_field", 400},
+		{"one bad point sinks the batch", "metrics", `{"points":[{"name":"loss","step":1,"value":1},{"name":"loss","step":2,"value":true}]}`, "invalid_field", 400},
 		{"bad name", "metrics", `{"points":[{"name":"Loss!","step":1,"value":1}]}`, "invalid_field", 400},
 		{"negative step", "metrics", `{"points":[{"name":"loss","step":-1,"value":1}]}`, "invalid_field", 400},
 		{"no points", "metrics", `{"points":[]}`, "invalid_field", 400},
 		{"two objects", "metrics", `{"points":[{"name":"loss","step":1,"value":1}]}{}`, "invalid_json", 400},
-		{"too many points", "metrics", `{"points":[` + strings.Repeat(`{"name":"loss","step":1,"value":1},`, 1000) + `{"name":"loss","step":2,"value":1}]}`, "invalid_field", 400},
+		{"too many points", "metrics", `{"points":[` + strings.Repeat(`{"name":"loss","step":1,"value":1},`, 10_000) + `{"name":"loss","step":2,"value":1}]}`, "invalid_field", 400},
 		{"body too large", "logs", `{"lines":["` + strings.Repeat("x", 2<<20) + `"]}`, "too_large", 413},
 		{"heartbeat past the end", "heartbeat", `{"step":11,"total_steps":10}`, "invalid_field", 400},
 		{"heartbeat without steps", "heartbeat", `{}`, "invalid_field", 400},
@@ -245,7 +254,7 @@ func TestWorkerAPIRefusesBadInputAndStoresNothing(t *testing.T) {
 			t.Errorf("%s: %d %s", c.name, r.status, r.body)
 		}
 	}
-	pts, _ := ts.store.Metrics(context.Background(), run, 0, 10)
+	pts, _ := ts.store.MetricsAfter(context.Background(), run, 0, 10)
 	logs, _ := ts.store.LogTail(context.Background(), run, 10)
 	got, _ := ts.store.RunByID(context.Background(), run)
 	if len(pts) != 0 || len(logs) != 0 || got.Status != store.RunStarting {
@@ -386,7 +395,7 @@ func FuzzWorkerMetrics(f *testing.F) {
 		if r.status != 200 && r.status != 400 && r.status != 413 {
 			t.Fatalf("status %d for %q: %s", r.status, body, r.body)
 		}
-		pts, err := ts.store.Metrics(context.Background(), run, 0, 100000)
+		pts, err := ts.store.MetricsAfter(context.Background(), run, 0, 100000)
 		if err != nil {
 			t.Fatal(err)
 		}

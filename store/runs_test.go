@@ -222,20 +222,20 @@ func TestMetricsDeduplicateByNameAndStep(t *testing.T) {
 	r := f.queue(t, "lora", f.chat)
 	batch := []MetricPoint{{Name: "loss", Step: 1, Value: 2.5}, {Name: "eval_loss", Step: 1, Value: 2.7}}
 	added, err := f.s.AppendMetrics(ctx, r.ID, batch)
-	if err != nil || len(added) != 2 || added[0].ID == 0 || added[1].ID <= added[0].ID {
+	if err != nil || len(added) != 2 || added[0].Seq != 1 || added[1].Seq != 2 {
 		t.Fatalf("added = %+v %v", added, err)
 	}
 	again, _ := f.s.AppendMetrics(ctx, r.ID, append(batch, MetricPoint{Name: "loss", Step: 2, Value: 2.1}))
-	if len(again) != 1 || again[0].Step != 2 {
+	if len(again) != 1 || again[0].Step != 2 || again[0].Seq != 3 {
 		t.Fatalf("resent batch added %+v", again)
 	}
-	all, _ := f.s.Metrics(ctx, r.ID, 0, 100)
+	all, _ := f.s.MetricsAfter(ctx, r.ID, 0, 100)
 	if len(all) != 3 {
 		t.Fatalf("stored %d points, want 3", len(all))
 	}
-	after, _ := f.s.Metrics(ctx, r.ID, added[1].ID, 100)
-	if len(after) != 1 || after[0].Step != 2 {
-		t.Fatalf("points after id = %+v", after)
+	after, _ := f.s.MetricsAfter(ctx, r.ID, 2, 100)
+	if len(after) != 1 || after[0].Step != 2 || after[0].Name != "loss" {
+		t.Fatalf("points after seq 2 = %+v", after)
 	}
 	logs, _ := f.s.AppendLogs(ctx, r.ID, []string{"one", strings.Repeat("x", MaxLogLineBytes+10), "bad \xff utf8"})
 	if len(logs) != 3 || len(logs[1].Line) != MaxLogLineBytes || !strings.Contains(logs[2].Line, "\uFFFD") {

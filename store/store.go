@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -27,6 +28,13 @@ type Store struct {
 	argon2 Argon2Params
 
 	dummyHash string // verified against for unknown emails, so they cost what a wrong password costs
+
+	// Metric ingest (group commit), see metrics_ingest.go.
+	ingest       chan *ingestRequest
+	ingestDone   chan struct{}
+	ingestMu     sync.RWMutex // held for reading while queueing; Close takes it to close the queue
+	ingestClosed bool
+	ingestOnce   sync.Once
 }
 
 // Options tunes Open; the zero value is what production uses.
@@ -88,7 +96,13 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.r = r
+	s.ingest, s.ingestDone = make(chan *ingestRequest, IngestQueue), make(chan struct{})
+	go s.runIngest()
 	if err := checkPragmas(ctx, r, "reader"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.rebuildMissingRollups(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -120,8 +134,11 @@ func checkPragmas(ctx context.Context, db *sql.DB, pool string) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close finishes queued metric batches, then closes both pools.
 func (s *Store) Close() error {
+	if s.ingest != nil {
+		s.stopIngest()
+	}
 	var errR error
 	if s.r != nil {
 		errR = s.r.Close()
