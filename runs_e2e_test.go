@@ -140,7 +140,7 @@ func waitRun(t *testing.T, st *store.Store, id int64, what string, within time.D
 
 func metricSeries(t *testing.T, st *store.Store, run int64) map[string][]store.MetricPoint {
 	t.Helper()
-	pts, err := st.Metrics(context.Background(), run, 0, 1_000_000)
+	pts, err := st.MetricsAfter(context.Background(), run, 0, 1_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}

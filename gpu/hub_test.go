@@ -17,10 +17,10 @@ func TestHubDeliversPerRun(t *testing.T) {
 	if h.Viewers(1) != 1 || h.Viewers(2) != 1 || h.Viewers(3) != 0 {
 		t.Fatalf("viewers = %d, %d, %d", h.Viewers(1), h.Viewers(2), h.Viewers(3))
 	}
-	h.Publish(Event{RunID: 1, Kind: EventMetrics, Metrics: []store.MetricPoint{{ID: 7, Name: "loss", Step: 1, Value: 2}}})
+	h.Publish(Event{RunID: 1, Kind: EventMetrics, Metrics: []store.MetricPoint{{Seq: 7, Name: "loss", Step: 1, Value: 2}}})
 	h.Publish(Event{RunID: 3, Kind: EventStatus}) // nobody listens: must not block or panic
 	e := <-a
-	if e.Kind != EventMetrics || len(e.Metrics) != 1 || e.Metrics[0].ID != 7 {
+	if e.Kind != EventMetrics || len(e.Metrics) != 1 || e.Metrics[0].Seq != 7 {
 		t.Fatalf("got %+v", e)
 	}
 	select {

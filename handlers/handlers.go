@@ -49,6 +49,8 @@ type Store interface {
 	MetricSeries(ctx context.Context, runID int64) ([]store.Series, error)
 	MetricHistory(ctx context.Context, runID int64, name string, from, to *int, maxPoints int) (store.History, error)
 	ExportMetrics(ctx context.Context, runID int64, fn func(store.MetricPoint) error) error
+	SetRunIngestToken(ctx context.Context, userID, runID int64, hash []byte) error
+	RunForIngestToken(ctx context.Context, hash []byte) (int64, error)
 	AppendLogs(ctx context.Context, runID int64, lines []string) ([]store.LogLine, error)
 	LogTail(ctx context.Context, runID int64, n int) ([]store.LogLine, error)
 	CreateSnapshot(ctx context.Context, v *store.Vault, ns store.NewSnapshot, r io.Reader) (store.Snapshot, error)

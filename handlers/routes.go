@@ -39,6 +39,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
 	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))
 	mux.Handle("GET /runs/{id}/events", signedIn.thenFunc(a.runEvents))
+	mux.Handle("GET /runs/{id}/api", signedIn.thenFunc(a.showRunAPI))
+	mux.Handle("POST /runs/{id}/api/token", signedIn.thenFunc(a.createIngestToken))
 	mux.Handle("GET /runs/{id}/metrics/history", signedIn.thenFunc(a.metricHistory))
 	mux.Handle("GET /runs/{id}/metrics.csv", signedIn.thenFunc(a.exportMetricsCSV))
 	mux.Handle("GET /runs/{id}/metrics.jsonl", signedIn.thenFunc(a.exportMetricsJSONL))
@@ -64,6 +66,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /api/v1/worker/runs/{id}/logs", worker.thenFunc(a.workerLogs))
 	mux.Handle("PUT /api/v1/worker/runs/{id}/snapshots/{step}", worker.thenFunc(a.workerSnapshot))
 	mux.Handle("POST /api/v1/worker/runs/{id}/finish", worker.thenFunc(a.workerFinish))
+	// A person's own scripts: a per-run metrics token made on /runs/{id}/api.
+	mux.Handle("POST /api/v1/runs/{id}/metrics", chain{a.ingestAuth}.thenFunc(a.userMetrics))
 	mux.HandleFunc("/api/", a.workerNotFound)
 
 	// Operators.

@@ -105,3 +105,16 @@ func (s *Store) enqueue(r *ingestRequest) error {
 }
 
 var errStoreClosed = errors.New("store: closed")
+
+// AppendMetricsDirect writes one batch in its own transaction, bypassing the queue and
+// group commit: the same SQL as AppendMetrics, used as the baseline of the ingest
+// benchmark (BenchmarkIngest) and nowhere else.
+func (s *Store) AppendMetricsDirect(ctx context.Context, runID int64, pts []MetricPoint) ([]MetricPoint, error) {
+	var added []MetricPoint
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		added, err = appendTx(ctx, tx, runID, pts, ms(s.now()))
+		return err
+	})
+	return added, err
+}

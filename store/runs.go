@@ -54,6 +54,7 @@ type Run struct {
 	FinishedAt      time.Time
 	Deleted         bool
 	GPUSeconds      int64 // from the usage ledger once finished; see ElapsedGPU for live runs
+	HasIngestToken  bool  // a metrics token for the person's own scripts exists
 }
 
 // Final says whether the run has ended.
@@ -156,7 +157,7 @@ func addRunEvent(ctx context.Context, tx *sql.Tx, runID int64, status, note stri
 const runColumns = `r.id, r.user_id, r.dataset_id, d.name, COALESCE(r.eval_dataset_id, 0), COALESCE(e.name, ''), r.config,
 	r.backend, r.job_id, r.status, r.reason, r.cancel_requested, r.step, r.total_steps, COALESCE(r.retry_of, 0),
 	r.created_at, r.first_heartbeat_at, r.last_heartbeat_at, r.finished_at, r.deleted_at IS NOT NULL,
-	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0)`
+	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.ingest_token_hash IS NOT NULL`
 
 const runFrom = ` FROM runs r JOIN datasets d ON d.id = r.dataset_id LEFT JOIN datasets e ON e.id = r.eval_dataset_id `
 
@@ -167,7 +168,7 @@ func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	var first, last, finished sql.NullInt64
 	if err := row.Scan(&r.ID, &r.UserID, &r.DatasetID, &r.DatasetName, &r.EvalDatasetID, &r.EvalDatasetName, &cfg,
 		&r.Backend, &r.JobID, &r.Status, &r.Reason, &r.CancelRequested, &r.Step, &r.TotalSteps, &r.RetryOf,
-		&created, &first, &last, &finished, &r.Deleted, &r.GPUSeconds); err != nil {
+		&created, &first, &last, &finished, &r.Deleted, &r.GPUSeconds, &r.HasIngestToken); err != nil {
 		return Run{}, err
 	}
 	if err := json.Unmarshal([]byte(cfg), &r.Config); err != nil {
@@ -501,4 +502,31 @@ func (s *Store) Heartbeat(ctx context.Context, id int64, step, totalSteps int) (
 		return false, fmt.Errorf("store: heartbeat: %w", err)
 	}
 	return cancel, nil
+}
+
+// SetRunIngestToken gives one of the user's runs a new metrics token (hash), replacing any
+// earlier one.
+func (s *Store) SetRunIngestToken(ctx context.Context, userID, runID int64, hash []byte) error {
+	res, err := s.w.ExecContext(ctx, "UPDATE runs SET ingest_token_hash = ? WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
+		hash, runID, userID)
+	if err != nil {
+		return fmt.Errorf("store: set ingest token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RunForIngestToken returns the id of the (not deleted) run a metrics token belongs to.
+func (s *Store) RunForIngestToken(ctx context.Context, hash []byte) (int64, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, "SELECT id FROM runs WHERE ingest_token_hash = ? AND deleted_at IS NULL", hash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: run for ingest token: %w", err)
+	}
+	return id, nil
 }
