@@ -21,6 +21,8 @@ type Event struct {
 	Kind    string // EventStatus, EventMetrics, EventLogs or EventSnapshot
 	Metrics []store.MetricPoint
 	Logs    []store.LogLine
+	// Frame is the metrics as one ready SSE frame, encoded once for every viewer.
+	Frame []byte
 }
 
 // subscriberBuffer is how far a viewer may fall behind before it is dropped.

@@ -98,6 +98,12 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			switch e.Kind {
 			case "metrics":
+				if len(e.Metrics) > 0 && e.Metrics[0].Seq > lastSent && e.Frame != nil {
+					// The common case: everything is new; send the shared frame as is.
+					bw.Write(e.Frame)
+					lastSent = e.Metrics[len(e.Metrics)-1].Seq
+					break
+				}
 				fresh := e.Metrics[:0:0]
 				for _, p := range e.Metrics {
 					if p.Seq > lastSent {
@@ -138,10 +144,14 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
+	bw.Write(metricsFrame(pts))
+	return pts[len(pts)-1].Seq
+}
+
+// metricsFrame encodes points (in seq order) as one SSE "metrics" event.
+func metricsFrame(pts []store.MetricPoint) []byte {
 	b, _ := json.Marshal(metricsMessage{Points: livePoints(pts)})
-	lastID = pts[len(pts)-1].Seq
-	fmt.Fprintf(bw, "id: %d\nevent: metrics\ndata: %s\n\n", lastID, b)
-	return lastID
+	return fmt.Appendf(nil, "id: %d\nevent: metrics\ndata: %s\n\n", pts[len(pts)-1].Seq, b)
 }
 
 // sendPanel renders the live panel and writes it as an unnamed SSE message; final says

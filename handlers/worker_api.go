@@ -321,7 +321,7 @@ func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64)
 		return
 	}
 	if len(added) > 0 {
-		a.publish(gpu.Event{RunID: runID, Kind: "metrics", Metrics: added})
+		a.publish(gpu.Event{RunID: runID, Kind: "metrics", Metrics: added, Frame: metricsFrame(added)})
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added), "duplicates": len(pts) - len(added)})
 }
