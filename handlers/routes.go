@@ -36,6 +36,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /{$}", signedIn.thenFunc(a.showDashboard))
 	mux.Handle("GET /runs", signedIn.thenFunc(a.listRuns))
 	mux.Handle("GET /runs/new", signedIn.thenFunc(a.newRun))
+	mux.Handle("GET /compare", signedIn.thenFunc(a.showCompare))
 	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
 	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))
 	mux.Handle("GET /runs/{id}/events", signedIn.thenFunc(a.runEvents))

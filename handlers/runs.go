@@ -37,6 +37,9 @@ func (a *app) runList(r *http.Request, userID int64) (views.RunList, error) {
 		l.Items = append(l.Items, runRow(run, offer, now))
 		l.Live = l.Live || !run.Final()
 	}
+	if err := a.runListMetric(r, &l, runs); err != nil {
+		return views.RunList{}, err
+	}
 	return l, nil
 }
 
@@ -145,6 +148,13 @@ func (a *app) showRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := runDetail(run, live, a.runs.Backend.Offer())
+	metrics, err := a.runMetrics(r.Context(), run)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	d.Metrics = metrics
+	d.EventsURL = fmt.Sprintf("/runs/%d/events?after=%d", run.ID, metrics.AfterSeq)
 	p := a.page(r, d.Name, "runs")
 	p.Charts = true
 	a.render(w, r, http.StatusOK, p, views.RunPage(d))

@@ -3,13 +3,16 @@ package views
 // RunList is the runs page.
 type RunList struct {
 	Items       []RunRow
-	HasDatasets bool // false: the empty state points to uploading a dataset first
-	Live        bool // some run has not ended: the table refreshes itself (fragment RunTable)
-	RefreshURL  string
+	HasDatasets bool     // false: the empty state points to uploading a dataset first
+	Live        bool     // some run has not ended: the table refreshes itself (fragment RunTable)
+	RefreshURL  string   // the table's own URL with the same query (?metric=), polled while Live
+	Metric      string   // the metric whose last, min and max the table shows; "" shows none
+	Metrics     []string // metric names to choose from ("Show metric")
 }
 
 // RunRow is one run in the list.
 type RunRow struct {
+	ID       string // the run's id: the value of its "compare" checkbox
 	URL      string // /runs/{id}
 	Name     string // "Run 12"
 	Model    string // base model name
@@ -22,6 +25,11 @@ type RunRow struct {
 	ETA      string // "about 12 s left", "" when unknown or ended
 	GPUTime  string // "1 min 04 s"
 	Created  string // "23 Nov 2026, 14:02"
+
+	// The chosen metric (RunList.Metric), formatted; "—" when the run has none.
+	MetricLast string
+	MetricMin  string
+	MetricMax  string
 }
 
 // RunForm is the new-run form: what was chosen, the choices, and messages by field name
@@ -77,6 +85,10 @@ type RunDetail struct {
 	DeleteURL string // POST
 	RetryOf   string // "/runs/{id}" of the run this retries, or ""
 	ExportCSV string // /runs/{id}/metrics.csv
+	// Metrics is the charts' initial data, rendered as the JSON island #run-metrics-data:
+	// {run_id, after_seq, history_url, created_at_ms, started_at_ms, series: [SeriesHistory]}
+	// (see static/js/run-chart.js). nil renders no island: the charts start empty.
+	Metrics any
 }
 
 // RunLive is the part of the run page that the server re-renders and sends over SSE
@@ -119,4 +131,24 @@ type SnapshotRow struct {
 	SHA256      string // short prefix shown; full in title
 	Created     string
 	DownloadURL string // /runs/{id}/snapshots/{sid}/download
+}
+
+// Compare is the compare page: one metric of several runs on one chart.
+type Compare struct {
+	Metric  string
+	Metrics []string // metric names to choose from
+	Runs    []CompareRun
+	// Data is the JSON island #compare-data: {metric, runs: [{run_id, label, url, history_url,
+	// started_at_ms (optional), series: SeriesHistory or null}]}. The chart is drawn when at
+	// least two runs are checked.
+	Data   any
+	Action string // "/compare"
+}
+
+// CompareRun is one run the compare form offers.
+type CompareRun struct {
+	ID      string
+	Label   string // "Run 1 · LoRA · Byte MLP base"
+	URL     string // /runs/{id}
+	Checked bool
 }
