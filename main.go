@@ -123,6 +123,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		ServerURL:        cfg.workerURL(ln.Addr()),
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 	})
+	streams, stopStreams := context.WithCancel(context.Background())
+	defer stopStreams()
+	srv.RegisterOnShutdown(stopStreams)
 	handler := handlers.New(handlers.Deps{
 		Store:        st,
 		SessionStore: st.Sessions(),
@@ -135,7 +138,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			Contact:        cfg.Contact,
 			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
 		},
-		Runs: handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+		Stopping: streams.Done(),
 	})
 	srv.Handler = handler
 

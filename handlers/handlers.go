@@ -93,7 +93,10 @@ type Deps struct {
 	Logger       *slog.Logger
 	Config       Config
 	Runs         Runs
-	Now          func() time.Time // nil: time.Now
+	// Stopping is closed when the server starts shutting down: long-lived streams (SSE)
+	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
+	Stopping <-chan struct{}
+	Now      func() time.Time // nil: time.Now
 }
 
 // DefaultMaxUploadBytes is the dataset upload cap when none is configured.
@@ -114,6 +117,7 @@ type app struct {
 	now      func() time.Time
 	limits   *rateLimits
 	runs     Runs
+	stopping <-chan struct{}
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -144,6 +148,7 @@ func New(d Deps) http.Handler {
 		now:      now,
 		limits:   newRateLimits(now),
 		runs:     d.Runs,
+		stopping: d.Stopping,
 	}
 	if a.runs.HeartbeatInterval <= 0 {
 		a.runs.HeartbeatInterval = 5 * time.Second

@@ -92,6 +92,8 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.stopping:
+			return // the browser reconnects to the next server with Last-Event-ID
 		case e, open := <-events:
 			if !open {
 				return // too slow: the browser reconnects with Last-Event-ID
