@@ -125,6 +125,7 @@ func runDetail(run store.Run, live views.RunLive, o gpu.Offer) views.RunDetail {
 	d := views.RunDetail{
 		ID: run.ID, Name: fmt.Sprintf("Run %d", run.ID), EventsURL: fmt.Sprintf("/runs/%d/events", run.ID), Live: live,
 		DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID), ExportCSV: fmt.Sprintf("/runs/%d/metrics.csv", run.ID),
+		APIURL: fmt.Sprintf("/runs/%d/api", run.ID),
 	}
 	if !run.Final() && !run.CancelRequested {
 		d.CancelURL = fmt.Sprintf("/runs/%d/cancel", run.ID)

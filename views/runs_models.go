@@ -85,6 +85,7 @@ type RunDetail struct {
 	DeleteURL string // POST
 	RetryOf   string // "/runs/{id}" of the run this retries, or ""
 	ExportCSV string // /runs/{id}/metrics.csv
+	APIURL    string // /runs/{id}/api: log metrics from the person's own code
 	// Metrics is the charts' initial data, rendered as the JSON island #run-metrics-data:
 	// {run_id, after_seq, history_url, created_at_ms, started_at_ms, series: [SeriesHistory]}
 	// (see static/js/run-chart.js). nil renders no island: the charts start empty.
