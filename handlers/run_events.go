@@ -53,9 +53,21 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
 	defer unsubscribe()
 
-	lastSent, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
+	// Where to start: the browser's Last-Event-ID on a reconnect, else ?after= from the
+	// page's data island, else now (history comes from the island, not the stream).
+	var lastSent int64
+	switch after, id := r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID"); {
+	case id != "":
 		lastSent, _ = strconv.ParseInt(id, 10, 64)
+	case after != "":
+		lastSent, _ = strconv.ParseInt(after, 10, 64)
+	default:
+		seq, err := a.store.RunMetricSeq(ctx, run.ID)
+		if err != nil {
+			a.log.ErrorContext(ctx, "run events", "run", run.ID, "err", err)
+			return
+		}
+		lastSent = seq
 	}
 	ok, final := a.sendPanel(bw, r, run.ID)
 	if !ok {

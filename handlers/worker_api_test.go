@@ -300,7 +300,7 @@ func readEvents(t *testing.T, body *bufio.Reader, until func(sseEvent) bool) []s
 func openEvents(t *testing.T, ts *testServer, c *http.Client, run int64, lastID string) (*bufio.Reader, func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events", ts.URL, run), nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events?after=0", ts.URL, run), nil)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -405,4 +405,25 @@ func FuzzWorkerMetrics(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRunEventsWithoutAStartPointSendOnlyNewPoints(t *testing.T) {
+	ts, c, run, tok, _, _ := workerSetup(t)
+	ts.post(run, "metrics", tok, `{"points":[{"name":"loss","step":1,"value":3}]}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events", ts.URL, run), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	stream := bufio.NewReader(resp.Body)
+	readEvents(t, stream, func(e sseEvent) bool { return e.event == "" }) // the panel
+	ts.post(run, "metrics", tok, `{"points":[{"name":"loss","step":2,"value":2}]}`)
+	got := readEvents(t, stream, func(e sseEvent) bool { return e.event == "metrics" })
+	last := got[len(got)-1]
+	if strings.Contains(last.data, `"step":1`) || !strings.Contains(last.data, `"step":2`) || last.id != "2" {
+		t.Fatalf("a stream with no start point sent %+v", last)
+	}
 }
