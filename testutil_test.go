@@ -41,6 +41,10 @@ var buildWorker struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("TUNELAB_TEST_BARE_SSE") == "1" {
+		serveBareSSE() // the baseline server of BenchmarkViewerMemory, in its own process
+		return
+	}
 	code := m.Run()
 	if buildWorker.path != "" {
 		os.RemoveAll(filepath.Dir(buildWorker.path))

@@ -16,7 +16,7 @@ func TestClaimRespectsSlotsAndHandsOutTokens(t *testing.T) {
 	d := f.dispatcher(b, hub)
 	ids := []int64{f.queue("fake"), f.queue("fake"), f.queue("fake")}
 	other := f.queue("slurm") // another backend's run is not ours to take
-	events := make([]<-chan Event, len(ids))
+	events := make([]<-chan *Event, len(ids))
 	for i, id := range ids {
 		ch, cancel := hub.Subscribe(id)
 		defer cancel()

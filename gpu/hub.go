@@ -36,7 +36,7 @@ type Hub struct {
 	topics map[int64]map[*subscriber]struct{}
 }
 
-type subscriber struct{ ch chan Event }
+type subscriber struct{ ch chan *Event }
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
@@ -45,8 +45,8 @@ func NewHub() *Hub {
 
 // Subscribe starts receiving a run's events. The channel is closed when cancel is called
 // or when the subscriber fell too far behind; cancel may be called any number of times.
-func (h *Hub) Subscribe(runID int64) (events <-chan Event, cancel func()) {
-	s := &subscriber{ch: make(chan Event, subscriberBuffer)}
+func (h *Hub) Subscribe(runID int64) (events <-chan *Event, cancel func()) {
+	s := &subscriber{ch: make(chan *Event, subscriberBuffer)}
 	h.mu.Lock()
 	topic := h.topics[runID]
 	if topic == nil {
@@ -66,9 +66,10 @@ func (h *Hub) Subscribe(runID int64) (events <-chan Event, cancel func()) {
 func (h *Hub) Publish(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	ev := &e // shared by every subscriber: a buffer slot holds a pointer, not a whole Event
 	for s := range h.topics[e.RunID] {
 		select {
-		case s.ch <- e:
+		case s.ch <- ev:
 		default:
 			h.remove(e.RunID, s) // full buffer: drop it rather than wait
 		}

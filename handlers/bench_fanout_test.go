@@ -48,7 +48,7 @@ type arrival struct {
 	raw    []byte
 }
 
-// viewers connects n raw SSE clients to addr+path and returns them once each has read its
+// connectViewers connects n raw SSE clients to addr+path and returns them once each has read its
 // first event (it is subscribed by then); events after that are reported on arrivals.
 func connectViewers(b *testing.B, n int, addr, path, cookie string, arrivals chan<- arrival) []*sseConn {
 	b.Helper()

@@ -46,7 +46,7 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
+	bw := bufio.NewWriterSize(w, 256) // w buffers too; a 4 KB buffer here is held by every idle viewer
 	flush := func() bool { return bw.Flush() == nil && rc.Flush() == nil }
 
 	// Subscribe before reading history so nothing falls between the two; ids dedupe.

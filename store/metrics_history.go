@@ -225,7 +225,9 @@ func (s *Store) bucketHistory(ctx context.Context, seriesID int64, h *History, m
 }
 
 func (s *Store) nonFinite(ctx context.Context, seriesID int64, h *History) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT step, kind, at FROM metric_points
+	// INDEXED BY: left to itself the planner walks the primary key through every point of
+	// the window (about 130 ms for a million) instead of the few non-finite ones.
+	rows, err := s.r.QueryContext(ctx, `SELECT step, kind, at FROM metric_points INDEXED BY metric_points_nonfinite
 		WHERE series_id = ? AND kind != 0 AND step BETWEEN ? AND ? ORDER BY step LIMIT 10000`, seriesID, h.From, h.To)
 	if err != nil {
 		return err
