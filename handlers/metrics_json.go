@@ -18,6 +18,9 @@ import (
 // every spike visible at any zoom.
 const maxChartPoints = 2000
 
+// islandPoints is the drawn points the run page embeds over all its series.
+const islandPoints = 20_000
+
 // seriesJSON is one metric's drawn history: "line" rows are [step, value, at_ms],
 // "envelope" rows [step_lo, step_hi, min, max], "nonfinite" rows [step, kind, at_ms].
 type seriesJSON struct {
@@ -86,8 +89,14 @@ func (a *app) runMetrics(ctx context.Context, run store.Run) (runMetricsJSON, er
 	if err != nil {
 		return runMetricsJSON{}, err
 	}
+	// The page stays light with many metrics: the first view shares a budget of points
+	// (zooming fetches finer data anyway).
+	perSeries := maxChartPoints
+	if len(series) > 0 {
+		perSeries = min(maxChartPoints, max(500, islandPoints/len(series)))
+	}
 	for _, s := range series {
-		h, err := a.store.MetricHistory(ctx, run.ID, s.Name, nil, nil, maxChartPoints)
+		h, err := a.store.MetricHistory(ctx, run.ID, s.Name, nil, nil, perSeries)
 		if errors.Is(err, store.ErrNoSeries) {
 			continue
 		}

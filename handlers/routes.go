@@ -77,5 +77,5 @@ func (a *app) routes() http.Handler {
 	// Anything else is a 404 page (with the session, so the nav shows who is signed in).
 	mux.Handle("/", public.thenFunc(a.notFound))
 
-	return chain{a.recoverPanics, a.logRequests, a.securityHeaders, a.crossOriginProtection}.then(mux)
+	return chain{a.recoverPanics, a.logRequests, a.securityHeaders, a.crossOriginProtection, a.compress}.then(mux)
 }

@@ -128,9 +128,9 @@ func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, fro
 	if estimate <= int64(maxPoints) {
 		err = s.rawHistory(ctx, sr.ID, &h)
 	} else {
-		// The finest level that needs at most 8×maxPoints rows; they are merged down.
+		// The finest level that needs at most 4×maxPoints rows; they are merged down.
 		h.Level = 1
-		for h.Level < rollupLevels && span>>bucketShift(h.Level) > 8*int64(maxPoints) {
+		for h.Level < rollupLevels && span>>bucketShift(h.Level) > 4*int64(maxPoints) {
 			h.Level++
 		}
 		err = s.bucketHistory(ctx, sr.ID, &h, maxPoints)
