@@ -52,6 +52,22 @@ func manualRun(t *testing.T, st *store.Store, email string, method string) (int6
 	return run.ID, token
 }
 
+// postRaw sends a metrics body as the run's worker and fails unless it is acknowledged.
+func postRaw(t *testing.T, base string, run int64, token, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/worker/runs/%d/metrics", base, run), strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("post metrics: %d %s", resp.StatusCode, b)
+	}
+}
+
 // postPoints sends one batch as the run's worker and fails unless it is acknowledged.
 func postPoints(t *testing.T, base string, run int64, token, name string, from, n int, value func(int) float64) {
 	t.Helper()
@@ -143,6 +159,17 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 	postPoints(t, base, runA, tokA, "live_metric", 0, 50, func(s int) float64 { return float64(s) })
 	b.waitFor("live points and their own chart", `window.tunelabCharts.points("live_metric") === 50 &&
 		window.tunelabCharts.charts().includes("live_metric")`)
+	// A NaN is marked, not drawn as a value.
+	postRaw(t, base, runA, tokA, `{"points":[{"name":"grad_norm","step":5,"value":"NaN"},{"name":"grad_norm","step":6,"value":1.5}]}`)
+	b.waitFor("the NaN marker's note", `document.querySelector("[data-testid=chart-grad_norm]").textContent.includes("NaN")`)
+	// The other x-axes, log scale and smoothing redraw without errors.
+	b.do("wall-time axis, log scale", chromedp.SetValue(chromedp.CSS(`[data-testid=chart-x]`), "wall"),
+		chromedp.Click(chromedp.CSS(`[data-testid=chart-log]`)), chromedp.SetValue(chromedp.CSS(`[data-testid=chart-smooth]`), "0.8"))
+	eval[bool](b, `["chart-x", "chart-smooth"].every(id => document.querySelector("[data-testid=" + id + "]").dispatchEvent(new Event(id === "chart-x" ? "change" : "input", {bubbles: true})))`)
+	b.waitFor("the charts redrawn", `window.tunelabCharts.points("loss") > 100`)
+	b.checkClean("other axes")
+	b.screenshot("33-metrics-wall-log-smooth")
+
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +190,7 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 
 	// Export: every point at full resolution.
 	lines, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`(async () => (await (await fetch(location.pathname + "/metrics.csv")).text()).trim().split("\n").length)()`, chromedp.EvalAwaitPromise))
-	if want := 1 + n + 500 + 200; err != nil || lines != want {
+	if want := 1 + n + 500 + 200 + 2; err != nil || lines != want { // header, loss, eval_loss, live, grad_norm
 		t.Errorf("metrics.csv has %d lines (%v), want %d", lines, err, want)
 	}
 

@@ -762,6 +762,13 @@
     });
     var xAxis = Object.assign({}, axis, { size: 30 });
     var xScale = { time: settings.x === "wall" };
+    if (settings.x !== "step") {
+      // Points of one batch share a time: give a lone instant a minute of room instead of
+      // letting the auto-range blow it up to years.
+      xScale.range = function (u, min, max) {
+        return min === max ? [min - 30, max + 30] : [min, max];
+      };
+    }
     if (settings.x === "step") {
       xAxis.values = stepTicks;
       xAxis.incrs = STEP_INCRS;
