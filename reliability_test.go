@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -24,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tunelab/store"
 )
 
 // The reliability test of issue 4: the built binary serves in a child process while
@@ -485,43 +485,30 @@ func (w *webClient) exportedPoints(run int64) map[pointKey]int {
 	return out
 }
 
-// storedPoints reads a run's points straight from the database file, beside the running
-// server, in one statement (one snapshot): each point counted, the sequence numbers
+// storedPoints reads a run's points from the database file beside the running server,
+// through the store (one statement, one snapshot): each point counted, the sequence numbers
 // checked to be 1..n exactly, and the run's metric_seq.
 func storedPoints(t *testing.T, dataDir string, run int64) (map[pointKey]int, int64) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dataDir, "tunelab.db")+"?_query_only=1&_busy_timeout=5000")
+	st, err := store.Open(context.Background(), filepath.Join(dataDir, "tunelab.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT (SELECT metric_seq FROM runs WHERE id = ?1), s.name, p.step, p.seq
-		FROM metric_series s JOIN metric_points p ON p.series_id = s.id WHERE s.run_id = ?1 ORDER BY p.seq`, run)
+	defer st.Close()
+	metricSeq, err := st.RunMetricSeq(context.Background(), run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	pts, err := st.MetricsAfter(context.Background(), run, 0, 10_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[pointKey]int{}
-	var metricSeq, want int64
-	for rows.Next() {
-		var name string
-		var step int
-		var seq int64
-		if err := rows.Scan(&metricSeq, &name, &step, &seq); err != nil {
-			t.Fatal(err)
+	for i, p := range pts {
+		if p.Seq != int64(i+1) {
+			t.Fatalf("sequence numbers: %d where %d was due (a gap or a duplicate)", p.Seq, i+1)
 		}
-		if want++; seq != want {
-			t.Fatalf("sequence numbers: %d where %d was due (a gap or a duplicate)", seq, want)
-		}
-		out[pointKey{name, step}]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if want == 0 {
-		if err := db.QueryRow("SELECT metric_seq FROM runs WHERE id = ?", run).Scan(&metricSeq); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			t.Fatal(err)
-		}
+		out[pointKey{p.Name, p.Step}]++
 	}
 	return out, metricSeq
 }
