@@ -159,6 +159,7 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 	postPoints(t, base, runA, tokA, "live_metric", 0, 50, func(s int) float64 { return float64(s) })
 	b.waitFor("live points and their own chart", `window.tunelabCharts.points("live_metric") === 50 &&
 		window.tunelabCharts.charts().includes("live_metric")`)
+	b.waitFor("live_metric's chart over its steps", `(r => r !== null && r[0] === 0 && r[1] === 49)(window.tunelabCharts.xRange("live_metric"))`)
 	// A NaN is marked, not drawn as a value.
 	postRaw(t, base, runA, tokA, `{"points":[{"name":"grad_norm","step":5,"value":"NaN"},{"name":"grad_norm","step":6,"value":1.5}]}`)
 	b.waitFor("the NaN marker's note", `document.querySelector("[data-testid=chart-grad_norm]").textContent.includes("NaN")`)
@@ -167,6 +168,32 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid=chart-log]`)), chromedp.SetValue(chromedp.CSS(`[data-testid=chart-smooth]`), "0.8"))
 	eval[bool](b, `["chart-x", "chart-smooth"].every(id => document.querySelector("[data-testid=" + id + "]").dispatchEvent(new Event(id === "chart-x" ? "change" : "input", {bubbles: true})))`)
 	b.waitFor("the charts redrawn", `window.tunelabCharts.points("loss") > 100`)
+	// All of live_metric's points came in one batch, and grad_norm's NaN and 1.5 in another:
+	// each batch shares one time. Their charts' wall-clock x range lies around those
+	// instants, not as uPlot widens one instant on a time scale (a thousand days: ticks
+	// "1 Jan 1 Jan" with the points at the left edge).
+	type wallRanges struct {
+		Now    float64              `json:"now"`
+		Ranges map[string][]float64 `json:"ranges"`
+	}
+	wallOK := func(w wallRanges) bool {
+		for _, r := range w.Ranges {
+			if len(r) != 2 || r[0] < w.Now-86400 || r[1] > w.Now+86400 || r[1]-r[0] < 1 {
+				return false
+			}
+		}
+		return true
+	}
+	var wr wallRanges
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		wr = eval[wallRanges](b, `({now: Date.now() / 1000, ranges: Object.fromEntries(["loss", "grad_norm", "live_metric"].map(m => [m, window.tunelabCharts.xRange(m)]))})`)
+		if wallOK(wr) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !wallOK(wr) {
+		t.Errorf("wall-time x ranges (Unix seconds) %v should lie within a day of now (%.0f) and span at least a second", wr.Ranges, wr.Now)
+	}
 	b.checkClean("other axes")
 	b.screenshot("33-metrics-wall-log-smooth")
 

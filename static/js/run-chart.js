@@ -41,6 +41,9 @@
 //   view(name)    {from, to, level} of what is drawn for that metric / run id now; while a
 //                 zoom's request is under way, the window with the overview's level
 //   runs()        the run ids on the compare chart
+//   xRange(name)  [min, max] of the x scale of the chart that draws that metric / run id, in
+//                 the x axis' units (steps, seconds since the start, or Unix seconds); null
+//                 when no chart draws it yet
 (function () {
   "use strict";
 
@@ -79,6 +82,18 @@
     },
     runs: function () {
       return page && page.kind === "compare" ? Array.from(sources.keys()) : [];
+    },
+    xRange: function (name) {
+      var s = sources.get(String(name));
+      if (!s) return null;
+      for (var i = 0; i < charts.length; i++) {
+        var c = charts[i];
+        if (c.lineFor(s) && c.u) {
+          var x = c.u.scales.x;
+          return x.min == null || x.max == null ? null : [x.min, x.max];
+        }
+      }
+      return null;
     }
   };
 
@@ -229,7 +244,8 @@
     });
   }
 
-  // wallTicks writes wall-clock ticks on one line: "14:05", "14:05:30", or "23 Nov".
+  // wallTicks writes wall-clock ticks on one line: "14:05", "14:05:30", "14:05:30.25" (a zoom
+  // under a couple of seconds), or "23 Nov".
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
   function wallTicks(u, splits, axisIdx, space, foundIncr) {
@@ -238,6 +254,12 @@
       if (v == null) return "";
       var d = new Date(v * 1000);
       if (incr >= 86400) return d.getDate() + " " + MONTHS[d.getMonth()];
+      if (incr < 1) {
+        var digits = incr >= 0.1 ? 1 : incr >= 0.01 ? 2 : 3, p = Math.pow(10, digits), k = Math.round(v * p);
+        var frac = String(k % p);
+        while (frac.length < digits) frac = "0" + frac;
+        return clock(Math.floor(k / p) * 1000) + "." + frac;
+      }
       var t = clock(v * 1000);
       return incr >= 60 ? t.slice(0, 5) : t;
     });
@@ -262,6 +284,20 @@
   var REL_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
   var STEP_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 25000, 50000,
     100000, 200000, 250000, 500000, 1e6, 2e6, 2.5e6, 5e6, 1e7, 2e7, 5e7, 1e8];
+
+  // Wall-clock ticks fall on whole seconds (uPlot's own steps from a second up): half-second
+  // ticks would read "14:05:30 14:05:30". Only a zoom to under a couple of seconds gets finer
+  // ones, labelled with their fraction.
+  var WALL_INCRS = (function () {
+    var m = 60, h = 3600, d = 86400, mo = 30 * d, y = 365 * d;
+    return [1, 2, 5, 10, 15, 30, m, 2 * m, 5 * m, 10 * m, 15 * m, 30 * m, h, 2 * h, 3 * h, 4 * h, 6 * h, 8 * h, 12 * h,
+      d, 2 * d, 3 * d, 4 * d, 5 * d, 6 * d, 7 * d, 8 * d, 9 * d, 10 * d, 15 * d, mo, 2 * mo, 3 * mo, 4 * mo, 6 * mo, y, 2 * y, 5 * y, 10 * y];
+  })();
+  var SUBSECOND_INCRS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+
+  function wallIncrs(u, axisIdx, min, max) {
+    return max - min >= 2 ? WALL_INCRS : SUBSECOND_INCRS.concat(WALL_INCRS);
+  }
 
   function clock(ms) {
     var d = new Date(ms);
@@ -762,13 +798,7 @@
     });
     var xAxis = Object.assign({}, axis, { size: 30 });
     var xScale = { time: settings.x === "wall" };
-    if (settings.x !== "step") {
-      // Points of one batch share a time: give a lone instant a minute of room instead of
-      // letting the auto-range blow it up to years.
-      xScale.range = function (u, min, max) {
-        return min === max ? [min - 30, max + 30] : [min, max];
-      };
-    }
+    if (settings.x !== "step") xScale.range = function (u, min, max) { return chart.xRange(u, min, max); };
     if (settings.x === "step") {
       xAxis.values = stepTicks;
       xAxis.incrs = STEP_INCRS;
@@ -779,6 +809,7 @@
       xAxis.space = 60;
     } else {
       xAxis.values = wallTicks;
+      xAxis.incrs = wallIncrs;
       xAxis.space = 60;
     }
     var unitY = "", unitY2 = "";
@@ -838,6 +869,21 @@
     this.u.over.addEventListener("dblclick", resetAll);
     if (this.win) this.u.setScale("x", { min: this.win.x0, max: this.win.x1 });
     else if (groupWin) this.zoomTo(groupWin.x0, groupWin.x1); // a chart that appeared while zoomed
+  };
+
+  // xRange is the x range of a time axis. Points of one batch share their time, and uPlot
+  // widens a span of one instant itself before this sees it (on a time scale by a thousand
+  // days: the points at the left edge under ticks "1 Jan 1 Jan"), so out of a zoom the range
+  // comes from the points drawn: their span, or a minute around a span under a second (from 0
+  // in relative time when the points are that early). A zoom window stays as it is.
+  Chart.prototype.xRange = function (u, min, max) {
+    var xs = u.data && u.data[0], n = xs ? xs.length : 0;
+    if (this.win || min == null || max == null || !n) return [min, max];
+    var lo = xs[0], hi = xs[n - 1];
+    if (hi - lo >= 1) return [lo, hi];
+    var mid = (lo + hi) / 2;
+    lo = settings.x === "relative" && mid >= 0 ? Math.max(0, mid - 30) : mid - 30;
+    return [lo, lo + 60];
   };
 
   function lineColor(line) {
@@ -1073,21 +1119,28 @@
 
   // Zoom ---------------------------------------------------------------------------------------
 
+  // A drag on one chart shows its selection on the others too (cursor sync), mapped onto
+  // their x range: a sliver where that range is wider. Every chart clears its own, or the
+  // sliver would stay behind over the zoomed chart.
   Chart.prototype.onSelect = function (u) {
-    if (!u.select || u.select.width < 4) return;
+    if (!u.select || !u.select.width) return;
+    var wide = u.select.width >= 4;
     var x0 = u.posToVal(u.select.left, "x"), x1 = u.posToVal(u.select.left + u.select.width, "x");
     u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-    zoomAll(x0, x1);
+    if (wide) zoomAll(x0, x1);
   };
 
   // stepsIn converts an x window to steps. In the time modes it goes through the points the
   // page draws (every chart's, since they share the x axis), so all charts ask for the same
-  // steps; a window between two points takes the points on either side.
+  // steps; a window between two points takes each series' points on either side, from the
+  // series that have points on both sides if any do (the steps of different metrics are
+  // not in one time order: a metric that arrived later starts again at step 0).
   Chart.prototype.stepsIn = function (x0, x1) {
     if (settings.x === "step") return { from: Math.max(0, Math.floor(x0)), to: Math.ceil(x1) };
-    var from = Infinity, to = -Infinity, before = -Infinity, after = Infinity;
+    var from = Infinity, to = -Infinity, near = [];
     charts.forEach(function (c) {
       c.xsteps.forEach(function (xs) {
+        var before = -Infinity, after = Infinity;
         for (var i = 0; i < xs.x.length; i++) {
           var x = xs.x[i], st = xs.s[i];
           if (x >= x0 && x <= x1) {
@@ -1099,12 +1152,17 @@
             after = st;
           }
         }
+        if (before !== -Infinity || after !== Infinity) near.push([before, after]);
       });
     });
     if (from === Infinity) {
-      if (before === -Infinity && after === Infinity) return null;
-      from = before === -Infinity ? after : before;
-      to = after === Infinity ? before : after;
+      var both = near.filter(function (n) { return n[0] !== -Infinity && n[1] !== Infinity; });
+      (both.length ? both : near).forEach(function (n) {
+        var lo = n[0] === -Infinity ? n[1] : n[0], hi = n[1] === Infinity ? n[0] : n[1];
+        from = Math.min(from, lo, hi);
+        to = Math.max(to, lo, hi);
+      });
+      if (from === Infinity) return null;
     }
     return { from: from, to: to };
   };
