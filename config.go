@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tunelab/store"
 )
 
 // config is the whole server configuration, from TUNELAB_* variables and flags (flags win).
@@ -38,6 +40,7 @@ type config struct {
 	WorkerURL         string        // where workers reach this server; default http(s)://127.0.0.1:port
 	HeartbeatInterval time.Duration // how often workers are told to send a heartbeat
 	HeartbeatTimeout  time.Duration // a running run silent this long is failed
+	DatasetRetention  time.Duration // a dataset is deleted this long after its last run ended
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -107,6 +110,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	}
 	c.HeartbeatInterval = durationEnv(env, "TUNELAB_HEARTBEAT_INTERVAL", 5*time.Second, time.Second, time.Hour, &errs)
 	c.HeartbeatTimeout = durationEnv(env, "TUNELAB_HEARTBEAT_TIMEOUT", 60*time.Second, 2*time.Second, 24*time.Hour, &errs)
+	c.DatasetRetention = durationEnv(env, "TUNELAB_DATASET_RETENTION", store.DefaultDatasetRetention, time.Hour, 10*365*24*time.Hour, &errs)
 	if c.HeartbeatTimeout < 2*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("TUNELAB_HEARTBEAT_TIMEOUT (%s) must be at least twice TUNELAB_HEARTBEAT_INTERVAL (%s), or one late heartbeat fails a healthy run",
 			c.HeartbeatTimeout, c.HeartbeatInterval))

@@ -143,7 +143,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	})
 	srv.Handler = handler
 
-	go housekeeping(ctx, st, log)
+	go housekeeping(ctx, st, vault, cfg.DatasetRetention, log)
 	// Workers are separate processes that outlive a server restart; the dispatcher
 	// reconciles with them when it starts again.
 	dispatchDone := make(chan struct{})
@@ -176,8 +176,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	return nil
 }
 
-// housekeeping removes expired sessions and security telemetry past its retention.
-func housekeeping(ctx context.Context, st *store.Store, log *slog.Logger) {
+// housekeeping removes expired sessions, security telemetry past its retention, and
+// deleted or expired runs, snapshots and datasets (store.Purge).
+func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, datasetRetention time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	for {
@@ -190,6 +191,12 @@ func housekeeping(ctx context.Context, st *store.Store, log *slog.Logger) {
 			log.Error("purge security events", "err", err)
 		} else if n > 0 {
 			log.Info("purged security events past retention", "count", n)
+		}
+		if rep, err := st.Purge(ctx, vault, datasetRetention); err != nil {
+			log.Error("purge deleted data", "err", err)
+		} else if rep != (store.PurgeReport{}) {
+			log.Info("purged deleted data", "runs", rep.Runs, "snapshots", rep.Snapshots,
+				"datasets", rep.Datasets, "expired_datasets", rep.ExpiredDatasets)
 		}
 		select {
 		case <-ctx.Done():

@@ -43,6 +43,11 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad bool", map[string]string{"TUNELAB_TRUST_PROXY": "maybe"}, nil, "true or false"},
 		{"unknown flag", nil, []string{"--port", "1"}, "flags: --addr"},
 		{"bad upload cap", map[string]string{"TUNELAB_MAX_UPLOAD_MB": "0"}, nil, "between 1 and 100000"},
+		{"bad slots", map[string]string{"TUNELAB_LOCAL_SLOTS": "0"}, nil, "from 1 to 64"},
+		{"bad worker url", map[string]string{"TUNELAB_WORKER_URL": "127.0.0.1:8080"}, nil, "TUNELAB_WORKER_URL"},
+		{"bad heartbeat", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "often"}, nil, "such as 30s"},
+		{"timeout below twice the interval", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "10s", "TUNELAB_HEARTBEAT_TIMEOUT": "15s"}, nil, "at least twice"},
+		{"bad dataset retention", map[string]string{"TUNELAB_DATASET_RETENTION": "forever"}, nil, "TUNELAB_DATASET_RETENTION"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Retention (PRODUCT.md promise 4): a deleted run or snapshot is gone from storage within
+// 30 days, and a dataset is deleted once the training that used it finished longer ago
+// than the retention window. The purge runs hourly and is safe to run again at any point.
+
+// PurgeDelay is how long a deleted run, snapshot or dataset waits before its content is
+// removed: long enough for a running job to be stopped, well inside the 30-day promise.
+const PurgeDelay = 24 * time.Hour
+
+// DefaultDatasetRetention is how long a dataset is kept after the last run that used it
+// ended (TUNELAB_DATASET_RETENTION).
+const DefaultDatasetRetention = 30 * 24 * time.Hour
+
+// PurgeReport counts what one purge removed.
+type PurgeReport struct {
+	Runs, Snapshots, Datasets, ExpiredDatasets int
+}
+
+// Purge removes what is due: deleted runs (metrics, logs, timeline, snapshots and their
+// files; a tombstone stays for the usage ledger), deleted snapshots, datasets past the
+// retention window after their last run, and deleted datasets (file, name).
+func (s *Store) Purge(ctx context.Context, v *Vault, datasetRetention time.Duration) (PurgeReport, error) {
+	var rep PurgeReport
+	now := s.now()
+	cutoff := ms(now.Add(-PurgeDelay))
+	var err error
+	if rep.ExpiredDatasets, err = s.expireDatasets(ctx, now, datasetRetention); err != nil {
+		return rep, err
+	}
+	runs, err := s.ids(ctx, `SELECT id FROM runs WHERE deleted_at IS NOT NULL AND deleted_at <= ? AND purged_at IS NULL
+		AND status IN ('succeeded', 'failed', 'cancelled')`, cutoff)
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range runs {
+		if err := s.purgeRun(ctx, v, id); err != nil {
+			return rep, err
+		}
+		rep.Runs++
+	}
+	snaps, err := s.ids(ctx, "SELECT id FROM snapshots WHERE deleted_at IS NOT NULL AND deleted_at <= ?", cutoff)
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range snaps {
+		if err := s.purgeSnapshot(ctx, v, id); err != nil {
+			return rep, err
+		}
+		rep.Snapshots++
+	}
+	// A deleted dataset goes once no unfinished run still needs its file.
+	datasets, err := s.ids(ctx, `SELECT id FROM datasets d WHERE deleted_at IS NOT NULL AND deleted_at <= ? AND purged_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM runs r WHERE (r.dataset_id = d.id OR r.eval_dataset_id = d.id)
+			AND r.status IN ('queued', 'starting', 'running'))`, cutoff)
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range datasets {
+		if err := s.purgeDataset(ctx, v, id); err != nil {
+			return rep, err
+		}
+		rep.Datasets++
+	}
+	return rep, nil
+}
+
+func (s *Store) ids(ctx context.Context, q string, args ...any) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: purge: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: purge: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// removeFile deletes a vault file; one already gone is fine (a purge cut short earlier).
+func removeFile(v *Vault, fileID string) error { return v.Remove(fileID) }
+
+// purgeRun deletes a run's content. Files go first: a crash between the two leaves rows
+// whose files are gone, and the next purge finishes the job.
+func (s *Store) purgeRun(ctx context.Context, v *Vault, id int64) error {
+	files, err := s.strings(ctx, "SELECT file_id FROM snapshots WHERE run_id = ?", id)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := removeFile(v, f); err != nil {
+			return err
+		}
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DELETE FROM snapshots WHERE run_id = ?",
+			"DELETE FROM metric_series WHERE run_id = ?", // points and rollups cascade
+			"DELETE FROM run_logs WHERE run_id = ?",
+			"DELETE FROM run_events WHERE run_id = ?",
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET config = '{}', reason = '', job_id = '', token_hash = NULL,
+			ingest_token_hash = NULL, purged_at = ? WHERE id = ?`, ms(s.now()), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: purge run %d: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) purgeSnapshot(ctx context.Context, v *Vault, id int64) error {
+	var fileID string
+	if err := s.r.QueryRowContext(ctx, "SELECT file_id FROM snapshots WHERE id = ?", id).Scan(&fileID); err != nil {
+		return fmt.Errorf("store: purge snapshot %d: %w", id, err)
+	}
+	if err := removeFile(v, fileID); err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM snapshots WHERE id = ?", id); err != nil {
+		return fmt.Errorf("store: purge snapshot %d: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) purgeDataset(ctx context.Context, v *Vault, id int64) error {
+	var fileID string
+	if err := s.r.QueryRowContext(ctx, "SELECT file_id FROM datasets WHERE id = ?", id).Scan(&fileID); err != nil {
+		return fmt.Errorf("store: purge dataset %d: %w", id, err)
+	}
+	if err := removeFile(v, fileID); err != nil {
+		return err
+	}
+	_, err := s.w.ExecContext(ctx, `UPDATE datasets SET name = 'deleted dataset', histogram = '[]',
+		file_id = 'purged-' || id, purged_at = ? WHERE id = ?`, ms(s.now()), id)
+	if err != nil {
+		return fmt.Errorf("store: purge dataset %d: %w", id, err)
+	}
+	return nil
+}
+
+// expireDatasets deletes datasets whose last run ended more than retention ago and that
+// no unfinished run uses; datasets never trained on stay until their owner deletes them.
+func (s *Store) expireDatasets(ctx context.Context, now time.Time, retention time.Duration) (int, error) {
+	if retention <= 0 {
+		return 0, nil
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE datasets SET deleted_at = ? WHERE deleted_at IS NULL AND id IN (
+		SELECT d.id FROM datasets d JOIN runs r ON r.dataset_id = d.id OR r.eval_dataset_id = d.id
+		GROUP BY d.id
+		HAVING SUM(r.status IN ('queued', 'starting', 'running')) = 0 AND MAX(r.finished_at) <= ?)`,
+		ms(now), ms(now.Add(-retention)))
+	if err != nil {
+		return 0, fmt.Errorf("store: expire datasets: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (s *Store) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: purge: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("store: purge: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
