@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"tunelab/gpu"
 	"tunelab/store"
@@ -74,21 +72,8 @@ type ingestRunKey struct{}
 // ingestAuth admits a request only with the metrics token of the run in its path.
 func (a *app) ingestAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := a.clientIP(r)
-		if blocked, wait := a.limits.workerAuthIP.blocked(ip); blocked {
-			w.Header().Set("Retry-After", retryAfter(wait))
-			apiError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests with bad tokens; wait and try again.")
-			return
-		}
-		runID, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil || runID <= 0 {
-			apiError(w, http.StatusNotFound, "not_found", "No such run.")
-			return
-		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || len(token) != workerTokenHexLen {
-			a.limits.workerAuthIP.hit(ip)
-			apiError(w, http.StatusUnauthorized, "unauthorized", "Send the run's metrics token as Authorization: Bearer <token> (make one on the run's API page).")
+		ip, runID, token, ok := a.bearerRequest(w, r, "Send the run's metrics token as Authorization: Bearer <token> (make one on the run's API page).")
+		if !ok {
 			return
 		}
 		owner, err := a.store.RunForIngestToken(r.Context(), gpu.RunTokenHash(token))

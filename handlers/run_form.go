@@ -38,13 +38,11 @@ func (a *app) defaultRunValues(r *http.Request) views.RunFormValues {
 	if len(o.GPUTypes) > 0 {
 		v.GPUType = o.GPUTypes[0].ID
 	}
-	if len(o.Methods) > 0 && !contains(o.Methods, v.Method) {
+	if len(o.Methods) > 0 && !slices.Contains(o.Methods, v.Method) {
 		v.Method = o.Methods[0]
 	}
 	return v
 }
-
-func contains(xs []string, x string) bool { return slices.Contains(xs, x) }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
@@ -122,7 +120,7 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 	f := views.RunForm{Values: v, Backend: a.runs.Backend.Name(), Action: "/runs", Errors: map[string]string{}}
 	if v.DatasetID == "" && len(ds) > 0 {
 		f.Values.DatasetID = strconv.FormatInt(ds[0].ID, 10)
-		if ds[0].Format == "preference" && contains(o.Methods, store.MethodDPO) {
+		if ds[0].Format == "preference" && slices.Contains(o.Methods, store.MethodDPO) {
 			f.Values.Method = store.MethodDPO
 		}
 	}

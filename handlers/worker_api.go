@@ -47,25 +47,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// bearerRequest reads the run id of the path and the bearer token of a token-authenticated
+// API request, answering (and counting a failure against the client IP) when either is
+// unusable or the IP has failed too often. missing is the 401 message for a bad header.
+func (a *app) bearerRequest(w http.ResponseWriter, r *http.Request, missing string) (ip string, runID int64, token string, ok bool) {
+	ip = a.clientIP(r)
+	if blocked, wait := a.limits.workerAuthIP.blocked(ip); blocked {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		apiError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests with bad tokens; wait and try again.")
+		return "", 0, "", false
+	}
+	runID, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || runID <= 0 {
+		apiError(w, http.StatusNotFound, "not_found", "No such run.")
+		return "", 0, "", false
+	}
+	token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found || len(token) != workerTokenHexLen {
+		a.limits.workerAuthIP.hit(ip)
+		apiError(w, http.StatusUnauthorized, "unauthorized", missing)
+		return "", 0, "", false
+	}
+	return ip, runID, token, true
+}
+
 // workerAuth lets a request through only with the bearer token of the run in its path:
 // 401 without a live token, 403 (and a security event) for another run's token.
 func (a *app) workerAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := a.clientIP(r)
-		if blocked, wait := a.limits.workerAuthIP.blocked(ip); blocked {
-			w.Header().Set("Retry-After", retryAfter(wait))
-			apiError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests with bad tokens; wait and try again.")
-			return
-		}
-		runID, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil || runID <= 0 {
-			apiError(w, http.StatusNotFound, "not_found", "No such run.")
-			return
-		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || len(token) != workerTokenHexLen {
-			a.limits.workerAuthIP.hit(ip)
-			apiError(w, http.StatusUnauthorized, "unauthorized", "Send the run's token as Authorization: Bearer <token>.")
+		ip, runID, token, ok := a.bearerRequest(w, r, "Send the run's token as Authorization: Bearer <token>.")
+		if !ok {
 			return
 		}
 		sum := sha256.Sum256([]byte(token))

@@ -73,34 +73,36 @@ func (s *Store) Purge(ctx context.Context, v *Vault, datasetRetention time.Durat
 }
 
 func (s *Store) ids(ctx context.Context, q string, args ...any) ([]int64, error) {
+	return column[int64](ctx, s, q, args...)
+}
+
+// column reads the single column of a query's rows.
+func column[T any](ctx context.Context, s *Store, q string, args ...any) ([]T, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: purge: %w", err)
 	}
 	defer rows.Close()
-	var out []int64
+	var out []T
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			return nil, fmt.Errorf("store: purge: %w", err)
 		}
-		out = append(out, id)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
 
-// removeFile deletes a vault file; one already gone is fine (a purge cut short earlier).
-func removeFile(v *Vault, fileID string) error { return v.Remove(fileID) }
-
 // purgeRun deletes a run's content. Files go first: a crash between the two leaves rows
 // whose files are gone, and the next purge finishes the job.
 func (s *Store) purgeRun(ctx context.Context, v *Vault, id int64) error {
-	files, err := s.strings(ctx, "SELECT file_id FROM snapshots WHERE run_id = ?", id)
+	files, err := column[string](ctx, s, "SELECT file_id FROM snapshots WHERE run_id = ?", id)
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		if err := removeFile(v, f); err != nil {
+	for _, f := range files { // a file already gone (a purge cut short) is fine
+		if err := v.Remove(f); err != nil {
 			return err
 		}
 	}
@@ -130,7 +132,7 @@ func (s *Store) purgeSnapshot(ctx context.Context, v *Vault, id int64) error {
 	if err := s.r.QueryRowContext(ctx, "SELECT file_id FROM snapshots WHERE id = ?", id).Scan(&fileID); err != nil {
 		return fmt.Errorf("store: purge snapshot %d: %w", id, err)
 	}
-	if err := removeFile(v, fileID); err != nil {
+	if err := v.Remove(fileID); err != nil {
 		return err
 	}
 	if _, err := s.w.ExecContext(ctx, "DELETE FROM snapshots WHERE id = ?", id); err != nil {
@@ -144,7 +146,7 @@ func (s *Store) purgeDataset(ctx context.Context, v *Vault, id int64) error {
 	if err := s.r.QueryRowContext(ctx, "SELECT file_id FROM datasets WHERE id = ?", id).Scan(&fileID); err != nil {
 		return fmt.Errorf("store: purge dataset %d: %w", id, err)
 	}
-	if err := removeFile(v, fileID); err != nil {
+	if err := v.Remove(fileID); err != nil {
 		return err
 	}
 	_, err := s.w.ExecContext(ctx, `UPDATE datasets SET name = 'deleted dataset', histogram = '[]',
@@ -171,21 +173,4 @@ func (s *Store) expireDatasets(ctx context.Context, now time.Time, retention tim
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
-}
-
-func (s *Store) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: purge: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("store: purge: %w", err)
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }

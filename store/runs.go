@@ -53,7 +53,7 @@ type Run struct {
 	LastHeartbeat   time.Time
 	FinishedAt      time.Time
 	Deleted         bool
-	GPUSeconds      int64 // from the usage ledger once finished; see ElapsedGPU for live runs
+	GPUSeconds      int64 // from the usage ledger once finished; see GPUTime for live runs
 	HasIngestToken  bool  // a metrics token for the person's own scripts exists
 }
 
