@@ -92,10 +92,15 @@ type History struct {
 // ErrNoSeries is returned for a metric the run has not logged.
 var ErrNoSeries = errors.New("store: the run has no such metric")
 
-// MetricHistory returns at most about maxPoints drawn points of one metric between steps
-// from and to (nil: the whole series). Below maxPoints raw points are returned; above,
-// rollup buckets of the smallest level that fits give an envelope (min and max per
-// bucket) and a line chosen by MinMaxLTTB from the buckets' extremes.
+// MetricHistory returns at most maxPoints drawn points of one metric between steps from
+// and to (nil: the whole series). When the window holds at most maxPoints finite points
+// they are all returned (Level 0). Otherwise the answer is downsampled: an envelope (the
+// min and max of each stretch, so a spike is never lost) and a line chosen by MinMaxLTTB
+// from the stretches' extremes, at least half of maxPoints of it.
+//
+// The level read is planned from real row counts in the window, not from the series'
+// average density (a million points at steps 0..999,999 and one at 1,000,000,000 would
+// fool a density guess both ways): see planHistory.
 func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, from, to *int, maxPoints int) (History, error) {
 	var sr Series
 	var last sql.NullFloat64
@@ -118,24 +123,7 @@ func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, fro
 		h.From, h.To = h.To, h.From
 	}
 	maxPoints = max(maxPoints, 16)
-	span := int64(h.To) - int64(h.From) + 1
-	whole := int64(sr.LastStep) - int64(sr.FirstStep) + 1
-	// Points in the window, estimated from the series' density.
-	estimate := sr.Points
-	if whole > 0 && span < whole {
-		estimate = int64(math.Ceil(float64(sr.Points) * float64(span) / float64(whole)))
-	}
-	if estimate <= int64(maxPoints) {
-		err = s.rawHistory(ctx, sr.ID, &h)
-	} else {
-		// The finest level that needs at most 4×maxPoints rows; they are merged down.
-		h.Level = 1
-		for h.Level < rollupLevels && span>>bucketShift(h.Level) > 4*int64(maxPoints) {
-			h.Level++
-		}
-		err = s.bucketHistory(ctx, sr.ID, &h, maxPoints)
-	}
-	if err != nil {
+	if err := s.planHistory(ctx, sr.ID, &h, maxPoints); err != nil {
 		return History{}, fmt.Errorf("store: metric history: %w", err)
 	}
 	if err := s.nonFinite(ctx, sr.ID, &h); err != nil {
@@ -145,26 +133,105 @@ func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, fro
 	return h, nil
 }
 
-func (s *Store) rawHistory(ctx context.Context, seriesID int64, h *History) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT step, value, at FROM metric_points
-		WHERE series_id = ? AND step BETWEEN ? AND ? AND kind = 0 ORDER BY step`, seriesID, h.From, h.To)
+// planHistory fills h.Line (and h.Envelope when downsampled) for the window.
+//
+// With M = maxPoints and half = ceil(M/2):
+//  1. At most M finite points in the window (counted, reading at most M+1): all of them.
+//  2. Otherwise walk the rollup levels coarse to fine (5 .. 1, then the raw points as
+//     "level 0"), counting each level's rows in the window (at most 4M+1 read) and the
+//     line candidates they give (a bucket gives its min and its max, one when they are the
+//     same point). A level qualifies once it gives at least half candidates; the finest
+//     qualifying level with at most 4M rows is read, or, when even the first qualifying
+//     level has more, that one.
+//  3. The rows read are split into at most half groups of consecutive rows (their envelope
+//     and extremes), and MinMaxLTTB keeps at most M of the extremes.
+//
+// Why the bounds hold whatever the steps: a bucket holds at most 16 buckets of the level
+// below (and a level-1 bucket at most 16 points), so the level after one with fewer than
+// half candidates (hence fewer than half rows) has fewer than 8M rows. And a level with at
+// least half candidates split into half groups (or kept whole when it has fewer rows)
+// gives at least half candidates: the answer has between half and M points. The counts
+// scan at most about 4M rows per level, through the primary keys.
+func (s *Store) planHistory(ctx context.Context, seriesID int64, h *History, maxPoints int) error {
+	n, err := s.countRaw(ctx, seriesID, h, maxPoints+1)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var p HistoryPoint
-		var at int64
-		if err := rows.Scan(&p.Step, &p.Value, &at); err != nil {
+	if n <= maxPoints {
+		rows, err := s.rawRows(ctx, seriesID, h, maxPoints+1)
+		if err != nil {
 			return err
 		}
-		p.At = fromMS(at)
-		h.Line = append(h.Line, p)
+		if len(rows) <= maxPoints { // more only when points arrived since the count
+			for _, r := range rows {
+				h.Line = append(h.Line, HistoryPoint{Step: r.lo, Value: r.min, At: fromMS(r.lastAt)})
+			}
+			return nil
+		}
+		h.Level = 1
+		h.Envelope, h.Line = downsample(rows, maxPoints)
+		return nil
 	}
-	return rows.Err()
+	half := (maxPoints + 1) / 2
+	rowCap := 4 * maxPoints
+	chosen := -1
+	for level := rollupLevels; level >= 0; level-- {
+		var rows, cand int
+		if level == 0 {
+			rows, err = s.countRaw(ctx, seriesID, h, rowCap+1)
+			cand = rows
+		} else {
+			rows, cand, err = s.countBuckets(ctx, seriesID, h, level, rowCap+1)
+		}
+		if err != nil {
+			return err
+		}
+		if rows > rowCap {
+			if chosen < 0 {
+				chosen = level // fewer than 8M rows: see above
+			}
+			break
+		}
+		if cand >= half {
+			chosen = level
+		}
+	}
+	var rows []bucketRow
+	if chosen <= 0 {
+		// Raw points, grouped: reported as level 1 (the finest downsampled view), so a
+		// chart still asks for a closer zoom.
+		chosen = 0
+		rows, err = s.rawRows(ctx, seriesID, h, 16*maxPoints)
+	} else {
+		rows, err = s.bucketRows(ctx, seriesID, h, chosen, 16*maxPoints)
+	}
+	if err != nil {
+		return err
+	}
+	h.Level = max(chosen, 1)
+	h.Envelope, h.Line = downsample(rows, maxPoints)
+	return nil
 }
 
-// bucketRow is one rollup row as read.
+// countRaw counts the finite points in the window, reading at most limit of them.
+func (s *Store) countRaw(ctx context.Context, seriesID int64, h *History, limit int) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM metric_points
+		WHERE series_id = ? AND step BETWEEN ? AND ? AND kind = 0 LIMIT ?)`, seriesID, h.From, h.To, limit).Scan(&n)
+	return n, err
+}
+
+// countBuckets counts a level's buckets that overlap the window (reading at most limit) and
+// the line candidates they give: two for a bucket whose min and max are different points.
+func (s *Store) countBuckets(ctx context.Context, seriesID int64, h *History, level, limit int) (rows, cand int, err error) {
+	shift := bucketShift(level)
+	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(1 + (min_step != max_step)), 0) FROM (
+		SELECT min_step, max_step FROM metric_rollups WHERE series_id = ? AND level = ? AND bucket BETWEEN ? AND ? LIMIT ?)`,
+		seriesID, level, h.From>>shift, h.To>>shift, limit).Scan(&rows, &cand)
+	return rows, cand, err
+}
+
+// bucketRow is one rollup row, or one raw point, as read.
 type bucketRow struct {
 	lo, hi           int
 	min, max         float64
@@ -172,34 +239,60 @@ type bucketRow struct {
 	lastAt           int64
 }
 
-func (s *Store) bucketHistory(ctx context.Context, seriesID int64, h *History, maxPoints int) error {
-	shift := bucketShift(h.Level)
-	rows, err := s.r.QueryContext(ctx, `SELECT bucket, min, min_step, max, max_step, last_at
-		FROM metric_rollups WHERE series_id = ? AND level = ? AND bucket BETWEEN ? AND ? ORDER BY bucket`,
-		seriesID, h.Level, h.From>>shift, h.To>>shift)
+// rawRows reads the window's finite points (at most limit) as one-point buckets.
+func (s *Store) rawRows(ctx context.Context, seriesID int64, h *History, limit int) ([]bucketRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT step, value, at FROM metric_points
+		WHERE series_id = ? AND step BETWEEN ? AND ? AND kind = 0 ORDER BY step LIMIT ?`, seriesID, h.From, h.To, limit)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
-	var read []bucketRow
+	var out []bucketRow
+	for rows.Next() {
+		var r bucketRow
+		if err := rows.Scan(&r.lo, &r.min, &r.lastAt); err != nil {
+			return nil, err
+		}
+		r.hi, r.max, r.minStep, r.maxStep = r.lo, r.min, r.lo, r.lo
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// bucketRows reads a level's buckets that overlap the window (at most limit).
+func (s *Store) bucketRows(ctx context.Context, seriesID int64, h *History, level, limit int) ([]bucketRow, error) {
+	shift := bucketShift(level)
+	rows, err := s.r.QueryContext(ctx, `SELECT bucket, min, min_step, max, max_step, last_at
+		FROM metric_rollups WHERE series_id = ? AND level = ? AND bucket BETWEEN ? AND ? ORDER BY bucket LIMIT ?`,
+		seriesID, level, h.From>>shift, h.To>>shift, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []bucketRow
 	for rows.Next() {
 		var b int
 		var r bucketRow
 		if err := rows.Scan(&b, &r.min, &r.minStep, &r.max, &r.maxStep, &r.lastAt); err != nil {
-			return err
+			return nil, err
 		}
 		r.lo, r.hi = b<<shift, (b+1)<<shift-1
-		read = append(read, r)
+		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// Merge k neighbours so at most maxPoints/2 buckets remain (each gives two candidates).
-	k := max(1, (len(read)+maxPoints/2-1)/(maxPoints/2))
-	var candidates []HistoryPoint
-	for i := 0; i < len(read); i += k {
-		m := read[i]
-		for _, r := range read[i+1 : min(i+k, len(read))] {
+	return out, rows.Err()
+}
+
+// downsample splits rows into at most ceil(maxPoints/2) groups of consecutive rows, as
+// even as can be, and returns each group's envelope and a line of at most maxPoints of the
+// groups' extremes picked by LTTB (MinMaxLTTB).
+func downsample(read []bucketRow, maxPoints int) ([]Bucket, []HistoryPoint) {
+	groups := min(len(read), (maxPoints+1)/2)
+	envelope := make([]Bucket, 0, groups)
+	candidates := make([]HistoryPoint, 0, 2*groups)
+	for g := range groups {
+		part := read[g*len(read)/groups : (g+1)*len(read)/groups]
+		m := part[0]
+		for _, r := range part[1:] {
 			if r.min < m.min {
 				m.min, m.minStep = r.min, r.minStep
 			}
@@ -208,9 +301,9 @@ func (s *Store) bucketHistory(ctx context.Context, seriesID int64, h *History, m
 			}
 			m.hi, m.lastAt = r.hi, r.lastAt
 		}
-		h.Envelope = append(h.Envelope, Bucket{StepLo: m.lo, StepHi: m.hi, Min: m.min, Max: m.max})
-		// The bucket's extremes, in step order, are the candidates for the drawn line;
-		// the time of the bucket's last point stands in for theirs.
+		envelope = append(envelope, Bucket{StepLo: m.lo, StepHi: m.hi, Min: m.min, Max: m.max})
+		// The group's extremes, in step order, are the candidates for the drawn line; the
+		// time of the group's last point stands in for theirs.
 		lo, hi := HistoryPoint{m.minStep, m.min, fromMS(m.lastAt)}, HistoryPoint{m.maxStep, m.max, fromMS(m.lastAt)}
 		if hi.Step < lo.Step {
 			lo, hi = hi, lo
@@ -220,8 +313,7 @@ func (s *Store) bucketHistory(ctx context.Context, seriesID int64, h *History, m
 			candidates = append(candidates, hi)
 		}
 	}
-	h.Line = lttb(candidates, maxPoints)
-	return nil
+	return envelope, lttb(candidates, maxPoints)
 }
 
 func (s *Store) nonFinite(ctx context.Context, seriesID int64, h *History) error {
