@@ -129,14 +129,29 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The outlier shape, in a run of its own: a million points at steps 0..999,999 and one
+	// at step 1,000,000,000, so the series' average density says nothing about a window.
+	runC, _ := manualRun(t, st, email, "lora")
+	for lo := 0; lo <= n; lo += 10_000 {
+		pts := make([]store.MetricPoint, 0, 10_000)
+		for step := lo; step < min(lo+10_000, n); step++ {
+			pts = append(pts, store.MetricPoint{Name: "loss", Step: step, Value: 1 + math.Exp(-float64(step)/2e5)})
+		}
+		if lo == n {
+			pts = append(pts, store.MetricPoint{Name: "loss", Step: 1_000_000_000, Value: 0.5})
+		}
+		if _, err := st.AppendMetricsDirect(ctx, runC, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
 	postPoints(t, base, runA, tokA, "eval_loss", 0, 500, func(s int) float64 { return 2.2 - float64(s)/1000 })
 	postPoints(t, base, runB, tokB, "eval_loss", 0, 300, func(s int) float64 { return 2.5 - float64(s)/1000 })
 
 	b.open(fmt.Sprintf("/runs/%d", runA), http.StatusOK)
 	b.waitForWithin("the charts from the data island", `window.tunelabCharts && window.tunelabCharts.points("loss") > 100 &&
 		window.tunelabCharts.view("loss").level > 0`, 20*time.Second)
-	if n := eval[int](b, `window.tunelabCharts.points("loss")`); n > 2100 {
-		t.Errorf("the page holds %d loss points; downsampling should keep about 2000", n)
+	if n := eval[int](b, `window.tunelabCharts.points("loss")`); n > 2000 || n < 1000 {
+		t.Errorf("the page holds %d loss points; downsampling should keep 1,000 to 2,000", n)
 	}
 	overview := eval[int](b, `window.tunelabCharts.view("loss").level`)
 	b.checkClean("run page with a million points")
@@ -227,5 +242,23 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 		window.tunelabCharts.points("%d") === 500 && window.tunelabCharts.points("%d") === 300`, runA, runB))
 	b.checkClean("compare page")
 	b.screenshot("32-compare")
+
+	// The outlier run: what the chart gets for the whole run, and for the dense stretch
+	// (as the chart asks when zoomed there), is between half the budget and the budget.
+	b.open(fmt.Sprintf("/runs/%d", runC), http.StatusOK)
+	b.waitForWithin("the outlier run's chart", `window.tunelabCharts && window.tunelabCharts.points("loss") > 0 &&
+		window.tunelabCharts.view("loss").level > 0`, 20*time.Second)
+	if got := eval[int](b, `window.tunelabCharts.points("loss")`); got < 1000 || got > 2000 {
+		t.Errorf("the outlier run's page holds %d loss points; want 1,000 to 2,000", got)
+	}
+	for _, q := range []string{"", "&from=0&to=999999", "&from=0&to=1000000000"} {
+		js := `(async () => { const h = JSON.parse(document.getElementById("run-metrics-data").textContent).history_url;
+			const r = await (await fetch(h + "?name=loss` + q + `")).json(); return [r.line.length, r.envelope.length, r.level]; })()`
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]int](js, chromedp.EvalAwaitPromise))
+		if err != nil || len(got) != 3 || got[0] < 1000 || got[0] > 2000 || got[1] > 2000 || got[2] == 0 {
+			t.Errorf("history?name=loss%s of the outlier run: [line, envelope, level] = %v (%v); want 1,000 to 2,000 drawn, downsampled", q, got, err)
+		}
+	}
+	b.checkClean("outlier run page")
 	stop()
 }
