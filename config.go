@@ -41,6 +41,10 @@ type config struct {
 	HeartbeatInterval time.Duration // how often workers are told to send a heartbeat
 	HeartbeatTimeout  time.Duration // a running run silent this long is failed
 	DatasetRetention  time.Duration // a dataset is deleted this long after its last run ended
+
+	// Per-account quotas; 0 turns one off.
+	QuotaQueuedRuns   int   // queued runs a person may have waiting
+	QuotaDatasetBytes int64 // bytes of stored datasets per person
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -111,6 +115,22 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	c.HeartbeatInterval = durationEnv(env, "TUNELAB_HEARTBEAT_INTERVAL", 5*time.Second, time.Second, time.Hour, &errs)
 	c.HeartbeatTimeout = durationEnv(env, "TUNELAB_HEARTBEAT_TIMEOUT", 60*time.Second, 2*time.Second, 24*time.Hour, &errs)
 	c.DatasetRetention = durationEnv(env, "TUNELAB_DATASET_RETENTION", store.DefaultDatasetRetention, time.Hour, 10*365*24*time.Hour, &errs)
+	c.QuotaQueuedRuns = store.DefaultQuotaQueuedRuns
+	if v := env("TUNELAB_QUOTA_QUEUED_RUNS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1_000_000 {
+			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_QUEUED_RUNS=%q: use a whole number of runs from 0 (no limit) to 1000000", v))
+		}
+		c.QuotaQueuedRuns = n
+	}
+	c.QuotaDatasetBytes = store.DefaultQuotaDatasetBytes
+	if v := env("TUNELAB_QUOTA_DATASET_BYTES", ""); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_DATASET_BYTES=%q: %w", v, err))
+		}
+		c.QuotaDatasetBytes = n
+	}
 	if c.HeartbeatTimeout < 2*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("TUNELAB_HEARTBEAT_TIMEOUT (%s) must be at least twice TUNELAB_HEARTBEAT_INTERVAL (%s), or one late heartbeat fails a healthy run",
 			c.HeartbeatTimeout, c.HeartbeatInterval))
@@ -230,4 +250,25 @@ func (c config) workerURL(addr net.Addr) string {
 	}
 	_, port, _ := net.SplitHostPort(addr.String())
 	return scheme + "://127.0.0.1:" + port
+}
+
+// parseBytes reads a size: a whole number of bytes, or one with a decimal unit (kB, MB,
+// GB, TB: powers of 1000), as in "5GB" or "500 MB". 0 means no limit.
+func parseBytes(v string) (int64, error) {
+	s := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(v), " ", ""))
+	unit := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, unit = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return 0, errors.New("use a size such as 5GB, 500MB or a whole number of bytes (0: no limit)")
+	}
+	return n * unit, nil
 }

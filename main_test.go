@@ -48,6 +48,8 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad heartbeat", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "often"}, nil, "such as 30s"},
 		{"timeout below twice the interval", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "10s", "TUNELAB_HEARTBEAT_TIMEOUT": "15s"}, nil, "at least twice"},
 		{"bad dataset retention", map[string]string{"TUNELAB_DATASET_RETENTION": "forever"}, nil, "TUNELAB_DATASET_RETENTION"},
+		{"bad queued runs quota", map[string]string{"TUNELAB_QUOTA_QUEUED_RUNS": "-1"}, nil, "TUNELAB_QUOTA_QUEUED_RUNS"},
+		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +66,19 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9" || c.DataDir != "/d" || c.BaseURL != "https://tune.example" || !c.secure() || !c.production() {
 		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestQuotaSettings(t *testing.T) {
+	c, err := loadConfig("serve", nil, envMap(nil))
+	if err != nil || c.QuotaQueuedRuns != 20 || c.QuotaDatasetBytes != 5_000_000_000 {
+		t.Fatalf("defaults: %d queued runs, %d bytes, %v", c.QuotaQueuedRuns, c.QuotaDatasetBytes, err)
+	}
+	for v, want := range map[string]int64{"0": 0, "123": 123, "500MB": 500_000_000, "2 GB": 2_000_000_000, "1tb": 1_000_000_000_000, "10kB": 10_000} {
+		c, err := loadConfig("serve", nil, envMap(map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": v, "TUNELAB_QUOTA_QUEUED_RUNS": "3"}))
+		if err != nil || c.QuotaDatasetBytes != want || c.QuotaQueuedRuns != 3 {
+			t.Errorf("TUNELAB_QUOTA_DATASET_BYTES=%q: %d bytes, %d runs, %v; want %d", v, c.QuotaDatasetBytes, c.QuotaQueuedRuns, err, want)
+		}
 	}
 }
 

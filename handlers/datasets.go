@@ -93,7 +93,7 @@ func (a *app) uploadDataset(w http.ResponseWriter, r *http.Request) {
 				name = strings.TrimSuffix(base, filepath.Ext(base))
 			}
 			d, err := a.store.CreateDataset(r.Context(), a.vault, store.NewDataset{
-				UserID: u.ID, Name: name, Content: part, MaxSize: a.cfg.MaxUploadBytes})
+				UserID: u.ID, Name: name, Content: part, MaxSize: a.cfg.MaxUploadBytes, QuotaBytes: a.cfg.DatasetQuotaBytes})
 			if err != nil {
 				a.uploadFailed(w, r, &form, err, fail)
 				return
@@ -108,7 +108,11 @@ func (a *app) uploadDataset(w http.ResponseWriter, r *http.Request) {
 func (a *app) uploadFailed(w http.ResponseWriter, r *http.Request, form *views.UploadForm, err error, fail func(int)) {
 	var invalid *store.DatasetInvalidError
 	var tooBig *http.MaxBytesError
+	var quota *store.QuotaError
 	switch {
+	case errors.As(err, &quota):
+		form.FileError = datasetQuotaMessage(quota)
+		fail(http.StatusUnprocessableEntity)
 	case errors.As(err, &invalid):
 		for i, p := range invalid.Report.Errors {
 			if i == maxShownProblems {
@@ -124,6 +128,12 @@ func (a *app) uploadFailed(w http.ResponseWriter, r *http.Request, form *views.U
 	default:
 		a.serverError(w, r, err)
 	}
+}
+
+// datasetQuotaMessage says how much of the dataset quota is used and what to do.
+func datasetQuotaMessage(q *store.QuotaError) string {
+	return fmt.Sprintf("This file would take your datasets past your %s quota: %s of %s used. Delete datasets you no longer need, or ask the operator to raise TUNELAB_QUOTA_DATASET_BYTES.",
+		formatBytes(q.Limit), formatBytes(q.Used), formatBytes(q.Limit))
 }
 
 // useSample copies a shipped sample dataset into the person's datasets.
@@ -142,7 +152,15 @@ func (a *app) useSample(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	d, err := a.store.CreateDataset(r.Context(), a.vault, store.NewDataset{UserID: u.ID, Name: s.Name, Content: f, MaxSize: a.cfg.MaxUploadBytes})
+	d, err := a.store.CreateDataset(r.Context(), a.vault, store.NewDataset{UserID: u.ID, Name: s.Name, Content: f, MaxSize: a.cfg.MaxUploadBytes,
+		QuotaBytes: a.cfg.DatasetQuotaBytes})
+	var quota *store.QuotaError
+	if errors.As(err, &quota) {
+		form := a.uploadForm()
+		form.FileError = datasetQuotaMessage(quota)
+		a.renderDatasets(w, r, http.StatusUnprocessableEntity, form)
+		return
+	}
 	if err != nil {
 		a.serverError(w, r, err)
 		return

@@ -83,6 +83,9 @@ type Config struct {
 	BillingConfigured bool
 	// MaxUploadBytes caps a dataset upload (default 100 MB).
 	MaxUploadBytes int64
+	// Per-account quotas (TUNELAB_QUOTA_*); 0: no limit.
+	QueuedRunsQuota   int   // queued runs a person may have waiting
+	DatasetQuotaBytes int64 // bytes of stored datasets per person
 }
 
 // Deps is everything New wires together.

@@ -63,9 +63,14 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	values := runFormValues(r)
 	nr, errs := a.parseRun(u.ID, values)
+	formError := "The run was not started. Fix the fields marked below."
 	if len(errs) == 0 {
+		nr.MaxQueued = a.cfg.QueuedRunsQuota
 		run, err := a.store.CreateRun(r.Context(), nr)
+		var quota *store.QuotaError
 		switch {
+		case errors.As(err, &quota):
+			formError = queuedRunsMessage(quota)
 		case errors.Is(err, store.ErrNotFound):
 			errs = map[string]string{"dataset_id": "Choose one of your datasets."}
 			if nr.EvalDatasetID != 0 {
@@ -88,8 +93,13 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form.Errors = errs
-	form.FormError = "The run was not started. Fix the fields marked below."
+	form.FormError = formError
 	a.renderWith(w, r, http.StatusUnprocessableEntity, a.page(r, "New run", "runs"), views.NewRunPage(form), views.RunFormFragment(form))
+}
+
+// queuedRunsMessage says why a run was not queued and what to do.
+func queuedRunsMessage(q *store.QuotaError) string {
+	return fmt.Sprintf("The run was not started: you already have %d queued runs, the most one account may have waiting (TUNELAB_QUOTA_QUEUED_RUNS). Wait for a queued run to start, or cancel queued runs you no longer need, then start this one.", q.Used)
 }
 
 // formatErrors explains which dataset does not suit the chosen method.
@@ -182,7 +192,13 @@ func (a *app) retryRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next, err := a.store.CreateRun(r.Context(), store.NewRun{UserID: run.UserID, DatasetID: run.DatasetID,
-		EvalDatasetID: run.EvalDatasetID, Config: run.Config, Backend: a.runs.Backend.Name(), RetryOf: run.ID})
+		EvalDatasetID: run.EvalDatasetID, Config: run.Config, Backend: a.runs.Backend.Name(), RetryOf: run.ID,
+		MaxQueued: a.cfg.QueuedRunsQuota})
+	var quota *store.QuotaError
+	if errors.As(err, &quota) {
+		a.errorPage(w, r, http.StatusUnprocessableEntity, "Cannot retry this run yet", queuedRunsMessage(quota))
+		return
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		a.errorPage(w, r, http.StatusConflict, "Cannot retry this run",
 			"Its dataset has been deleted. Start a new run with another dataset.")

@@ -85,6 +85,10 @@ type NewDataset struct {
 	Content io.Reader // the JSONL bytes as they arrive
 	MaxSize int64     // size cap in bytes
 	Limits  DatasetLimits
+	// QuotaBytes caps the bytes of the person's stored (not deleted) datasets, this one
+	// included; past it CreateDataset answers a *QuotaError (TUNELAB_QUOTA_DATASET_BYTES).
+	// 0: no limit.
+	QuotaBytes int64
 }
 
 // CreateDataset validates the upload while encrypting it into the vault, in one pass. An
@@ -97,17 +101,36 @@ func (s *Store) CreateDataset(ctx context.Context, v *Vault, nd NewDataset) (Dat
 	if utf8.RuneCountInString(name) > 120 {
 		name = string([]rune(name)[:120])
 	}
+	// The quota is checked before the upload is read (nothing is streamed for a person
+	// already at it, and the stream stops once it would pass it), and again where it
+	// counts: in the transaction that inserts the row.
+	limit, quotaBound := nd.MaxSize, false
+	if nd.QuotaBytes > 0 {
+		used, err := datasetBytes(ctx, s.r, nd.UserID)
+		if err != nil {
+			return Dataset{}, fmt.Errorf("store: create dataset: %w", err)
+		}
+		if used >= nd.QuotaBytes {
+			return Dataset{}, &QuotaError{Quota: QuotaDatasetBytes, Used: used, Limit: nd.QuotaBytes}
+		}
+		if left := nd.QuotaBytes - used; limit <= 0 || left < limit {
+			limit, quotaBound = left, true
+		}
+	}
 	w, err := v.Create()
 	if err != nil {
 		return Dataset{}, err
 	}
-	counted := &countingReader{r: nd.Content, limit: nd.MaxSize}
+	counted := &countingReader{r: nd.Content, limit: limit}
 	report, err := ValidateDataset(io.TeeReader(counted, w), nd.Limits)
 	if err == nil && counted.over {
 		err = ErrDatasetTooLarge
 	}
 	if err != nil {
 		w.Abort()
+		if counted.over && quotaBound {
+			return Dataset{}, &QuotaError{Quota: QuotaDatasetBytes, Used: nd.QuotaBytes - limit, Limit: nd.QuotaBytes}
+		}
 		if counted.over {
 			return Dataset{}, ErrDatasetTooLarge
 		}
@@ -124,16 +147,42 @@ func (s *Store) CreateDataset(ctx context.Context, v *Vault, nd NewDataset) (Dat
 	d := Dataset{UserID: nd.UserID, Name: name, Format: report.Format, FileID: fileID, SizeBytes: counted.n,
 		Rows: report.Rows, Tokens: report.Tokens, Histogram: histogram(report.RowTokens), CreatedAt: fromMS(ms(s.now()))}
 	hist, _ := json.Marshal(d.Histogram)
-	res, err := s.w.ExecContext(ctx, `INSERT INTO datasets (user_id, name, format, file_id, size_bytes, row_count, est_tokens, histogram, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.UserID, d.Name, d.Format, d.FileID, d.SizeBytes, d.Rows, d.Tokens, string(hist), ms(d.CreatedAt))
-	if err == nil {
-		d.ID, err = res.LastInsertId()
-	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if nd.QuotaBytes > 0 {
+			used, err := datasetBytes(ctx, tx, nd.UserID)
+			if err != nil {
+				return err
+			}
+			if used+d.SizeBytes > nd.QuotaBytes {
+				return &QuotaError{Quota: QuotaDatasetBytes, Used: used, Limit: nd.QuotaBytes}
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO datasets (user_id, name, format, file_id, size_bytes, row_count, est_tokens, histogram, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.UserID, d.Name, d.Format, d.FileID, d.SizeBytes, d.Rows, d.Tokens, string(hist), ms(d.CreatedAt))
+		if err == nil {
+			d.ID, err = res.LastInsertId()
+		}
+		return err
+	})
 	if err != nil {
 		v.Remove(fileID) // the row failed: do not keep an orphan file
+		var quota *QuotaError
+		if errors.As(err, &quota) {
+			return Dataset{}, err
+		}
 		return Dataset{}, fmt.Errorf("store: create dataset: %w", err)
 	}
 	return d, nil
+}
+
+// datasetBytes is the size of a person's stored datasets: what their dataset quota counts
+// (deleted ones are not counted; their files go with the next purge).
+func datasetBytes(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, userID int64) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, "SELECT COALESCE(SUM(size_bytes), 0) FROM datasets WHERE user_id = ? AND deleted_at IS NULL", userID).Scan(&n)
+	return n, err
 }
 
 // countingReader counts bytes and stops with an error past the limit.

@@ -83,6 +83,9 @@ type NewRun struct {
 	Config        RunConfig
 	Backend       string
 	RetryOf       int64
+	// MaxQueued is how many queued runs the person may have; past it CreateRun answers a
+	// *QuotaError (TUNELAB_QUOTA_QUEUED_RUNS). 0: no limit.
+	MaxQueued int
 }
 
 // FormatForMethod says which dataset formats a method trains on.
@@ -103,6 +106,16 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 	now := ms(s.now())
 	var id int64
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if nr.MaxQueued > 0 {
+			var queued int64
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM runs WHERE user_id = ? AND status = 'queued'",
+				nr.UserID).Scan(&queued); err != nil {
+				return err
+			}
+			if queued >= int64(nr.MaxQueued) {
+				return &QuotaError{Quota: QuotaQueuedRuns, Used: queued, Limit: int64(nr.MaxQueued)}
+			}
+		}
 		ids := []int64{nr.DatasetID}
 		if nr.EvalDatasetID != 0 {
 			ids = append(ids, nr.EvalDatasetID)
@@ -140,7 +153,8 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 		}
 		return addRunEvent(ctx, tx, id, RunQueued, note, now)
 	})
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDatasetFormat) {
+	var quota *QuotaError
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDatasetFormat) || errors.As(err, &quota) {
 		return Run{}, err
 	}
 	if err != nil {
