@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	})
 	srv.Handler = handler
 
-	go housekeeping(ctx, st, vault, cfg.DatasetRetention, log)
+	go housekeeping(ctx, st, vault, store.PurgeOptions{DatasetRetention: cfg.DatasetRetention, WorkerLogDir: filepath.Join(cfg.DataDir, "workers")}, log)
 	// Workers are separate processes that outlive a server restart; the dispatcher
 	// reconciles with them when it starts again.
 	dispatchDone := make(chan struct{})
@@ -179,8 +179,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 }
 
 // housekeeping removes expired sessions, security telemetry past its retention, and
-// deleted or expired runs, snapshots and datasets (store.Purge).
-func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, datasetRetention time.Duration, log *slog.Logger) {
+// deleted or expired runs, snapshots and datasets, worker logs of purged runs and
+// half-written uploads (store.Purge): at start-up, then hourly.
+func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, purge store.PurgeOptions, log *slog.Logger) {
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	for {
@@ -194,11 +195,12 @@ func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, data
 		} else if n > 0 {
 			log.Info("purged security events past retention", "count", n)
 		}
-		if rep, err := st.Purge(ctx, vault, datasetRetention); err != nil {
+		if rep, err := st.Purge(ctx, vault, purge); err != nil {
 			log.Error("purge deleted data", "err", err)
 		} else if rep != (store.PurgeReport{}) {
 			log.Info("purged deleted data", "runs", rep.Runs, "snapshots", rep.Snapshots,
-				"datasets", rep.Datasets, "expired_datasets", rep.ExpiredDatasets)
+				"datasets", rep.Datasets, "expired_datasets", rep.ExpiredDatasets,
+				"worker_logs", rep.WorkerLogs, "stale_uploads", rep.Uploads)
 		}
 		select {
 		case <-ctx.Done():

@@ -3,7 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -19,20 +23,40 @@ const PurgeDelay = 24 * time.Hour
 // ended (TUNELAB_DATASET_RETENTION).
 const DefaultDatasetRetention = 30 * 24 * time.Hour
 
+// StaleUploadAge is how long a half-written upload (a vault temporary file no write has
+// touched since) is kept: one whose request died with the server is removed after it.
+const StaleUploadAge = 24 * time.Hour
+
+// PurgeOptions says what Purge may remove besides the database rows and vault files.
+type PurgeOptions struct {
+	// DatasetRetention: a dataset is deleted this long after the last run that used it
+	// ended (TUNELAB_DATASET_RETENTION); 0: never.
+	DatasetRetention time.Duration
+	// WorkerLogDir holds the local backend's worker logs, run-ID.log (DATA_DIR/workers);
+	// a purged run's log goes with it. "": there are none.
+	WorkerLogDir string
+}
+
 // PurgeReport counts what one purge removed.
 type PurgeReport struct {
 	Runs, Snapshots, Datasets, ExpiredDatasets int
+	WorkerLogs                                 int // logs of purged runs
+	Uploads                                    int // half-written uploads older than StaleUploadAge
 }
 
-// Purge removes what is due: deleted runs (metrics, logs, timeline, snapshots and their
-// files; a tombstone stays for the usage ledger), deleted snapshots, datasets past the
-// retention window after their last run, and deleted datasets (file, name).
-func (s *Store) Purge(ctx context.Context, v *Vault, datasetRetention time.Duration) (PurgeReport, error) {
+// Purge removes what is due: deleted runs (metrics, logs, worker log file, timeline,
+// snapshots and their files; a tombstone stays for the usage ledger), deleted snapshots,
+// datasets past the retention window after their last run, deleted datasets (file, name),
+// and half-written uploads older than StaleUploadAge. It runs at start-up and hourly.
+func (s *Store) Purge(ctx context.Context, v *Vault, o PurgeOptions) (PurgeReport, error) {
 	var rep PurgeReport
 	now := s.now()
 	cutoff := ms(now.Add(-PurgeDelay))
 	var err error
-	if rep.ExpiredDatasets, err = s.expireDatasets(ctx, now, datasetRetention); err != nil {
+	if rep.Uploads, err = v.RemoveStaleUploads(now.Add(-StaleUploadAge)); err != nil {
+		return rep, err
+	}
+	if rep.ExpiredDatasets, err = s.expireDatasets(ctx, now, o.DatasetRetention); err != nil {
 		return rep, err
 	}
 	runs, err := s.ids(ctx, `SELECT id FROM runs WHERE deleted_at IS NOT NULL AND deleted_at <= ? AND purged_at IS NULL
@@ -45,6 +69,10 @@ func (s *Store) Purge(ctx context.Context, v *Vault, datasetRetention time.Durat
 			return rep, err
 		}
 		rep.Runs++
+	}
+	// Worker logs of purged runs, this purge's and any an earlier one left behind.
+	if rep.WorkerLogs, err = s.purgeWorkerLogs(ctx, o.WorkerLogDir); err != nil {
+		return rep, err
 	}
 	snaps, err := s.ids(ctx, "SELECT id FROM snapshots WHERE deleted_at IS NOT NULL AND deleted_at <= ?", cutoff)
 	if err != nil {
@@ -125,6 +153,48 @@ func (s *Store) purgeRun(ctx context.Context, v *Vault, id int64) error {
 		return fmt.Errorf("store: purge run %d: %w", id, err)
 	}
 	return nil
+}
+
+// workerLogName is the file the local backend appends a run's worker output to, in its
+// log directory (gpu.LocalConfig.LogDir).
+func workerLogName(runID int64) string { return fmt.Sprintf("run-%d.log", runID) }
+
+// purgeWorkerLogs removes the worker logs of purged runs from dir.
+func (s *Store) purgeWorkerLogs(ctx context.Context, dir string) (int, error) {
+	if dir == "" {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: purge worker logs: %w", err)
+	}
+	var ids []int64
+	for _, e := range entries {
+		var id int64
+		if _, err := fmt.Sscanf(e.Name(), "run-%d.log", &id); err == nil && e.Name() == workerLogName(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list, _ := json.Marshal(ids)
+	purged, err := s.ids(ctx, "SELECT id FROM runs WHERE purged_at IS NOT NULL AND id IN (SELECT value FROM json_each(?))", string(list))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range purged {
+		err := os.Remove(filepath.Join(dir, workerLogName(id)))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return n, fmt.Errorf("store: purge worker log of run %d: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func (s *Store) purgeSnapshot(ctx context.Context, v *Vault, id int64) error {

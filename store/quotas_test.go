@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +64,7 @@ func TestDatasetQuotaCountsStoredBytes(t *testing.T) {
 	upload := func(quota int64) (Dataset, error) {
 		return f.s.CreateDataset(ctx, f.v, NewDataset{UserID: f.ada.ID, Name: "q", Content: strings.NewReader(content), MaxSize: 1 << 20, QuotaBytes: quota})
 	}
-	filesBefore := vaultFiles(t, f.dir)
+	filesBefore := vaultCount(t, f.dir)
 	for _, quota := range []int64{used, used + size - 1} {
 		_, err := upload(quota)
 		var q *QuotaError
@@ -73,7 +72,7 @@ func TestDatasetQuotaCountsStoredBytes(t *testing.T) {
 			t.Fatalf("quota %d with %d used, uploading %d: %v", quota, used, size, err)
 		}
 	}
-	if got := vaultFiles(t, f.dir); got != filesBefore {
+	if got := vaultCount(t, f.dir); got != filesBefore {
 		t.Fatalf("refused uploads left files: %d before, %d after", filesBefore, got)
 	}
 	// Exactly at the quota is allowed; deleting a dataset makes room again.
@@ -137,14 +136,4 @@ func TestDatasetQuotaHoldsUnderConcurrentUploads(t *testing.T) {
 	if total > quota {
 		t.Fatalf("%d bytes stored, quota %d", total, quota)
 	}
-}
-
-// vaultFiles counts the files in a vault directory.
-func vaultFiles(t *testing.T, dir string) int {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"time"
 )
 
 // Vault keeps files (datasets, snapshots) encrypted at rest with AES-256-GCM under a key
@@ -37,6 +39,7 @@ const (
 	vaultChunk     = 64 << 10
 	vaultSaltLen   = 16
 	vaultNonceSize = 12
+	vaultIncoming  = ".incoming-" // temporary files, until Commit renames them
 )
 
 var (
@@ -98,7 +101,7 @@ type VaultWriter struct {
 
 // Create starts a new encrypted file.
 func (v *Vault) Create() (*VaultWriter, error) {
-	f, err := os.CreateTemp(v.dir, ".incoming-*")
+	f, err := os.CreateTemp(v.dir, vaultIncoming+"*")
 	if err != nil {
 		return nil, fmt.Errorf("store: vault create: %w", err)
 	}
@@ -275,6 +278,31 @@ func (r *vaultReader) next() error {
 }
 
 func (r *vaultReader) Close() error { return r.f.Close() }
+
+// RemoveStaleUploads removes half-written files (an upload whose request ended with the
+// process, before Commit or Abort) last written before the given time, and returns how
+// many went.
+func (v *Vault) RemoveStaleUploads(before time.Time) (int, error) {
+	entries, err := os.ReadDir(v.dir)
+	if err != nil {
+		return 0, fmt.Errorf("store: vault sweep: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), vaultIncoming) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(before) {
+			continue // gone meanwhile, or still being written
+		}
+		if err := os.Remove(filepath.Join(v.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return n, fmt.Errorf("store: vault sweep: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
 
 // Remove deletes a file; a missing file is not an error (purges must be re-runnable).
 func (v *Vault) Remove(id string) error {
