@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -23,30 +24,76 @@ import (
 // a name a person uploaded never becomes a path.
 //
 // File format ("STREAM" construction, so large files stream in constant memory and
-// truncation or reordering is detected):
+// truncation or reordering is detected), version 2:
 //
-//	magic "TLV1" | 16-byte salt | chunk...
-//	chunk = AES-GCM(fileKey, nonce = 11-byte big-endian counter | last-flag, up to 64 KiB)
+//	header = magic "TLV" | version '2' | 8-byte key id | 16-byte salt
+//	file   = header | chunk...
+//	chunk  = AES-GCM(fileKey, nonce = 11-byte big-endian counter | last-flag,
+//	                 plaintext up to 64 KiB, additional data = header | file id | counter)
 //
-// fileKey = HKDF-SHA256(secret key, salt, "tunelab vault v1"), new for every file.
+// fileKey = HKDF-SHA256(secret key, salt, "tunelab vault v2"), new for every file. The
+// additional data binds every chunk to its file id and place, so content moved under
+// another file's id, or chunks reordered, fail to decrypt. The key id (KeyID) names the
+// secret key a file was written with: a file written with another key is refused with a
+// *VaultKeyError saying so (and a later key rotation can tell old files from new).
+//
+// Version 1 files ("TLV1" | salt | chunks: no key id, no additional data, HKDF info
+// "tunelab vault v1"), written before this format, are still read; new files are always
+// version 2.
 type Vault struct {
 	dir    string
 	master []byte
+	keyID  [vaultKeyIDLen]byte
 }
 
 const (
-	vaultMagic     = "TLV1"
+	vaultMagic     = "TLV"
+	vaultV1        = '1'
+	vaultV2        = '2'
 	vaultChunk     = 64 << 10
+	vaultKeyIDLen  = 8
 	vaultSaltLen   = 16
 	vaultNonceSize = 12
+	vaultV1Header  = len(vaultMagic) + 1 + vaultSaltLen
+	vaultV2Header  = len(vaultMagic) + 1 + vaultKeyIDLen + vaultSaltLen
 	vaultIncoming  = ".incoming-" // temporary files, until Commit renames them
 )
 
 var (
 	vaultIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
-	// ErrVaultCorrupt means a file was altered, truncated or encrypted under another key.
+	// ErrVaultCorrupt means a file was altered, truncated, moved under another file's id,
+	// or (a version 1 file) encrypted under another key.
 	ErrVaultCorrupt = errors.New("store: vault file is corrupt or was encrypted with another key")
+	// ErrVaultWrongKey matches a *VaultKeyError.
+	ErrVaultWrongKey = errors.New("store: vault file was encrypted with another secret key")
 )
+
+// VaultKeyError refuses a file written with another secret key than the server's.
+type VaultKeyError struct {
+	File      string // the file id
+	FileKeyID string // the key id in the file's header (hex)
+	KeyID     string // the key id of the server's key (hex)
+}
+
+func (e *VaultKeyError) Error() string {
+	return fmt.Sprintf("store: vault file %s was encrypted with the secret key whose id is %s, but this server's key (TUNELAB_SECRET_KEY) has id %s; start the server with the key that wrote the file",
+		e.File, e.FileKeyID, e.KeyID)
+}
+
+// Is makes errors.Is(err, ErrVaultWrongKey) true.
+func (e *VaultKeyError) Is(target error) bool { return target == ErrVaultWrongKey }
+
+// KeyID names a secret key without revealing it: the first 8 bytes of SHA-256 over a
+// fixed label and the key, in hex.
+func KeyID(secretKey []byte) string {
+	id := keyID(secretKey)
+	return hex.EncodeToString(id[:])
+}
+
+func keyID(secretKey []byte) [vaultKeyIDLen]byte {
+	sum := sha256.Sum256(append([]byte("tunelab vault key id\x00"), secretKey...))
+	return [vaultKeyIDLen]byte(sum[:vaultKeyIDLen])
+}
 
 // NewVault opens (creating) the vault directory. secretKey must be 32 bytes.
 func NewVault(dir string, secretKey []byte) (*Vault, error) {
@@ -56,7 +103,7 @@ func NewVault(dir string, secretKey []byte) (*Vault, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create vault dir: %w", err)
 	}
-	return &Vault{dir: dir, master: append([]byte(nil), secretKey...)}, nil
+	return &Vault{dir: dir, master: append([]byte(nil), secretKey...), keyID: keyID(secretKey)}, nil
 }
 
 func (v *Vault) path(id string) (string, error) {
@@ -66,8 +113,12 @@ func (v *Vault) path(id string) (string, error) {
 	return filepath.Join(v.dir, id), nil
 }
 
-func (v *Vault) aead(salt []byte) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, v.master, salt, "tunelab vault v1", 32)
+func (v *Vault) aead(version byte, salt []byte) (cipher.AEAD, error) {
+	info := "tunelab vault v2"
+	if version == vaultV1 {
+		info = "tunelab vault v1"
+	}
+	key, err := hkdf.Key(sha256.New, v.master, salt, info, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -87,36 +138,53 @@ func chunkNonce(counter uint64, last bool) []byte {
 	return n
 }
 
-// VaultWriter encrypts into a temporary file; Commit makes it visible under a new id,
+// chunkAAD is a version 2 chunk's additional data: the header, the file id and the
+// chunk's counter. prefix (header | file id) is nil for a version 1 file, which has none.
+func chunkAAD(prefix []byte, counter uint64) []byte {
+	if prefix == nil {
+		return nil
+	}
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), counter)
+}
+
+// VaultWriter encrypts into a temporary file; Commit makes it visible under its id,
 // Abort throws it away. Until Commit nothing is stored.
 type VaultWriter struct {
 	v       *Vault
 	f       *os.File
+	id      string
 	aead    cipher.AEAD
+	prefix  []byte // header | file id: the chunks' additional data before the counter
 	buf     []byte
 	counter uint64
 	n       int64
 	err     error
 }
 
-// Create starts a new encrypted file.
+// Create starts a new encrypted file. Its id is chosen now, since every chunk is bound
+// to it.
 func (v *Vault) Create() (*VaultWriter, error) {
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	id := hex.EncodeToString(idb)
 	f, err := os.CreateTemp(v.dir, vaultIncoming+"*")
 	if err != nil {
 		return nil, fmt.Errorf("store: vault create: %w", err)
 	}
 	salt := make([]byte, vaultSaltLen)
 	rand.Read(salt)
-	aead, err := v.aead(salt)
+	header := make([]byte, 0, vaultV2Header)
+	header = append(append(append(append(header, vaultMagic...), vaultV2), v.keyID[:]...), salt...)
+	aead, err := v.aead(vaultV2, salt)
 	if err == nil {
-		_, err = f.Write(append([]byte(vaultMagic), salt...))
+		_, err = f.Write(header)
 	}
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("store: vault create: %w", err)
 	}
-	return &VaultWriter{v: v, f: f, aead: aead, buf: make([]byte, 0, vaultChunk)}, nil
+	return &VaultWriter{v: v, f: f, id: id, aead: aead, prefix: append(header, id...), buf: make([]byte, 0, vaultChunk)}, nil
 }
 
 // Write encrypts p, a chunk at a time.
@@ -142,7 +210,7 @@ func (w *VaultWriter) Write(p []byte) (int, error) {
 }
 
 func (w *VaultWriter) seal(last bool) error {
-	ct := w.aead.Seal(nil, chunkNonce(w.counter, last), w.buf, nil)
+	ct := w.aead.Seal(nil, chunkNonce(w.counter, last), w.buf, chunkAAD(w.prefix, w.counter))
 	w.counter++
 	w.buf = w.buf[:0]
 	if _, err := w.f.Write(ct); err != nil {
@@ -173,15 +241,12 @@ func (w *VaultWriter) Commit() (string, error) {
 		os.Remove(w.f.Name())
 		return "", fmt.Errorf("store: vault close: %w", err)
 	}
-	idb := make([]byte, 16)
-	rand.Read(idb)
-	id := hex.EncodeToString(idb)
-	if err := os.Rename(w.f.Name(), filepath.Join(w.v.dir, id)); err != nil {
+	if err := os.Rename(w.f.Name(), filepath.Join(w.v.dir, w.id)); err != nil {
 		os.Remove(w.f.Name())
 		return "", fmt.Errorf("store: vault commit: %w", err)
 	}
 	syncDir(w.v.dir)
-	return id, nil
+	return w.id, nil
 }
 
 // Abort removes the temporary file; it is safe to call after Commit.
@@ -211,22 +276,49 @@ func (v *Vault) Open(id string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: vault open: %w", err)
 	}
-	head := make([]byte, len(vaultMagic)+vaultSaltLen)
-	if _, err := io.ReadFull(f, head); err != nil || string(head[:4]) != vaultMagic {
-		f.Close()
-		return nil, ErrVaultCorrupt
-	}
-	aead, err := v.aead(head[4:])
+	r, err := v.openFile(id, f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &vaultReader{f: f, aead: aead, ct: make([]byte, vaultChunk+aead.Overhead()+1)}, nil
+	return r, nil
+}
+
+// openFile reads a file's header and returns the reader of its chunks.
+func (v *Vault) openFile(id string, f *os.File) (*vaultReader, error) {
+	head := make([]byte, vaultV1Header, vaultV2Header)
+	if _, err := io.ReadFull(f, head); err != nil || string(head[:len(vaultMagic)]) != vaultMagic {
+		return nil, ErrVaultCorrupt
+	}
+	var salt, prefix []byte
+	switch version := head[len(vaultMagic)]; version {
+	case vaultV1:
+		salt = head[len(vaultMagic)+1:]
+	case vaultV2:
+		head = head[:vaultV2Header]
+		if _, err := io.ReadFull(f, head[vaultV1Header:]); err != nil {
+			return nil, ErrVaultCorrupt
+		}
+		fileKey := head[len(vaultMagic)+1 : len(vaultMagic)+1+vaultKeyIDLen]
+		if !bytes.Equal(fileKey, v.keyID[:]) {
+			return nil, &VaultKeyError{File: id, FileKeyID: hex.EncodeToString(fileKey), KeyID: hex.EncodeToString(v.keyID[:])}
+		}
+		salt = head[len(vaultMagic)+1+vaultKeyIDLen:]
+		prefix = append(append([]byte(nil), head...), id...)
+	default:
+		return nil, fmt.Errorf("%w (format version %q is newer than this server)", ErrVaultCorrupt, version)
+	}
+	aead, err := v.aead(head[len(vaultMagic)], salt)
+	if err != nil {
+		return nil, err
+	}
+	return &vaultReader{f: f, aead: aead, prefix: prefix, ct: make([]byte, vaultChunk+aead.Overhead()+1)}, nil
 }
 
 type vaultReader struct {
 	f       *os.File
 	aead    cipher.AEAD
+	prefix  []byte // header | file id (version 2); nil for version 1
 	ct      []byte // one chunk plus one byte, to tell whether more follows
 	have    int    // bytes of ct filled
 	plain   []byte
@@ -265,7 +357,7 @@ func (r *vaultReader) next() error {
 	if size < r.aead.Overhead() {
 		return ErrVaultCorrupt
 	}
-	plain, err := r.aead.Open(nil, chunkNonce(r.counter, last), r.ct[:size], nil)
+	plain, err := r.aead.Open(nil, chunkNonce(r.counter, last), r.ct[:size], chunkAAD(r.prefix, r.counter))
 	if err != nil {
 		return ErrVaultCorrupt
 	}
