@@ -78,7 +78,7 @@ type History struct {
 	Name       string
 	Points     int64 // all points of the series
 	From, To   int   // the window, in steps
-	Level      int   // 0: raw points; L: buckets of 16^L steps
+	Level      int   // 0: every point of the window; L >= 1: downsampled from buckets of 16^L steps (1 also for raw points grouped)
 	Line       []HistoryPoint
 	Envelope   []Bucket
 	NonFinite  []NonFinite
@@ -126,7 +126,7 @@ func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, fro
 	if err := s.planHistory(ctx, sr.ID, &h, maxPoints); err != nil {
 		return History{}, fmt.Errorf("store: metric history: %w", err)
 	}
-	if err := s.nonFinite(ctx, sr.ID, &h); err != nil {
+	if err := s.nonFinite(ctx, sr.ID, &h, maxPoints); err != nil {
 		return History{}, fmt.Errorf("store: metric history: %w", err)
 	}
 	s.best(ctx, sr.ID, &h)
@@ -316,11 +316,26 @@ func downsample(read []bucketRow, maxPoints int) ([]Bucket, []HistoryPoint) {
 	return envelope, lttb(candidates, maxPoints)
 }
 
-func (s *Store) nonFinite(ctx context.Context, seriesID int64, h *History) error {
+// nonFinite lists the window's NaN and ±Inf reports, at most maxPoints of them: past
+// that, the first report of each kind in each of maxPoints/3 equal stretches of the window.
+func (s *Store) nonFinite(ctx context.Context, seriesID int64, h *History, maxPoints int) error {
 	// INDEXED BY: left to itself the planner walks the primary key through every point of
 	// the window (about 130 ms for a million) instead of the few non-finite ones.
-	rows, err := s.r.QueryContext(ctx, `SELECT step, kind, at FROM metric_points INDEXED BY metric_points_nonfinite
-		WHERE series_id = ? AND kind != 0 AND step BETWEEN ? AND ? ORDER BY step LIMIT 10000`, seriesID, h.From, h.To)
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM metric_points INDEXED BY metric_points_nonfinite
+		WHERE series_id = ? AND kind != 0 AND step BETWEEN ? AND ? LIMIT ?)`, seriesID, h.From, h.To, maxPoints+1).Scan(&n); err != nil {
+		return err
+	}
+	q, args := `SELECT step, kind, at FROM metric_points INDEXED BY metric_points_nonfinite
+		WHERE series_id = ? AND kind != 0 AND step BETWEEN ? AND ? ORDER BY step`, []any{seriesID, h.From, h.To}
+	if n > maxPoints {
+		// A bare column beside MIN() comes from the row holding the minimum (SQLite).
+		width := (int64(h.To)-int64(h.From))/int64(max(maxPoints/3, 1)) + 1
+		q = `SELECT MIN(step), kind, at FROM metric_points INDEXED BY metric_points_nonfinite
+			WHERE series_id = ? AND kind != 0 AND step BETWEEN ? AND ? GROUP BY (step - ?) / ?, kind ORDER BY 1 LIMIT ?`
+		args = append(args, h.From, width, maxPoints)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}

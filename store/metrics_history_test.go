@@ -143,3 +143,41 @@ func TestHistoryBudgetHoldsForEveryStepDistribution(t *testing.T) {
 		}
 	}
 }
+
+// TestNonFiniteMarksStayWithinTheBudget: a series that reports NaN and +Inf thousands of
+// times gets at most the budget of marks, spread over the whole window.
+func TestNonFiniteMarksStayWithinTheBudget(t *testing.T) {
+	f := newRunFixture(t)
+	ctx := context.Background()
+	r := f.queue(t, "lora", f.chat)
+	var pts []MetricPoint
+	for step := range 6000 {
+		kind := KindNaN
+		if step%2 == 1 {
+			kind = KindPosInf
+		}
+		pts = append(pts, MetricPoint{Name: "grad_norm", Step: step, Kind: kind})
+	}
+	pts = append(pts, MetricPoint{Name: "grad_norm", Step: 6000, Value: 1})
+	if _, err := f.s.AppendMetrics(ctx, r.ID, pts); err != nil {
+		t.Fatal(err)
+	}
+	for _, budget := range []int{16, 100, 2000} {
+		h, err := f.s.MetricHistory(ctx, r.ID, "grad_norm", nil, nil, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		for _, nf := range h.NonFinite {
+			kinds[nf.Kind] = true
+		}
+		if len(h.NonFinite) > budget || len(h.NonFinite) < budget/4 || !kinds[KindNaN] || !kinds[KindPosInf] ||
+			h.NonFinite[0].Step != 0 || h.NonFinite[len(h.NonFinite)-1].Step < 6000-6000/(budget/3) {
+			t.Fatalf("budget %d: %d marks, kinds %v, first %+v last %+v", budget, len(h.NonFinite), kinds, h.NonFinite[0], h.NonFinite[len(h.NonFinite)-1])
+		}
+	}
+	from, to := 100, 120
+	if h, _ := f.s.MetricHistory(ctx, r.ID, "grad_norm", &from, &to, 100); len(h.NonFinite) != 21 {
+		t.Fatalf("a narrow window: %d marks, want all 21", len(h.NonFinite))
+	}
+}
