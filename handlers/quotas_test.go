@@ -18,7 +18,7 @@ func TestQueuedRunsQuotaRefusesTheFormWithWhatToDo(t *testing.T) {
 	r := ts.do(c, "POST", "/runs", v, nil)
 	body := html.UnescapeString(r.body)
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `data-testid="form-error"`) ||
-		!strings.Contains(body, "you already have 2 queued runs") || !strings.Contains(body, "cancel queued runs") ||
+		!strings.Contains(body, "you already have 2 queued runs, and one account may have at most 2 waiting") || !strings.Contains(body, "cancel queued runs") ||
 		!strings.Contains(body, `name="base_model"`) {
 		t.Fatalf("third queued run: %d\n%.3000s", r.status, body)
 	}

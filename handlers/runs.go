@@ -99,7 +99,7 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 
 // queuedRunsMessage says why a run was not queued and what to do.
 func queuedRunsMessage(q *store.QuotaError) string {
-	return fmt.Sprintf("The run was not started: you already have %d queued runs, the most one account may have waiting (TUNELAB_QUOTA_QUEUED_RUNS). Wait for a queued run to start, or cancel queued runs you no longer need, then start this one.", q.Used)
+	return fmt.Sprintf("The run was not started: you already have %d queued runs, and one account may have at most %d waiting. Wait for a queued run to start, or cancel queued runs you no longer need, then start this one.", q.Used, q.Limit)
 }
 
 // formatErrors explains which dataset does not suit the chosen method.

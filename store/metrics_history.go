@@ -203,7 +203,14 @@ func (s *Store) planHistory(ctx context.Context, seriesID int64, h *History, max
 		chosen = 0
 		rows, err = s.rawRows(ctx, seriesID, h, 16*maxPoints)
 	} else {
-		rows, err = s.bucketRows(ctx, seriesID, h, chosen, 16*maxPoints)
+		// Fewer than 8M rows (see above), but for the coarsest level, which is read whole
+		// even past that: its buckets span 2^20 steps, so it has at most 954 rows for the
+		// largest step the APIs take (1,000,000,000).
+		limit := 16 * maxPoints
+		if chosen == rollupLevels {
+			limit = -1
+		}
+		rows, err = s.bucketRows(ctx, seriesID, h, chosen, limit)
 	}
 	if err != nil {
 		return err

@@ -108,11 +108,12 @@ func TestHistoryBudgetHoldsForEveryStepDistribution(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				inWindow, top := 0, math.Inf(-1)
+				inWindow, top, first, lastIn := 0, math.Inf(-1), math.MaxInt, -1
 				for st, v := range values {
 					if st >= lo && st <= hi {
 						inWindow++
 						top = max(top, v)
+						first, lastIn = min(first, st), max(lastIn, st)
 					}
 				}
 				where := fmt.Sprintf("%s, window %d..%d (%d points), budget %d: level %d, %d drawn, %d buckets",
@@ -135,6 +136,10 @@ func TestHistoryBudgetHoldsForEveryStepDistribution(t *testing.T) {
 					if b.StepLo > b.StepHi || (i > 0 && b.StepLo <= h.Envelope[i-1].StepHi) {
 						t.Fatalf("%s: envelope buckets overlap or are out of order at %d", where, i)
 					}
+				}
+				if h.Envelope[0].StepLo > first || h.Envelope[len(h.Envelope)-1].StepHi < lastIn {
+					t.Fatalf("%s: the envelope %d..%d does not cover the window's points %d..%d", where,
+						h.Envelope[0].StepLo, h.Envelope[len(h.Envelope)-1].StepHi, first, lastIn)
 				}
 				if envTop < top {
 					t.Fatalf("%s: the window's highest value %v is not in the envelope (top %v)", where, top, envTop)
