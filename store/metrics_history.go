@@ -136,14 +136,16 @@ func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, fro
 // planHistory fills h.Line (and h.Envelope when downsampled) for the window.
 //
 // With M = maxPoints and half = ceil(M/2):
-//  1. At most M finite points in the window (counted, reading at most M+1): all of them.
-//  2. Otherwise walk the rollup levels coarse to fine (5 .. 1, then the raw points as
-//     "level 0"), counting each level's rows in the window (at most 4M+1 read) and the
-//     line candidates they give (a bucket gives its min and its max, one when they are the
-//     same point). A level qualifies once it gives at least half candidates; the finest
+//  1. Walk the rollup levels coarse to fine (5 .. 1, then the raw points as "level 0"),
+//     counting each level's rows in the window (at most 4M+1 read) and the line candidates
+//     they give (a bucket gives its min and its max, one when they are the same point).
+//     The walk stops at the first level with more than 4M rows: a finer one has as many.
+//  2. At most M finite points in the window (then every level has at most M rows, so the
+//     walk got to the points): all of them, as stored.
+//  3. Otherwise a level qualifies once it gives at least half candidates; the finest
 //     qualifying level with at most 4M rows is read, or, when even the first qualifying
 //     level has more, that one.
-//  3. The rows read are split into at most half groups of consecutive rows (their envelope
+//  4. The rows read are split into at most half groups of consecutive rows (their envelope
 //     and extremes), and MinMaxLTTB keeps at most M of the extremes.
 //
 // Why the bounds hold whatever the steps: a bucket holds at most 16 buckets of the level
@@ -153,30 +155,11 @@ func (s *Store) MetricHistory(ctx context.Context, runID int64, name string, fro
 // gives at least half candidates: the answer has between half and M points. The counts
 // scan at most about 4M rows per level, through the primary keys.
 func (s *Store) planHistory(ctx context.Context, seriesID int64, h *History, maxPoints int) error {
-	n, err := s.countRaw(ctx, seriesID, h, maxPoints+1)
-	if err != nil {
-		return err
-	}
-	if n <= maxPoints {
-		rows, err := s.rawRows(ctx, seriesID, h, maxPoints+1)
-		if err != nil {
-			return err
-		}
-		if len(rows) <= maxPoints { // more only when points arrived since the count
-			for _, r := range rows {
-				h.Line = append(h.Line, HistoryPoint{Step: r.lo, Value: r.min, At: fromMS(r.lastAt)})
-			}
-			return nil
-		}
-		h.Level = 1
-		h.Envelope, h.Line = downsample(rows, maxPoints)
-		return nil
-	}
-	half := (maxPoints + 1) / 2
-	rowCap := 4 * maxPoints
+	half, rowCap := (maxPoints+1)/2, 4*maxPoints
 	chosen := -1
 	for level := rollupLevels; level >= 0; level-- {
 		var rows, cand int
+		var err error
 		if level == 0 {
 			rows, err = s.countRaw(ctx, seriesID, h, rowCap+1)
 			cand = rows
@@ -185,6 +168,10 @@ func (s *Store) planHistory(ctx context.Context, seriesID int64, h *History, max
 		}
 		if err != nil {
 			return err
+		}
+		// At most M points in the window: then no level had more rows, and the walk is here.
+		if level == 0 && rows <= maxPoints {
+			return s.everyPoint(ctx, seriesID, h, maxPoints)
 		}
 		if rows > rowCap {
 			if chosen < 0 {
@@ -197,6 +184,7 @@ func (s *Store) planHistory(ctx context.Context, seriesID int64, h *History, max
 		}
 	}
 	var rows []bucketRow
+	var err error
 	if chosen <= 0 {
 		// Raw points, grouped: reported as level 1 (the finest downsampled view), so a
 		// chart still asks for a closer zoom.
@@ -217,6 +205,23 @@ func (s *Store) planHistory(ctx context.Context, seriesID int64, h *History, max
 	}
 	h.Level = max(chosen, 1)
 	h.Envelope, h.Line = downsample(rows, maxPoints)
+	return nil
+}
+
+// everyPoint draws every finite point of the window: Level 0, no envelope.
+func (s *Store) everyPoint(ctx context.Context, seriesID int64, h *History, maxPoints int) error {
+	rows, err := s.rawRows(ctx, seriesID, h, maxPoints+1)
+	if err != nil {
+		return err
+	}
+	if len(rows) > maxPoints { // points arrived since the count
+		h.Level = 1
+		h.Envelope, h.Line = downsample(rows, maxPoints)
+		return nil
+	}
+	for _, r := range rows {
+		h.Line = append(h.Line, HistoryPoint{Step: r.lo, Value: r.min, At: fromMS(r.lastAt)})
+	}
 	return nil
 }
 
