@@ -97,6 +97,9 @@ type Deps struct {
 	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
 	Stopping <-chan struct{}
 	Now      func() time.Time // nil: time.Now
+	// Sleep waits before answering a throttled sign-in; nil: a real sleep that ends early
+	// when the request does.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // DefaultMaxUploadBytes is the dataset upload cap when none is configured.
@@ -116,8 +119,11 @@ type app struct {
 	cfg      Config
 	now      func() time.Time
 	limits   *rateLimits
-	runs     Runs
-	stopping <-chan struct{}
+	sleep    func(ctx context.Context, d time.Duration) error
+	// hashSlots holds one token per password hash in progress (maxConcurrentHashes).
+	hashSlots chan struct{}
+	runs      Runs
+	stopping  <-chan struct{}
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -140,15 +146,20 @@ func New(d Deps) http.Handler {
 	sm.Cookie.Path = "/"
 	sm.Cookie.Domain = ""
 	a := &app{
-		store:    d.Store,
-		vault:    d.Vault,
-		sessions: sm,
-		log:      d.Logger,
-		cfg:      d.Config,
-		now:      now,
-		limits:   newRateLimits(now),
-		runs:     d.Runs,
-		stopping: d.Stopping,
+		store:     d.Store,
+		vault:     d.Vault,
+		sessions:  sm,
+		log:       d.Logger,
+		cfg:       d.Config,
+		now:       now,
+		limits:    newRateLimits(now),
+		sleep:     d.Sleep,
+		hashSlots: make(chan struct{}, maxConcurrentHashes),
+		runs:      d.Runs,
+		stopping:  d.Stopping,
+	}
+	if a.sleep == nil {
+		a.sleep = sleepContext
 	}
 	if a.runs.HeartbeatInterval <= 0 {
 		a.runs.HeartbeatInterval = 5 * time.Second
