@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +324,62 @@ func TestChangePasswordSignsOutOtherSessions(t *testing.T) {
 	}
 	if r := ts.do(phone, "GET", "/", nil, nil); r.status != http.StatusSeeOther {
 		t.Fatal("the other session survived the password change")
+	}
+}
+
+func TestSignUpForAnExistingEmailAnswersLikeANewOne(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.signUp("taken@example.com")
+	cookieShape := func(r response) string {
+		ck := r.header.Get("Set-Cookie")
+		name, rest, _ := strings.Cut(ck, "=")
+		_, attrs, _ := strings.Cut(rest, ";")
+		return name + "=VALUE;" + attrs
+	}
+	shape := func(r response) string {
+		var keys []string
+		for k := range r.header {
+			if k != "Date" {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		return fmt.Sprintf("%d location=%q hx=%q headers=%v cookie=%s body=%q", r.status, r.header.Get("Location"),
+			r.header.Get("HX-Redirect"), keys, cookieShape(r), nonceAttr.ReplaceAllString(r.body, ""))
+	}
+	for i, headers := range []map[string]string{nil, {"HX-Request": "true"}} {
+		newcomer, stranger := ts.client(), ts.client()
+		fresh := ts.do(newcomer, "POST", "/signup", signUpValues(fmt.Sprintf("new%d@example.com", i)), headers)
+		taken := ts.do(stranger, "POST", "/signup", url.Values{"email": {"Taken@Example.com"}, "password": {"a stranger's own phrase"},
+			"accept_terms": {"yes"}}, headers)
+		if a, b := shape(fresh), shape(taken); a != b || sessionCookie(stranger, ts.URL) == "" {
+			t.Fatalf("a taken email is answered differently:\nnew:   %s\ntaken: %s", a, b)
+		}
+		// The new person is signed in; the stranger is not, and the account is untouched.
+		if r := ts.do(newcomer, "GET", "/", nil, nil); r.status != http.StatusOK {
+			t.Fatalf("the new account is not signed in: %d", r.status)
+		}
+		if r := ts.do(stranger, "GET", "/", nil, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/signin" {
+			t.Fatalf("the stranger reached %d %q", r.status, r.header.Get("Location"))
+		}
+	}
+	if _, err := ts.store.Authenticate(context.Background(), "taken@example.com", testPassword); err != nil {
+		t.Fatal("the owner's password changed")
+	}
+	if _, err := ts.store.Authenticate(context.Background(), "taken@example.com", "a stranger's own phrase"); err == nil {
+		t.Fatal("the stranger's password works")
+	}
+	if n := ts.userCount(); n != 3 {
+		t.Fatalf("%d accounts, want 3", n)
+	}
+	events, _ := ts.store.RecentSecurityEvents(context.Background(), 10)
+	existing := 0
+	for _, e := range events {
+		if e.Kind == store.EventSignUpExisting && e.Email == "Taken@Example.com" {
+			existing++
+		}
+	}
+	if existing != 2 {
+		t.Fatalf("%d sign-up-with-a-registered-email events, want 2: %+v", existing, events)
 	}
 }
