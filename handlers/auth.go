@@ -193,6 +193,9 @@ func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if u, ok := userFrom(r.Context()); ok {
+		a.signOuts.notify(u.ID) // this session's live streams end now
+	}
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
 	redirect(w, r, "/signin?signed_out=1")
 }

@@ -122,6 +122,7 @@ type app struct {
 	sleep    func(ctx context.Context, d time.Duration) error
 	// hashSlots holds one token per password hash in progress (maxConcurrentHashes).
 	hashSlots chan struct{}
+	signOuts  *signOuts // wakes live streams when a session may have ended
 	runs      Runs
 	stopping  <-chan struct{}
 }
@@ -155,6 +156,7 @@ func New(d Deps) http.Handler {
 		limits:    newRateLimits(now),
 		sleep:     d.Sleep,
 		hashSlots: make(chan struct{}, maxConcurrentHashes),
+		signOuts:  newSignOuts(),
 		runs:      d.Runs,
 		stopping:  d.Stopping,
 	}

@@ -73,6 +73,7 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.signOuts.notify(u.ID)
 	a.limits.passwordChange.reset(key)
 	a.recordEvent(r, store.EventPasswordChanged, u.ID, u.Email)
 	pf.Saved = true
