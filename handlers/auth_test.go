@@ -362,6 +362,9 @@ func TestSignUpForAnExistingEmailAnswersLikeANewOne(t *testing.T) {
 		if r := ts.do(stranger, "GET", "/", nil, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/signin" {
 			t.Fatalf("the stranger reached %d %q", r.status, r.header.Get("Location"))
 		}
+		if r := ts.do(stranger, "GET", "/signin", nil, nil); !strings.Contains(r.body, `value="taken@example.com"`) || !strings.Contains(r.body, "Sign in to continue.") {
+			t.Fatalf("the sign-in page does not offer the email:\n%s", r.body)
+		}
 	}
 	if _, err := ts.store.Authenticate(context.Background(), "taken@example.com", testPassword); err != nil {
 		t.Fatal("the owner's password changed")
