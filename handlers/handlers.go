@@ -119,12 +119,13 @@ type app struct {
 	cfg      Config
 	now      func() time.Time
 	limits   *rateLimits
-	sleep    func(ctx context.Context, d time.Duration) error
-	// hashSlots holds one token per password hash in progress (maxConcurrentHashes).
-	hashSlots chan struct{}
-	signOuts  *signOuts // wakes live streams when a session may have ended
-	runs      Runs
-	stopping  <-chan struct{}
+	runs     Runs
+	stopping <-chan struct{}
+
+	// Sign-in throttling, the password-hashing bound, and the live streams' session watch.
+	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
+	hashSlots chan struct{}                                    // one token per password hash in progress
+	signOuts  *signOuts                                        // wakes live streams when a session may have ended
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -147,19 +148,17 @@ func New(d Deps) http.Handler {
 	sm.Cookie.Path = "/"
 	sm.Cookie.Domain = ""
 	a := &app{
-		store:     d.Store,
-		vault:     d.Vault,
-		sessions:  sm,
-		log:       d.Logger,
-		cfg:       d.Config,
-		now:       now,
-		limits:    newRateLimits(now),
-		sleep:     d.Sleep,
-		hashSlots: make(chan struct{}, maxConcurrentHashes),
-		signOuts:  newSignOuts(),
-		runs:      d.Runs,
-		stopping:  d.Stopping,
+		store:    d.Store,
+		vault:    d.Vault,
+		sessions: sm,
+		log:      d.Logger,
+		cfg:      d.Config,
+		now:      now,
+		limits:   newRateLimits(now),
+		runs:     d.Runs,
+		stopping: d.Stopping,
 	}
+	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
 	if a.sleep == nil {
 		a.sleep = sleepContext
 	}
