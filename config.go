@@ -167,6 +167,10 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	if c.production() && c.SecretKey == "" {
 		errs = append(errs, errors.New("TUNELAB_SECRET_KEY is required when TUNELAB_ENV=production (generate one with: head -c 32 /dev/urandom | base64)"))
 	}
+	if c.production() && !c.secure() {
+		errs = append(errs, errors.New("TUNELAB_ENV=production needs HTTPS, so that session cookies are always Secure: "+
+			"serve TLS directly with TUNELAB_TLS_CERT and TUNELAB_TLS_KEY, or behind a TLS proxy set TUNELAB_BASE_URL=https://… (and TUNELAB_TRUST_PROXY=true)"))
+	}
 	if c.SecretKey != "" {
 		if _, err := decodeKey(c.SecretKey); err != nil {
 			errs = append(errs, fmt.Errorf("TUNELAB_SECRET_KEY: %w", err))

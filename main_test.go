@@ -50,6 +50,8 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad dataset retention", map[string]string{"TUNELAB_DATASET_RETENTION": "forever"}, nil, "TUNELAB_DATASET_RETENTION"},
 		{"bad queued runs quota", map[string]string{"TUNELAB_QUOTA_QUEUED_RUNS": "-1"}, nil, "TUNELAB_QUOTA_QUEUED_RUNS"},
 		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
+		{"production over plain HTTP", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key}, nil, "production needs HTTPS"},
+		{"production with an http base URL", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key, "TUNELAB_BASE_URL": "http://tune.example"}, nil, "production needs HTTPS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +68,11 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9" || c.DataDir != "/d" || c.BaseURL != "https://tune.example" || !c.secure() || !c.production() {
 		t.Fatalf("config = %+v", c)
+	}
+	// TLS served directly is HTTPS too.
+	if _, err := loadConfig("serve", nil, envMap(map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key,
+		"TUNELAB_TLS_CERT": "c.pem", "TUNELAB_TLS_KEY": "k.pem"})); err != nil {
+		t.Fatalf("production with TLS refused: %v", err)
 	}
 }
 

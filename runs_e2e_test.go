@@ -348,3 +348,45 @@ func TestRunSurvivesServerRestart(t *testing.T) {
 		t.Fatalf("last loss point at step %d of %d", last, run.TotalSteps)
 	}
 }
+
+func TestRunSucceedsWhileBadTokensFloodTheWorkerAPI(t *testing.T) {
+	dir, env := t.TempDir(), runEnv(t)
+	addr, _ := startServerWith(t, env, dir)
+	app := newAppClient(t, "http://"+addr)
+	st := openStore(t, dir)
+	id := app.startRun(app.signUpWithSample("flood@example.com"), "lora", 3)
+
+	// A stranger on the workers' own address (127.0.0.1) sends bad tokens to the run's
+	// heartbeat endpoint, far past every limit, for as long as the run trains.
+	stop := make(chan struct{})
+	flooded := make(chan map[int]int)
+	go func() {
+		seen := map[int]int{}
+		defer func() { flooded <- seen }()
+		client := &http.Client{Timeout: 5 * time.Second}
+		url := fmt.Sprintf("http://%s/api/v1/worker/runs/%d/heartbeat", addr, id)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			req, _ := http.NewRequest("POST", url, strings.NewReader(`{"step":0,"total_steps":1}`))
+			req.Header.Set("Authorization", "Bearer "+strings.Repeat("0f", 16))
+			if resp, err := client.Do(req); err == nil {
+				seen[resp.StatusCode]++
+				resp.Body.Close()
+			}
+		}
+	}()
+	run := waitRun(t, st, id, "the end", 4*time.Minute, func(r store.Run) bool { return r.Final() })
+	close(stop)
+	seen := <-flooded
+	if run.Status != store.RunSucceeded {
+		t.Fatalf("run ended %s (%s) under a flood of bad tokens %v", run.Status, run.Reason, seen)
+	}
+	if seen[http.StatusTooManyRequests] == 0 || seen[http.StatusOK] != 0 {
+		t.Fatalf("the flood was answered %v, want 401s then 429s", seen)
+	}
+	t.Logf("bad tokens answered %v while the run trained", seen)
+}

@@ -7,6 +7,7 @@ import (
 	"tunelab/views"
 )
 
+// eventKinds names every security event kind in words for the admin review.
 var eventKinds = map[string]string{
 	store.EventSignUp:          "Sign-up",
 	store.EventSignIn:          "Sign-in",
@@ -14,6 +15,27 @@ var eventKinds = map[string]string{
 	store.EventSignOut:         "Sign-out",
 	store.EventPasswordChanged: "Password changed",
 	store.EventRateLimited:     "Rate limited",
+	store.EventAuthzDenied:     "Asked for another person's item",
+	store.EventWorkerMisuse:    "Run token misused",
+	store.EventSignUpExisting:  "Sign-up with a registered email",
+	store.EventRunDeleted:      "Run deleted",
+	store.EventDatasetDeleted:  "Dataset deleted",
+	store.EventMetricsExported: "Metrics exported",
+}
+
+// failureKinds are highlighted in the admin review.
+var failureKinds = map[string]bool{
+	store.EventSignInFailed: true, store.EventRateLimited: true, store.EventAuthzDenied: true,
+	store.EventWorkerMisuse: true, store.EventSignUpExisting: true,
+}
+
+// eventLabel is the words for a kind; a kind this version does not know stays unnamed
+// rather than showing its raw string.
+func eventLabel(kind string) string {
+	if l, ok := eventKinds[kind]; ok {
+		return l
+	}
+	return "Other event"
 }
 
 const adminTime = "2006-01-02 15:04 UTC"
@@ -35,8 +57,8 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, e := range events {
 		o.Events = append(o.Events, views.SecurityEventRow{
-			When: e.CreatedAt.Format(adminTime), Kind: eventKinds[e.Kind], Email: e.Email, IP: e.IP, UserAgent: e.UserAgent,
-			Failure: e.Kind == store.EventSignInFailed || e.Kind == store.EventRateLimited,
+			When: e.CreatedAt.Format(adminTime), Kind: eventLabel(e.Kind), Email: e.Email, IP: e.IP, UserAgent: e.UserAgent,
+			Failure: failureKinds[e.Kind],
 		})
 	}
 	a.render(w, r, http.StatusOK, a.page(r, "Admin", "admin"), views.AdminPage(o))

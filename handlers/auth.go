@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -38,7 +39,7 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 		a.renderWith(w, r, status, p, views.SignUpPage(f), views.SignUpFormFragment(f))
 	}
 
-	ip := a.clientIP(r)
+	ip := limitKey(a.clientIP(r))
 	email, _ := store.NormalizeEmail(f.Email)
 	if wait, limited := a.checkLimits(a.limits.signUpIP, ip, a.limits.signUpAccount, email); limited {
 		a.recordEvent(r, store.EventRateLimited, 0, f.Email)
@@ -56,7 +57,11 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 	if f.AcceptTerms {
 		nu.TermsVersion = TermsVersion
 	}
-	u, err := a.store.CreateUser(r.Context(), nu)
+	var u store.User
+	ok, err := a.hashing(w, r, func() (err error) { u, err = a.store.CreateUser(r.Context(), nu); return err })
+	if !ok {
+		return
+	}
 	var verr *store.ValidationError
 	switch {
 	case errors.As(err, &verr):
@@ -66,8 +71,16 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnprocessableEntity)
 		return
 	case errors.Is(err, store.ErrEmailTaken):
-		f.EmailError = "An account with this email already exists. Sign in instead, or use another address."
-		fail(http.StatusUnprocessableEntity)
+		// Answered exactly as a new account is (the same hashing work, a new session
+		// token, the same redirect), so the form does not tell strangers who has an
+		// account. The session holds no account: "/" sends the person on to sign in.
+		a.recordEvent(r, store.EventSignUpExisting, 0, f.Email)
+		if err := a.sessions.RenewToken(r.Context()); err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		a.sessions.Put(r.Context(), signInEmailKey, email)
+		redirect(w, r, "/")
 		return
 	case err != nil:
 		a.serverError(w, r, err)
@@ -81,6 +94,10 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, "/")
 }
 
+// signInEmailKey holds, in a session without an account, the email a sign-up was tried
+// with: the sign-in page offers it.
+const signInEmailKey = "signin_email"
+
 func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 	if _, ok := userFrom(r.Context()); ok {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -90,6 +107,10 @@ func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 	p := a.page(r, "Sign in", "signin")
 	if r.URL.Query().Has("signed_out") {
 		f.Notice = "You have signed out."
+	}
+	if email := a.sessions.PopString(r.Context(), signInEmailKey); email != "" {
+		f.Email = email
+		f.Notice = "Sign in to continue."
 	}
 	a.renderWith(w, r, http.StatusOK, p, views.SignInPage(f), views.SignInFormFragment(f))
 }
@@ -104,9 +125,11 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.renderWith(w, r, status, p, views.SignInPage(f), views.SignInFormFragment(f))
 	}
 
-	ip := a.clientIP(r)
+	// The hard cap is per client address; failures for an email only slow it down, so
+	// guessing from many addresses cannot lock the owner out.
+	ip := limitKey(a.clientIP(r))
 	email, _ := store.NormalizeEmail(f.Email)
-	if wait, limited := a.checkLimits(a.limits.signInIP, ip, a.limits.signInAccount, email); limited {
+	if blocked, wait := a.limits.signInIP.blocked(ip); blocked {
 		a.recordEvent(r, store.EventRateLimited, 0, f.Email)
 		f.Error = tooManyAttempts(wait)
 		w.Header().Set("Retry-After", retryAfter(wait))
@@ -114,11 +137,25 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.limits.signInIP.hit(ip)
+	if email != "" {
+		if d := signInDelay(a.limits.signInFailures.count(email)); d > 0 {
+			if err := a.sleep(r.Context(), d); err != nil {
+				return // the client gave up waiting
+			}
+		}
+	}
 
-	u, err := a.store.Authenticate(r.Context(), f.Email, r.PostFormValue("password"))
+	var u store.User
+	ok, err := a.hashing(w, r, func() (err error) {
+		u, err = a.store.Authenticate(r.Context(), f.Email, r.PostFormValue("password"))
+		return err
+	})
+	if !ok {
+		return
+	}
 	if errors.Is(err, store.ErrBadCredentials) {
 		if email != "" {
-			a.limits.signInAccount.hit(email)
+			a.limits.signInFailures.hit(email)
 		}
 		a.recordEvent(r, store.EventSignInFailed, 0, f.Email)
 		f.Error = badCredentials
@@ -129,7 +166,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	a.limits.signInAccount.reset(email)
+	a.limits.signInFailures.reset(email)
 	if err := a.startSession(r, u); err != nil {
 		a.serverError(w, r, err)
 		return
@@ -156,6 +193,9 @@ func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if u, ok := userFrom(r.Context()); ok {
+		a.signOuts.notify(u.ID) // this session's live streams end now
+	}
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
 	redirect(w, r, "/signin?signed_out=1")
 }
@@ -171,6 +211,45 @@ func (a *app) checkLimits(byIP *limiter, ip string, byAccount *limiter, account 
 		}
 	}
 	return 0, false
+}
+
+// maxConcurrentHashes bounds password hashing at once: argon2id takes 19 MiB a hash, so a
+// burst of sign-ins waits its turn rather than exhausting memory.
+const maxConcurrentHashes = 4
+
+// hashWait is how long a request waits for a hashing turn before it is answered 503.
+const hashWait = 10 * time.Second
+
+// hashing runs fn, which hashes a password, once one of the hashing turns is free, and
+// returns fn's error. When no turn frees up in time it answers 503 itself, and when the
+// client gives up it answers nothing; ok is false then.
+func (a *app) hashing(w http.ResponseWriter, r *http.Request, fn func() error) (ok bool, err error) {
+	wait := time.NewTimer(hashWait)
+	defer wait.Stop()
+	select {
+	case a.hashSlots <- struct{}{}:
+	case <-r.Context().Done():
+		return false, nil
+	case <-wait.C:
+		w.Header().Set("Retry-After", "5")
+		a.errorPage(w, r, http.StatusServiceUnavailable, "The server is busy",
+			"Many people are signing in at once. Wait a few seconds, then send the form again.")
+		return false, nil
+	}
+	defer func() { <-a.hashSlots }()
+	return true, fn()
+}
+
+// sleepContext waits for d, or until ctx ends.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func tooManyAttempts(wait time.Duration) string {

@@ -178,6 +178,9 @@ func (a *app) datasetFromPath(w http.ResponseWriter, r *http.Request) (store.Dat
 	}
 	d, err := a.store.Dataset(r.Context(), u.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
+		if other, err := a.store.DatasetByID(r.Context(), id); err == nil && other.UserID != u.ID {
+			a.recordEvent(r, store.EventAuthzDenied, u.ID, fmt.Sprintf("dataset %d", id))
+		}
 		a.notFound(w, r)
 		return store.Dataset{}, false
 	}
@@ -229,6 +232,7 @@ func (a *app) deleteDataset(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.recordEvent(r, store.EventDatasetDeleted, u.ID, fmt.Sprintf("dataset %d", d.ID))
 	redirect(w, r, "/datasets")
 }
 

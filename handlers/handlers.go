@@ -100,6 +100,9 @@ type Deps struct {
 	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
 	Stopping <-chan struct{}
 	Now      func() time.Time // nil: time.Now
+	// Sleep waits before answering a throttled sign-in; nil: a real sleep that ends early
+	// when the request does.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // DefaultMaxUploadBytes is the dataset upload cap when none is configured.
@@ -121,6 +124,11 @@ type app struct {
 	limits   *rateLimits
 	runs     Runs
 	stopping <-chan struct{}
+
+	// Sign-in throttling, the password-hashing bound, and the live streams' session watch.
+	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
+	hashSlots chan struct{}                                    // one token per password hash in progress
+	signOuts  *signOuts                                        // wakes live streams when a session may have ended
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -152,6 +160,10 @@ func New(d Deps) http.Handler {
 		limits:   newRateLimits(now),
 		runs:     d.Runs,
 		stopping: d.Stopping,
+	}
+	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
+	if a.sleep == nil {
+		a.sleep = sleepContext
 	}
 	if a.runs.HeartbeatInterval <= 0 {
 		a.runs.HeartbeatInterval = 5 * time.Second

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -130,6 +131,35 @@ func (a *app) crossOriginProtection(next http.Handler) http.Handler {
 		a.forbidden(w, r, "This form was sent from another site, so it was refused. Open the page on this site and try again.")
 	}))
 	return cop.Handler(next)
+}
+
+// maxFormBytes caps the body of every form; dataset uploads and the APIs have their own caps.
+const maxFormBytes = 64 << 10
+
+// limitForm reads a request's form with its body capped at maxFormBytes, answering 413
+// when it is larger (and 400 when it cannot be read at all).
+func (a *app) limitForm(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		err := r.ParseForm()
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && ct == "multipart/form-data" {
+			err = r.ParseMultipartForm(maxFormBytes)
+		}
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			a.errorPage(w, r, http.StatusRequestEntityTooLarge, "The form is too large",
+				fmt.Sprintf("A form may hold at most %d KiB. Shorten what you entered, then send it again.", maxFormBytes>>10))
+		case err != nil:
+			a.badRequest(w, r, "The form could not be read; reload the page and try again.")
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 type ctxKey int

@@ -10,10 +10,13 @@ import (
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 
-	// Outer layers wrap every request; page requests also get the session and user.
-	public := chain{a.sessions.LoadAndSave, a.loadUser}
+	// Outer layers wrap every request; page requests also get the session and user, and
+	// form bodies are capped (uploads have their own cap).
+	session := chain{a.sessions.LoadAndSave, a.loadUser}
+	public := session.extend(a.limitForm)
 	signedIn := public.extend(a.requireAuth)
 	admin := signedIn.extend(a.requireAdmin)
+	upload := session.extend(a.requireAuth)
 
 	// Static files and health: no session.
 	mux.Handle("GET /static/", static.Handler())
@@ -50,7 +53,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /runs/{id}/delete", signedIn.thenFunc(a.deleteRun))
 	mux.Handle("GET /runs/{id}/snapshots/{sid}/download", signedIn.thenFunc(a.downloadSnapshot))
 	mux.Handle("GET /datasets", signedIn.thenFunc(a.listDatasets))
-	mux.Handle("POST /datasets", signedIn.thenFunc(a.uploadDataset))
+	mux.Handle("POST /datasets", upload.thenFunc(a.uploadDataset))
 	mux.Handle("POST /datasets/samples", signedIn.thenFunc(a.useSample))
 	mux.Handle("GET /datasets/{id}", signedIn.thenFunc(a.showDataset))
 	mux.Handle("POST /datasets/{id}/delete", signedIn.thenFunc(a.deleteDataset))

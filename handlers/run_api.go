@@ -72,7 +72,7 @@ type ingestRunKey struct{}
 // ingestAuth admits a request only with the metrics token of the run in its path.
 func (a *app) ingestAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, runID, token, ok := a.bearerRequest(w, r, "Send the run's metrics token as Authorization: Bearer <token> (make one on the run's API page).")
+		runID, token, ok := a.bearerRequest(w, r, "Send the run's metrics token as Authorization: Bearer <token> (make one on the run's API page).")
 		if !ok {
 			return
 		}
@@ -81,15 +81,14 @@ func (a *app) ingestAuth(next http.Handler) http.Handler {
 		case err == nil && owner == runID: // found by its hash: the token itself is never compared
 			ctx := context.WithValue(r.Context(), ingestRunKey{}, runID)
 			next.ServeHTTP(w, r.WithContext(ctx))
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			a.workerServerError(w, r, err)
+		case a.tokenFailed(w, r, runID):
 		case err == nil:
-			a.limits.workerAuthIP.hit(ip)
 			a.recordEvent(r, store.EventWorkerMisuse, 0, fmt.Sprintf("run %d metrics token used on run %d", owner, runID))
 			apiError(w, http.StatusForbidden, "forbidden", "This token belongs to a different run.")
-		case errors.Is(err, store.ErrNotFound):
-			a.limits.workerAuthIP.hit(ip)
-			apiError(w, http.StatusUnauthorized, "unauthorized", "The token is not valid (it may have been replaced, or the run deleted).")
 		default:
-			a.workerServerError(w, r, err)
+			apiError(w, http.StatusUnauthorized, "unauthorized", "The token is not valid (it may have been replaced, or the run deleted).")
 		}
 	})
 }

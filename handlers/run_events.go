@@ -97,6 +97,11 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The stream lives only as long as its session: a sign-out (here or elsewhere) ends it
+	// at once, any other revocation by the next keep-alive.
+	u, _ := userFrom(ctx)
+	signedOut, stopWatching := a.signOuts.watch(u.ID)
+	defer stopWatching()
 	keepAlive := time.NewTicker(keepAliveEvery)
 	defer keepAlive.Stop()
 	var panelDue <-chan time.Time
@@ -148,7 +153,15 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 				flush()
 				return
 			}
+		case <-signedOut:
+			if !a.sessionAlive(r) {
+				return
+			}
+			continue
 		case <-keepAlive.C:
+			if !a.sessionAlive(r) {
+				return
+			}
 			bw.WriteString(": keep-alive\n\n")
 		}
 		if !flush() {
@@ -188,9 +201,36 @@ func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) (ok, fin
 	}
 	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
 		bw.WriteString("data: ")
-		bw.WriteString(strings.TrimRight(line, "\r"))
+		bw.WriteString(stripControl(line))
 		bw.WriteByte('\n')
 	}
 	bw.WriteByte('\n')
 	return true, run.Final()
+}
+
+// stripControl drops control characters (tab aside) from one line of an SSE frame: a
+// carriage return in a worker's log line or reason would otherwise end the line early and
+// let the rest pose as a field of its own, and escapes have no place in a page.
+func stripControl(line string) string {
+	isControl := func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)) }
+	if !strings.ContainsFunc(line, isControl) {
+		return line
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return -1
+		}
+		return r
+	}, line)
+}
+
+// sessionAlive reports whether the request's session is still stored (not signed out,
+// revoked or expired). A failed look-up counts as alive; the next one decides.
+func (a *app) sessionAlive(r *http.Request) bool {
+	_, found, err := a.sessions.Store.Find(a.sessions.Token(r.Context()))
+	if err != nil {
+		a.log.WarnContext(r.Context(), "run events: session check", "err", err)
+		return true
+	}
+	return found
 }

@@ -18,6 +18,7 @@ func (a *app) exportMetrics(w http.ResponseWriter, r *http.Request, format strin
 	if !ok {
 		return
 	}
+	a.recordEvent(r, store.EventMetricsExported, run.UserID, fmt.Sprintf("run %d, %s", run.ID, format))
 	h := w.Header()
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-metrics.%s"`, run.ID, format))

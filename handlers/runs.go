@@ -221,6 +221,7 @@ func (a *app) deleteRun(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.recordEvent(r, store.EventRunDeleted, run.UserID, fmt.Sprintf("run %d", run.ID))
 	a.publish(statusEvent(run.ID))
 	a.wake()
 	redirect(w, r, "/runs")

@@ -44,7 +44,12 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		render(http.StatusTooManyRequests)
 		return
 	}
-	err := a.store.ChangePassword(r.Context(), u.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
+	ok, err := a.hashing(w, r, func() error {
+		return a.store.ChangePassword(r.Context(), u.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
+	})
+	if !ok {
+		return
+	}
 	var verr *store.ValidationError
 	switch {
 	case errors.As(err, &verr):
@@ -68,6 +73,7 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.signOuts.notify(u.ID)
 	a.limits.passwordChange.reset(key)
 	a.recordEvent(r, store.EventPasswordChanged, u.ID, u.Email)
 	pf.Saved = true

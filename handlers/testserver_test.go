@@ -32,6 +32,7 @@ type testServer struct {
 	now      time.Time
 	hub      *gpu.Hub
 	wakes    atomic.Int64
+	slept    []time.Duration // throttled sign-ins' waits, recorded instead of slept
 }
 
 // fakeBackend offers what the run form needs; handler tests drive runs through the store
@@ -78,6 +79,24 @@ func (ts *testServer) clock() time.Time {
 	return ts.now
 }
 
+// sleep records a throttled sign-in's wait and returns at once.
+func (ts *testServer) sleep(_ context.Context, d time.Duration) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.slept = append(ts.slept, d)
+	return nil
+}
+
+// lastSleep is the latest recorded wait, and how many there were.
+func (ts *testServer) lastSleep() (time.Duration, int) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.slept) == 0 {
+		return 0, 0
+	}
+	return ts.slept[len(ts.slept)-1], len(ts.slept)
+}
+
 func (ts *testServer) advance(d time.Duration) {
 	ts.mu.Lock()
 	ts.now = ts.now.Add(d)
@@ -103,7 +122,7 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	}
 	ts.hub = gpu.NewHub()
 	runs := Runs{Backend: fakeBackend{}, Hub: ts.hub, Wake: func() { ts.wakes.Add(1) }, HeartbeatInterval: 5 * time.Second, MaxSnapshotBytes: 1 << 20}
-	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock})
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock, Sleep: ts.sleep})
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); st.Close() })
 	return ts

@@ -48,34 +48,46 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // bearerRequest reads the run id of the path and the bearer token of a token-authenticated
-// API request, answering (and counting a failure against the client IP) when either is
-// unusable or the IP has failed too often. missing is the 401 message for a bad header.
-func (a *app) bearerRequest(w http.ResponseWriter, r *http.Request, missing string) (ip string, runID int64, token string, ok bool) {
-	ip = a.clientIP(r)
-	if blocked, wait := a.limits.workerAuthIP.blocked(ip); blocked {
-		w.Header().Set("Retry-After", retryAfter(wait))
-		apiError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests with bad tokens; wait and try again.")
-		return "", 0, "", false
-	}
+// API request, answering when either is unusable. missing is the 401 message for a bad
+// header. Nothing is limited before the token is checked: a valid token always gets in,
+// whatever others sent from the same address.
+func (a *app) bearerRequest(w http.ResponseWriter, r *http.Request, missing string) (runID int64, token string, ok bool) {
 	runID, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || runID <= 0 {
 		apiError(w, http.StatusNotFound, "not_found", "No such run.")
-		return "", 0, "", false
+		return 0, "", false
 	}
 	token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !found || len(token) != workerTokenHexLen {
-		a.limits.workerAuthIP.hit(ip)
-		apiError(w, http.StatusUnauthorized, "unauthorized", missing)
-		return "", 0, "", false
+		if !a.tokenFailed(w, r, runID) {
+			apiError(w, http.StatusUnauthorized, "unauthorized", missing)
+		}
+		return 0, "", false
 	}
-	return ip, runID, token, true
+	return runID, token, true
+}
+
+// tokenFailed counts a failed token check against the client's address on this run and
+// over all runs. Over either limit it answers 429 and returns true (the caller stops);
+// failures only ever slow down more failures.
+func (a *app) tokenFailed(w http.ResponseWriter, r *http.Request, runID int64) (limited bool) {
+	ip := limitKey(a.clientIP(r))
+	onRun := ip + " run " + strconv.FormatInt(runID, 10)
+	if wait, limited := a.checkLimits(a.limits.tokenIP, ip, a.limits.tokenRun, onRun); limited {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		apiError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests with bad tokens; wait and try again.")
+		return true
+	}
+	a.limits.tokenIP.hit(ip)
+	a.limits.tokenRun.hit(onRun)
+	return false
 }
 
 // workerAuth lets a request through only with the bearer token of the run in its path:
 // 401 without a live token, 403 (and a security event) for another run's token.
 func (a *app) workerAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, runID, token, ok := a.bearerRequest(w, r, "Send the run's token as Authorization: Bearer <token>.")
+		runID, token, ok := a.bearerRequest(w, r, "Send the run's token as Authorization: Bearer <token>.")
 		if !ok {
 			return
 		}
@@ -89,7 +101,9 @@ func (a *app) workerAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), workerRunKey{}, runID)))
 			return
 		}
-		a.limits.workerAuthIP.hit(ip)
+		if a.tokenFailed(w, r, runID) {
+			return
+		}
 		if other, err := a.store.RunIDForToken(r.Context(), sum[:]); err == nil && other != runID {
 			a.log.WarnContext(r.Context(), "worker token used on another run", "run", runID,
 				"token_run", other, "token_sha256_prefix", hex.EncodeToString(sum[:4]))

@@ -17,7 +17,16 @@ const (
 	EventRateLimited     = "rate_limited"
 	EventAuthzDenied     = "authz_denied"        // a signed-in person asked for another's item
 	EventWorkerMisuse    = "worker_token_misuse" // a worker token used on another run, or a bad one
+	EventSignUpExisting  = "signup_existing"     // a sign-up tried with an email that has an account
+	EventRunDeleted      = "run_deleted"
+	EventDatasetDeleted  = "dataset_deleted"
+	EventMetricsExported = "metrics_exported"
 )
+
+// EventKinds lists every kind above, for the admin review's labels.
+var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSignOut, EventPasswordChanged,
+	EventRateLimited, EventAuthzDenied, EventWorkerMisuse, EventSignUpExisting, EventRunDeleted,
+	EventDatasetDeleted, EventMetricsExported}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {

@@ -121,11 +121,12 @@ type AdminUserRow struct {
 	IsAdmin bool
 }
 
-// SecurityEventRow is one sign-in, failed sign-in or sign-out as the admin review shows it.
+// SecurityEventRow is one security event (a sign-in, a denied request, a delete...) as the
+// admin review shows it.
 type SecurityEventRow struct {
 	When      string // formatted time, UTC
-	Kind      string // "Sign-in", "Failed sign-in", "Sign-out", ...
-	Email     string // the account, or what was typed for an unknown account
+	Kind      string // the kind in words: "Sign-in", "Failed sign-in", "Run deleted", ...
+	Email     string // the account, what was typed for an unknown account, or the item ("run 7")
 	IP        string
 	UserAgent string
 	Failure   bool // true for failed attempts, shown highlighted

@@ -1,0 +1,32 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"testing"
+)
+
+func TestEveryEventKindCanBeRecorded(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	for _, kind := range EventKinds {
+		if err := s.RecordSecurityEvent(ctx, SecurityEvent{Kind: kind, Email: "a@example.com", IP: "192.0.2.1"}); err != nil {
+			t.Fatalf("record %s: %v", kind, err)
+		}
+	}
+	if err := s.RecordSecurityEvent(ctx, SecurityEvent{Kind: "made_up"}); err == nil {
+		t.Fatal("an unknown kind was stored")
+	}
+	events, err := s.RecentSecurityEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Kind)
+	}
+	slices.Reverse(got)
+	if !slices.Equal(got, EventKinds) {
+		t.Fatalf("stored kinds %v, want %v", got, EventKinds)
+	}
+}
