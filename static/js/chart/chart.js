@@ -478,6 +478,13 @@ Chart.prototype.drawMarks = function (u) {
 };
 
 // Zoom ---------------------------------------------------------------------------------------
+//
+// Dragging across a chart zooms every chart of the page to that window (they share the x
+// axis; in the time modes the window becomes steps through the points held) and asks the
+// server for each downsampled series in that window (Source.prototype.fetchWindow), drawing
+// that finer answer for the window (series held at full resolution need no request). A
+// double-click or the toolbar's "Reset zoom" goes back to the whole run (island + live
+// points).
 
 // A drag on one chart shows its selection on the others too (cursor sync), mapped onto
 // their x range: a sliver where that range is wider. Every chart clears its own, or the

@@ -11,7 +11,8 @@
 //     opened with ?after=<after_seq>); htmx 4 dispatches each named `metrics` event on it as a
 //     DOM event whose detail.data is {"points":[{seq, name, step, value, kind?, at}]}. Points
 //     whose seq is not above the highest seq held are dropped, so nothing is drawn twice.
-//   - zoom: see Chart.prototype.zoomTo and Source.prototype.fetchWindow.
+//   - zoom: GET {history_url}?name=&from=&to= for a downsampled series, answered with one
+//     SeriesHistory for that window (chart.js, Zoom; source.js, fetchWindow).
 // Metrics that no chart names get a chart of their own, cloned from
 // <template data-chart-template> when their first point arrives.
 
