@@ -14,9 +14,9 @@ package static
 //     module can never be paired with a newer or older dependency;
 //   - pages need nothing new: the layout loads one <script type="module"> by Path, as it
 //     loads any script. An import map would be another inline script on every page, under
-//     the nonce, with the views carrying a map of every module, and it must come before the
-//     first module script of the document (one that arrives later through an htmx swap
-//     cannot change it);
+//     the nonce, with the views carrying a map of every module, and it must be in place
+//     before the document's first module loads (a page swapped in by htmx later cannot
+//     bring its own);
 //   - the module files keep plain relative imports, readable and checkable as they are.
 //
 // The scan does not parse JavaScript: it takes every quoted relative specifier ("./" or
