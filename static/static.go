@@ -60,11 +60,12 @@ func load() {
 	loadOnce.Do(func() {
 		byName = make(map[string]*asset)
 		byURL = make(map[string]*asset)
+		modules := newLinker(files) // ES modules import each other by hashed URL (modules.go)
 		err := fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
-			data, err := files.ReadFile(name)
+			data, err := modules.read(name)
 			if err != nil {
 				return err
 			}

@@ -4,8 +4,11 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // embeddedNames lists every file compiled into the package.
@@ -41,7 +44,7 @@ func TestEveryEmbeddedFileServesAtItsHashedPath(t *testing.T) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			url := Path(name)
-			data, _ := files.ReadFile(name)
+			data, _ := newLinker(files).read(name) // modules as served, imports rewritten
 			if !strings.HasPrefix(url, "/static/") || !strings.Contains(url, "."+hashOf(data)+".") {
 				t.Fatalf("Path(%q) = %q, want /static/ and the content hash", name, url)
 			}
@@ -160,4 +163,115 @@ func TestPathPanicsOnUnknownName(t *testing.T) {
 		}
 	}()
 	Path("js/does-not-exist.js")
+}
+
+// anySpecifier finds every module specifier the browser would fetch, relative or not:
+// `from "x"`, `import "x"` and `import("x")`, in either quotes. It is deliberately wider
+// than the linker's own scan, so a specifier the linker skipped is caught here.
+var anySpecifier = regexp.MustCompile(`(?:^|[^\w$.])(?:from\s*|import\s*\(?\s*)(?:"([^"\n]*)"|'([^'\n]*)')`)
+
+func TestModuleImportsResolveToServedHashedURLs(t *testing.T) {
+	load()
+	h := Handler()
+	imports := 0
+	for _, name := range embeddedNames(t) {
+		if path.Ext(name) != ".js" {
+			continue
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Path(name), nil))
+		body := rec.Body.Bytes()
+		for _, m := range anySpecifier.FindAllSubmatch(body, -1) {
+			spec := string(m[1])
+			if m[2] != nil {
+				spec = string(m[2])
+			}
+			imports++
+			dep, ok := byURL[spec]
+			if !ok {
+				t.Errorf("%s imports %q: not a hashed URL this package serves", name, spec)
+				continue
+			}
+			if Path(dep.name) != spec {
+				t.Errorf("%s imports %q, want Path(%q) = %q", name, spec, dep.name, Path(dep.name))
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, spec, nil))
+			if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
+				t.Errorf("%s imports %s: GET = %d %q, want 200 text/javascript", name, spec, rec.Code, rec.Header().Get("Content-Type"))
+			}
+		}
+	}
+	// The charts are modules: the entry imports its parts, and they import each other.
+	if imports < 10 {
+		t.Errorf("found %d module imports in the served scripts, want the chart modules' (10 or more)", imports)
+	}
+	entry := string(byName["js/run-chart.js"].data)
+	if !strings.Contains(entry, `from "`+Path("js/chart/pages.js")+`"`) {
+		t.Errorf("js/run-chart.js does not import %s", Path("js/chart/pages.js"))
+	}
+}
+
+func TestLinkerRewritesImportsDependenciesFirst(t *testing.T) {
+	fsys := fstest.MapFS{
+		"js/main.js":      {Data: []byte("import { b } from \"./lib/b.js\";\nimport './side.js';\nexport { c } from \"./lib/c.js\";\nconst later = () => import(\"./lib/c.js\");\nimport uPlot from \"uplot\";\nimport x from \"/elsewhere/x.js\";\nArray.from('./not-an-import');\n")},
+		"js/side.js":      {Data: []byte("window.side = 1;\n")},
+		"js/lib/b.js":     {Data: []byte("import{c}from\"../lib/c.js\";export const b = c + 1;\n")},
+		"js/lib/c.js":     {Data: []byte("export const c = 1;\n")},
+		"css/a.css":       {Data: []byte(`@import "./b.css";`)},
+		"css/b.css":       {Data: []byte("body{}")},
+		"js/cycle/a.js":   {Data: []byte(`import "./b.js";`)},
+		"js/cycle/b.js":   {Data: []byte(`import "./a.js";`)},
+		"js/missing.js":   {Data: []byte(`import "./nope.js";`)},
+		"js/outside.js":   {Data: []byte(`import "../../etc/passwd.js";`)},
+		"js/directory.js": {Data: []byte(`import "./lib";`)},
+	}
+	urlOf := func(l *linker, name string) string {
+		data, err := l.read(name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		return prefix + hashedName(name, hashOf(data))
+	}
+
+	l := newLinker(fsys)
+	main, err := l.read("js/main.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c, side := urlOf(l, "js/lib/b.js"), urlOf(l, "js/lib/c.js"), urlOf(l, "js/side.js")
+	want := "import { b } from \"" + b + "\";\nimport '" + side + "';\nexport { c } from \"" + c + "\";\nconst later = () => import(\"" + c + "\");\nimport uPlot from \"uplot\";\nimport x from \"/elsewhere/x.js\";\nArray.from('./not-an-import');\n"
+	if string(main) != want {
+		t.Errorf("js/main.js linked as\n%s\nwant\n%s", main, want)
+	}
+	if got, _ := l.read("js/lib/b.js"); string(got) != "import{c}from\""+c+"\";export const b = c + 1;\n" {
+		t.Errorf("js/lib/b.js linked as %q", got)
+	}
+	if got, _ := l.read("css/a.css"); string(got) != `@import "./b.css";` {
+		t.Errorf("css/a.css changed: %q; only .js files are modules", got)
+	}
+
+	// A change deep in the graph changes the URL of every module above it, and only those.
+	before := map[string]string{}
+	for _, n := range []string{"js/main.js", "js/lib/b.js", "js/lib/c.js", "js/side.js"} {
+		before[n] = urlOf(l, n)
+	}
+	fsys["js/lib/c.js"] = &fstest.MapFile{Data: []byte("export const c = 2;\n")}
+	l = newLinker(fsys)
+	for n, changed := range map[string]bool{"js/main.js": true, "js/lib/b.js": true, "js/lib/c.js": true, "js/side.js": false} {
+		if got := urlOf(l, n) != before[n]; got != changed {
+			t.Errorf("%s: URL changed = %v after js/lib/c.js changed, want %v", n, got, changed)
+		}
+	}
+
+	for name, wantErr := range map[string]string{
+		"js/cycle/a.js":   "import cycle",
+		"js/missing.js":   `"./nope.js"`,
+		"js/outside.js":   "outside the embedded files",
+		"js/directory.js": `"./lib"`,
+	} {
+		if _, err := newLinker(fsys).read(name); err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("read %s: error %v, want one mentioning %s", name, err, wantErr)
+		}
+	}
 }

@@ -13,7 +13,7 @@ type Assets struct {
 	// Loaded only on pages with Page.Charts set (the run page).
 	UPlotJS    string // js/uPlot.iife.min.js
 	UPlotCSS   string // css/uPlot.min.css
-	RunChartJS string // js/run-chart.js
+	RunChartJS string // js/run-chart.js, an ES module (after the deferred uPlot, like any module script)
 }
 
 // Page is what the layout needs around every screen.
