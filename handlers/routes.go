@@ -52,6 +52,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /runs/{id}/retry", signedIn.thenFunc(a.retryRun))
 	mux.Handle("POST /runs/{id}/delete", signedIn.thenFunc(a.deleteRun))
 	mux.Handle("GET /runs/{id}/snapshots/{sid}/download", signedIn.thenFunc(a.downloadSnapshot))
+	mux.Handle("POST /runs/{id}/snapshots/{sid}/delete", signedIn.thenFunc(a.deleteSnapshot))
 	mux.Handle("GET /datasets", signedIn.thenFunc(a.listDatasets))
 	mux.Handle("POST /datasets", upload.thenFunc(a.uploadDataset))
 	mux.Handle("POST /datasets/samples", signedIn.thenFunc(a.useSample))
@@ -65,6 +66,7 @@ func (a *app) routes() http.Handler {
 	worker := chain{a.workerAuth}
 	mux.Handle("GET /api/v1/worker/runs/{id}/job", worker.thenFunc(a.workerJob))
 	mux.Handle("GET /api/v1/worker/runs/{id}/dataset", worker.thenFunc(a.workerDataset))
+	mux.Handle("GET /api/v1/worker/runs/{id}/init-snapshot", worker.thenFunc(a.workerInitSnapshot))
 	mux.Handle("POST /api/v1/worker/runs/{id}/heartbeat", worker.thenFunc(a.workerHeartbeat))
 	mux.Handle("POST /api/v1/worker/runs/{id}/metrics", worker.thenFunc(a.workerMetrics))
 	mux.Handle("POST /api/v1/worker/runs/{id}/logs", worker.thenFunc(a.workerLogs))

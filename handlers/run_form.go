@@ -18,7 +18,7 @@ func runFormValues(r *http.Request) views.RunFormValues {
 		DatasetID: f("dataset_id"), EvalDatasetID: f("eval_dataset_id"), BaseModel: f("base_model"), Method: f("method"),
 		Epochs: f("epochs"), LearningRate: f("learning_rate"), BatchSize: f("batch_size"), LoRARank: f("lora_rank"),
 		LoRAAlpha: f("lora_alpha"), MaxSeqLen: f("max_seq_len"), Seed: f("seed"), GPUType: f("gpu_type"),
-		ValidationSplit: f("validation_split"), SnapshotEvery: f("snapshot_every"),
+		ValidationSplit: f("validation_split"), SnapshotEvery: f("snapshot_every"), InitSnapshotID: f("init_snapshot_id"),
 	}
 }
 
@@ -74,6 +74,7 @@ func (a *app) parseRun(userID int64, v views.RunFormValues) (store.NewRun, map[s
 		cfg.LoRARank = int(intField("lora_rank", v.LoRARank))
 		cfg.LoRAAlpha = floatField("lora_alpha", v.LoRAAlpha)
 	}
+	parseInitSnapshot(v, &cfg, errs)
 	nr := store.NewRun{UserID: userID, Config: cfg, Backend: a.runs.Backend.Name()}
 	if v.DatasetID == "" {
 		errs["dataset_id"] = "Choose the dataset to train on."
@@ -118,6 +119,9 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 	}
 	o := a.runs.Backend.Offer()
 	f := views.RunForm{Values: v, Backend: a.runs.Backend.Name(), Action: "/runs", Errors: map[string]string{}}
+	if v.InitSnapshotID != "" {
+		a.describeInitSnapshot(r, userID, &f)
+	}
 	if v.DatasetID == "" && len(ds) > 0 {
 		f.Values.DatasetID = strconv.FormatInt(ds[0].ID, 10)
 		if ds[0].Format == "preference" && slices.Contains(o.Methods, store.MethodDPO) {

@@ -111,11 +111,10 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 		l.Logs = append(l.Logs, line.Line)
 	}
 	for _, s := range snaps {
-		l.Snapshots = append(l.Snapshots, views.SnapshotRow{
-			Step: formatCount(int64(s.Step)), Final: s.Final, Size: formatBytes(s.SizeBytes), SHA256: s.SHA256,
-			Created:     s.CreatedAt.Format("15:04:05"),
-			DownloadURL: fmt.Sprintf("/runs/%d/snapshots/%d/download", run.ID, s.ID),
-		})
+		l.Snapshots = append(l.Snapshots, snapshotRow(run, s))
+	}
+	if err := a.addLineage(ctx, run, &l); err != nil {
+		return views.RunLive{}, err
 	}
 	return l, nil
 }

@@ -45,7 +45,11 @@ func (a *app) runList(r *http.Request, userID int64) (views.RunList, error) {
 
 func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	form, err := a.runForm(r, u.ID, a.defaultRunValues(r))
+	values, ok := a.continueValues(w, r, u.ID, a.defaultRunValues(r))
+	if !ok {
+		return
+	}
+	form, err := a.runForm(r, u.ID, values)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
@@ -78,6 +82,8 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 			}
 		case errors.Is(err, store.ErrDatasetFormat):
 			errs = a.formatErrors(r, nr)
+		case errors.As(err, new(*store.InitSnapshotError)):
+			errs, _ = a.initSnapshotErrors(err)
 		case err != nil:
 			a.serverError(w, r, err)
 			return
@@ -202,6 +208,10 @@ func (a *app) retryRun(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, store.ErrNotFound) {
 		a.errorPage(w, r, http.StatusConflict, "Cannot retry this run",
 			"Its dataset has been deleted. Start a new run with another dataset.")
+		return
+	}
+	if msg := initSnapshotRetryMessage(err); msg != "" {
+		a.errorPage(w, r, http.StatusConflict, "Cannot retry this run", msg)
 		return
 	}
 	if err != nil {

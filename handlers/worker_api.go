@@ -148,12 +148,13 @@ func decodeStrictMax(w http.ResponseWriter, r *http.Request, v any, limit int64)
 
 // jobSpec is the answer to GET /job.
 type jobSpec struct {
-	RunID             int64           `json:"run_id"`
-	Config            store.RunConfig `json:"config"`
-	Dataset           jobDataset      `json:"dataset"`
-	EvalDataset       *jobDataset     `json:"eval_dataset"`
-	HeartbeatInterval int             `json:"heartbeat_interval_seconds"`
-	MaxSnapshotBytes  int64           `json:"max_snapshot_bytes"`
+	RunID             int64            `json:"run_id"`
+	Config            store.RunConfig  `json:"config"`
+	Dataset           jobDataset       `json:"dataset"`
+	EvalDataset       *jobDataset      `json:"eval_dataset"`
+	HeartbeatInterval int              `json:"heartbeat_interval_seconds"`
+	MaxSnapshotBytes  int64            `json:"max_snapshot_bytes"`
+	InitSnapshot      *jobInitSnapshot `json:"init_snapshot"` // the weights a continued run starts from, or null
 }
 
 type jobDataset struct {
@@ -183,6 +184,10 @@ func (a *app) workerJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		spec.EvalDataset = &jobDataset{e.Format, e.Rows, base + "?which=eval"}
+	}
+	if spec.InitSnapshot, err = a.initSnapshotSpec(r.Context(), run); err != nil {
+		a.workerServerError(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, spec)
 }

@@ -59,8 +59,10 @@ func (s *Store) Purge(ctx context.Context, v *Vault, o PurgeOptions) (PurgeRepor
 	if rep.ExpiredDatasets, err = s.expireDatasets(ctx, now, o.DatasetRetention); err != nil {
 		return rep, err
 	}
+	// A run waits while a queued or running run still starts from one of its snapshots.
 	runs, err := s.ids(ctx, `SELECT id FROM runs WHERE deleted_at IS NOT NULL AND deleted_at <= ? AND purged_at IS NULL
-		AND status IN ('succeeded', 'failed', 'cancelled')`, cutoff)
+		AND status IN ('succeeded', 'failed', 'cancelled')
+		AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.run_id = runs.id AND `+liveRunNeeds("s.id")+`)`, cutoff)
 	if err != nil {
 		return rep, err
 	}
@@ -74,7 +76,9 @@ func (s *Store) Purge(ctx context.Context, v *Vault, o PurgeOptions) (PurgeRepor
 	if rep.WorkerLogs, err = s.purgeWorkerLogs(ctx, o.WorkerLogDir); err != nil {
 		return rep, err
 	}
-	snaps, err := s.ids(ctx, "SELECT id FROM snapshots WHERE deleted_at IS NOT NULL AND deleted_at <= ?", cutoff)
+	// A deleted snapshot waits while a queued or running run still starts from it.
+	snaps, err := s.ids(ctx, `SELECT id FROM snapshots WHERE deleted_at IS NOT NULL AND deleted_at <= ?
+		AND NOT `+liveRunNeeds("snapshots.id"), cutoff)
 	if err != nil {
 		return rep, err
 	}

@@ -23,6 +23,9 @@ type RunConfig struct {
 	ValidationSplit float64 `json:"validation_split"`
 	// SnapshotEvery is the number of steps between snapshots; 0 saves only at the end.
 	SnapshotEvery int `json:"snapshot_every"`
+	// InitSnapshotID is the snapshot a continued run starts from (its weights, same base
+	// model and method); 0 starts from the base model.
+	InitSnapshotID int64 `json:"init_snapshot_id,omitempty"`
 }
 
 // Run methods.

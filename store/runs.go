@@ -97,7 +97,8 @@ func FormatForMethod(method, format string) bool {
 }
 
 // CreateRun queues a run after checking, in the same transaction, that the datasets are
-// the user's, not deleted, and suit the method (ErrNotFound, ErrDatasetFormat).
+// the user's, not deleted, and suit the method (ErrNotFound, ErrDatasetFormat), and that a
+// snapshot it continues from fits it (*InitSnapshotError).
 func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 	cfg, err := json.Marshal(nr.Config)
 	if err != nil {
@@ -134,6 +135,13 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 				return ErrDatasetFormat
 			}
 		}
+		var from InitSource
+		if nr.Config.InitSnapshotID != 0 {
+			var err error
+			if from, err = checkInitSnapshot(ctx, tx, nr); err != nil {
+				return err
+			}
+		}
 		var evalID, retryOf sql.NullInt64
 		if nr.EvalDatasetID != 0 {
 			evalID = sql.NullInt64{Int64: nr.EvalDatasetID, Valid: true}
@@ -151,10 +159,19 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 		if nr.RetryOf != 0 {
 			note = fmt.Sprintf("retry of run %d", nr.RetryOf)
 		}
+		if from.RunID != 0 {
+			if err := recordContinuedFrom(ctx, tx, id, from); err != nil {
+				return err
+			}
+			if note == "" {
+				note = continuedNote(from)
+			}
+		}
 		return addRunEvent(ctx, tx, id, RunQueued, note, now)
 	})
 	var quota *QuotaError
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDatasetFormat) || errors.As(err, &quota) {
+	var initErr *InitSnapshotError
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDatasetFormat) || errors.As(err, &quota) || errors.As(err, &initErr) {
 		return Run{}, err
 	}
 	if err != nil {

@@ -35,6 +35,9 @@ type TrainingData struct {
 	// Base holds the starting weights; nil starts from a fresh model
 	// initialised from Config.Seed and the model sizes.
 	Base *Model
+	// Init continues an earlier run: training starts from its snapshot's weights
+	// (LoadInitSnapshot), adapters included, instead of Base or a fresh model.
+	Init *InitWeights
 }
 
 // ChatPrompt renders turns with plain role markers and ends with the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -56,10 +57,18 @@ func Train(ctx context.Context, cfg Config, data TrainingData, hooks Hooks) (Res
 		model = data.Base.Clone()
 		model.lora = nil // adapters of an earlier run are not this run's
 	}
-	if cfg.Method == MethodLoRA {
+	r.baseSeed = cfg.Seed
+	if data.Init != nil {
+		var err error
+		if model, err = data.Init.start(cfg); err != nil {
+			return Result{}, err
+		}
+		r.baseSeed, r.baseGiven = data.Init.baseSeed, data.Init.baseGiven
+	}
+	if cfg.Method == MethodLoRA && model.lora == nil {
 		model.addLoRA(cfg.LoRARank, cfg.LoRAAlpha, rng)
 	}
-	r.model, r.baseGiven = model, data.Base != nil
+	r.model, r.baseGiven = model, r.baseGiven || data.Base != nil
 	r.obj = newObjective(model, cfg)
 	if cfg.Method == MethodDPO {
 		// The reference is the frozen starting policy; only its log-probs
@@ -84,6 +93,7 @@ type run struct {
 	rng       *rand.Rand
 	model     *Model
 	baseGiven bool
+	baseSeed  int64 // the seed the base weights come from (snapshot metadata)
 	obj       *objective
 
 	seqs, evalSeqs   []sequence
@@ -284,6 +294,7 @@ func (r *run) snapshot(step int, final bool) error {
 		return nil
 	}
 	meta := snapshotMetadata(r.cfg, step, r.baseGiven)
+	meta["seed"] = strconv.FormatInt(r.baseSeed, 10) // a continued run's base is its source's
 	return r.hooks.Snapshot(step, final, func(w io.Writer) error {
 		return WriteSafetensors(w, r.model.snapshotTensors(), meta)
 	})

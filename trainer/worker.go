@@ -120,6 +120,9 @@ func (w *worker) train(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := w.loadInit(ctx, &data); err != nil {
+		return Result{}, err
+	}
 	p := planRun(w.cfg, data)
 	w.total.Store(int64(p.totalSteps))
 	w.say("%s", loadedLine(train, eval, p))

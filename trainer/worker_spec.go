@@ -29,10 +29,11 @@ type jobSpec struct {
 		ValidationSplit float64 `json:"validation_split"` // percent
 		SnapshotEvery   int     `json:"snapshot_every"`
 	} `json:"config"`
-	Dataset           datasetRef  `json:"dataset"`
-	EvalDataset       *datasetRef `json:"eval_dataset"`
-	HeartbeatInterval float64     `json:"heartbeat_interval_seconds"`
-	MaxSnapshotBytes  int64       `json:"max_snapshot_bytes"` // 0: no cap
+	Dataset           datasetRef       `json:"dataset"`
+	EvalDataset       *datasetRef      `json:"eval_dataset"`
+	HeartbeatInterval float64          `json:"heartbeat_interval_seconds"`
+	MaxSnapshotBytes  int64            `json:"max_snapshot_bytes"` // 0: no cap
+	InitSnapshot      *initSnapshotRef `json:"init_snapshot"`      // a continued run's starting weights
 }
 
 type datasetRef struct {

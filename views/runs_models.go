@@ -46,6 +46,7 @@ type RunForm struct {
 	Errors    map[string]string // field name -> message shown beside it
 	FormError string            // shown above the form
 	Action    string            // "/runs"
+	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
 }
 
 // RunFormValues are the field values as strings, exactly as typed or defaulted.
@@ -64,6 +65,7 @@ type RunFormValues struct {
 	GPUType         string
 	ValidationSplit string
 	SnapshotEvery   string
+	InitSnapshotID  string // "" = start from the base model; else the snapshot to continue from
 }
 
 // Option is one choice of a select or radio group.
@@ -107,6 +109,7 @@ type RunLive struct {
 	Timeline  []TimelineItem
 	Logs      []string // the last lines, oldest first
 	Snapshots []SnapshotRow
+	Continued []ContinuedRunRow // runs started from this run's snapshots
 }
 
 // ConfigItem is one line of the configuration summary.
@@ -120,6 +123,7 @@ type TimelineItem struct {
 	Status string // for the dot colour
 	Label  string // "Queued", "Running", "Cancel requested"...
 	Note   string
+	URL    string // a link the note refers to ("Continued from run 3…"), or ""
 	At     string // "14:02:11"
 	When   string // ISO 8601 for <time datetime>
 }
@@ -132,6 +136,8 @@ type SnapshotRow struct {
 	SHA256      string // short prefix shown; full in title
 	Created     string
 	DownloadURL string // /runs/{id}/snapshots/{sid}/download
+	DeleteURL   string // POST /runs/{id}/snapshots/{sid}/delete, after the confirmation dialog
+	ContinueURL string // /runs/new?snapshot={sid}: a new run that starts from these weights
 }
 
 // Compare is the compare page: one metric of several runs on one chart.

@@ -193,3 +193,21 @@
     xhr.send(new FormData(form));
   });
 })();
+
+(function () {
+  "use strict";
+
+  // A snapshot's "Delete…" button (views/snapshots.templ) opens the page's one confirmation
+  // dialog as a modal: the dialog lives outside the live panel, which the SSE stream
+  // replaces, so it stays open while the run goes on. The button carries the form's action
+  // and the step to name; Escape, or "Keep it" (method=dialog), closes it unsent.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("[data-snapshot-delete]");
+    if (!button) return;
+    var dialog = document.getElementById("snapshot-delete-dialog");
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    dialog.querySelector("[data-snapshot-delete-form]").setAttribute("action", button.getAttribute("data-snapshot-delete"));
+    dialog.querySelector("[data-snapshot-delete-step]").textContent = button.getAttribute("data-snapshot-step");
+    dialog.showModal();
+  });
+})();
