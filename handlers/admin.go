@@ -21,6 +21,7 @@ var eventKinds = map[string]string{
 	store.EventRunDeleted:      "Run deleted",
 	store.EventDatasetDeleted:  "Dataset deleted",
 	store.EventMetricsExported: "Metrics exported",
+	store.EventSnapshotDeleted: "Snapshot deleted",
 }
 
 // failureKinds are highlighted in the admin review.

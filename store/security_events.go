@@ -21,12 +21,13 @@ const (
 	EventRunDeleted      = "run_deleted"
 	EventDatasetDeleted  = "dataset_deleted"
 	EventMetricsExported = "metrics_exported"
+	EventSnapshotDeleted = "snapshot_deleted"
 )
 
 // EventKinds lists every kind above, for the admin review's labels.
 var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSignOut, EventPasswordChanged,
 	EventRateLimited, EventAuthzDenied, EventWorkerMisuse, EventSignUpExisting, EventRunDeleted,
-	EventDatasetDeleted, EventMetricsExported}
+	EventDatasetDeleted, EventMetricsExported, EventSnapshotDeleted}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {

@@ -5,9 +5,6 @@ import (
 	"fmt"
 )
 
-// EventSnapshotDeleted is the security event of a person deleting one of their snapshots.
-const EventSnapshotDeleted = "snapshot_deleted"
-
 // DeleteSnapshot marks one snapshot of one of the user's runs deleted: it is hidden from
 // every list and download at once, and the hourly purge removes its file after PurgeDelay
 // (later when a queued or running run still starts from it). The run may be running.
