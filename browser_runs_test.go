@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // TestBrowserRun: sample dataset -> run form -> a real run on the local backend, watched
@@ -41,7 +42,34 @@ func TestBrowserRun(t *testing.T) {
 	midProgress := b.text(`[data-testid=live-progress]`)
 	b.screenshot("21-run-live")
 
+	// Live updates morph the page in place: an open confirmation stays open and keeps focus
+	// while the progress moves; Escape closes it and focus returns to its button.
+	eval[bool](b, `window.samePage = true`)
+	b.do("open the cancel confirmation", chromedp.Click(chromedp.CSS(`#run-cancel-open`), chromedp.NodeVisible))
+	b.do("focus its button", chromedp.Focus(chromedp.CSS(`#run-cancel-open`)))
+	openedAt := b.text(`[data-testid=live-progress]`)
+	b.waitForWithin("a live update", `document.querySelector("[data-testid=live-progress]").textContent !== `+strconv.Quote(openedAt), 30*time.Second)
+	if !eval[bool](b, `document.querySelector("#run-cancel").open && document.activeElement && document.activeElement.id === "run-cancel-open"`) {
+		t.Error("a live update closed the cancel confirmation or moved focus off its button")
+	}
+	if !eval[bool](b, `document.querySelector("[data-testid=log-tail]").getAttribute("role") === "log"`) {
+		t.Error("the log tail is not a role=log region")
+	}
+	b.do("press Escape", chromedp.KeyEvent(kb.Escape))
+	if !eval[bool](b, `!document.querySelector("#run-cancel").open && document.activeElement.id === "run-cancel-open"`) {
+		t.Error("Escape did not close the confirmation, or focus did not return to its button")
+	}
+
 	b.waitForWithin("the run to succeed", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "succeeded"`, 2*time.Minute)
+	// The header follows the status without a reload: Cancel goes, Retry comes, and the
+	// polite live region names the new status.
+	b.waitFor("the header's actions to follow", `window.samePage === true && `+has(`#run-actions [data-testid=retry]`)+` && !document.querySelector("#run-actions [data-testid=cancel]")`)
+	if got := b.text(`[data-testid=run-announce]`); !strings.Contains(got, "Succeeded") {
+		t.Errorf("live region = %q", got)
+	}
+	if got := b.text(`#run-header-status`); !strings.Contains(got, "Succeeded") {
+		t.Errorf("header status = %q", got)
+	}
 	b.waitFor("the last points", `window.tunelabCharts.points("loss") > `+strconv.Itoa(midPoints))
 	if got := b.text(`[data-testid=live-progress]`); got == midProgress {
 		t.Errorf("progress did not move: still %q", got)

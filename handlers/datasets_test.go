@@ -95,7 +95,7 @@ func TestUploadDatasetRefusalsSaveNothing(t *testing.T) {
 		{"invalid lines", "bad.jsonl", bad, 422, []string{`data-testid="upload-problem"`, "line 4: `completion` is a number; it must be a string.", "line 5:", "nothing was saved"}},
 		{"too few rows", "few.jsonl", completionLines(2), 422, []string{"the file has 2 rows; at least 10 are needed"}},
 		{"no file", "", "", 422, []string{`data-testid="file-error"`, "Choose a JSONL file"}},
-		{"too large", "big.jsonl", completionLines(100), 413, []string{`data-testid="file-error"`, "larger than the 2.0 kB limit"}},
+		{"too large", "big.jsonl", completionLines(100), 413, []string{`data-testid="file-error"`, "larger than the 2 kB limit"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,18 +34,8 @@ func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
 }
 
-// formatGPUSeconds shows GPU time the way the billing page and dashboard state it.
-func formatGPUSeconds(s int64) string {
-	d := time.Duration(s) * time.Second
-	switch {
-	case s < 60:
-		return d.String()
-	case s < 3600:
-		return d.Truncate(time.Second).String()
-	default:
-		return d.Truncate(time.Minute).String()
-	}
-}
+// formatGPUSeconds shows metered time the way every other page states durations.
+func formatGPUSeconds(s int64) string { return formatDuration(time.Duration(s) * time.Second) }
 
 // legal is what the legal pages state about this running server.
 func (a *app) legal() views.Legal {

@@ -80,9 +80,6 @@ type RunDetail struct {
 	EventsURL string // /runs/{id}/events (SSE)
 	Live      RunLive
 	Config    []ConfigItem
-	CancelURL string // POST; "" hides the button
-	RetryURL  string // POST; "" hides the button
-	DeleteURL string // POST
 	RetryOf   string // "/runs/{id}" of the run this retries, or ""
 	ExportCSV string // /runs/{id}/metrics.csv
 	APIURL    string // /runs/{id}/api: log metrics from the person's own code
@@ -95,18 +92,35 @@ type RunDetail struct {
 // RunLive is the part of the run page that the server re-renders and sends over SSE
 // whenever something changes: status, progress, timeline, log tail and snapshots.
 type RunLive struct {
-	Status    string
-	Label     string
-	Reason    string // why it failed or was cancelled
-	RetryURL  string // POST; set once a run failed, so the callout offers a retry without a reload
-	Percent   int
-	Progress  string // "360 / 720 steps"
-	ETA       string
-	GPUTime   string
-	Final     bool
+	Status     string
+	Label      string
+	Reason     string // why it failed or was cancelled
+	RetryURL   string // POST; set once a run failed, so the callout offers a retry without a reload
+	Cancelling bool   // a cancel was asked and the worker has not confirmed it yet
+	Percent    int
+	Progress   string // "360 / 720 steps"
+	ETA        string
+	TimeLabel  string // "GPU time", or "Compute time" on a backend without GPUs
+	GPUTime    string
+	Final      bool
+	Actions    RunActions // the header's buttons, which follow the status
 	Timeline  []TimelineItem
-	Logs      []string // the last lines, oldest first
+	Logs      []LogItem // the last lines, oldest first
 	Snapshots []SnapshotRow
+}
+
+// LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
+// already shown and adds only the new ones.
+type LogItem struct {
+	ID   string
+	Text string
+}
+
+// RunActions are the run page header's buttons; a "" URL hides its button.
+type RunActions struct {
+	CancelURL string // POST; while the run may still be cancelled
+	RetryURL  string // POST; once the run has ended
+	DeleteURL string // POST
 }
 
 // ConfigItem is one line of the configuration summary.

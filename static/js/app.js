@@ -1,14 +1,17 @@
 // tunelab's own JavaScript. Loaded with `defer` from the layout; no inline scripts, no eval,
 // and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
 //
-// It does four things:
+// It does these things:
 //   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
 //      into view on load, so "Settings" or "Admin" is not hidden off the right edge;
 //   2. toasts in #toasts close after about 6 seconds, or at once with their × button;
 //   3. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
 //      error toast so the person knows their click did not go through;
 //   4. dataset upload forms (form[data-upload]) are sent with XMLHttpRequest so a progress
-//      bar can follow the upload; without JavaScript they are plain multipart POSTs.
+//      bar can follow the upload; without JavaScript they are plain multipart POSTs;
+//   5. confirmations (details.confirm, such as "Delete…") close with Escape, and focus goes
+//      back to the button that opened them; a live update (htmx morph) keeps one open;
+//   6. copy buttons ([data-copy-target]) copy the text of the element they name.
 //
 // Focus after a form re-renders needs no code here: htmx 4 focuses the [autofocus] element of
 // swapped-in content, and the views put autofocus on the first field with an error.
@@ -192,4 +195,59 @@
     setProgress(form, 0);
     xhr.send(new FormData(form));
   });
+})();
+
+(function () {
+  "use strict";
+
+  // Escape closes the open confirmation that holds focus (or the last one opened) and
+  // puts focus back on its button.
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape" || e.defaultPrevented) return;
+    var open = document.activeElement && document.activeElement.closest("details.confirm[open]");
+    if (!open) {
+      var all = document.querySelectorAll("details.confirm[open]");
+      open = all.length ? all[all.length - 1] : null;
+    }
+    if (!open) return;
+    e.preventDefault();
+    open.removeAttribute("open");
+    var summary = open.querySelector("summary");
+    if (summary) summary.focus();
+  });
+
+  // A live update morphs the run page in place: an element the person opened (a
+  // confirmation) stays open, whatever the server's copy says.
+  if (window.htmx && htmx.registerExtension) {
+    htmx.registerExtension("tunelab-keep-open", {
+      htmx_before_morph_attr: function (elt, detail) {
+        if (detail && detail.attrName === "open" && (elt.tagName === "DETAILS" || elt.tagName === "DIALOG")) return false;
+      }
+    });
+  }
+})();
+
+(function () {
+  "use strict";
+
+  // [data-copy-target="id"] copies the text of #id, then says so for a moment.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-copy-target]");
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!source || !navigator.clipboard) return;
+    var text = (source.value !== undefined ? source.value : source.textContent).trim();
+    var label = button.querySelector("[data-copy-label]") || button;
+    var before = label.textContent;
+    navigator.clipboard.writeText(text).then(function () {
+      label.textContent = "Copied";
+      button.classList.add("is-copied");
+      setTimeout(function () { label.textContent = before; button.classList.remove("is-copied"); }, 2000);
+    }, function () {
+      document.dispatchEvent(new CustomEvent("tunelab:error", { detail: "Could not copy; select the text and copy it by hand." }));
+    });
+  });
+
+  // Copy buttons are hidden without JavaScript (they would do nothing); show them.
+  document.querySelectorAll("[data-copy-target][hidden]").forEach(function (b) { b.hidden = false; });
 })();
