@@ -104,9 +104,9 @@ type RunLive struct {
 	GPUTime    string
 	Final      bool
 	Actions    RunActions // the header's buttons, which follow the status
-	Timeline  []TimelineItem
-	Logs      []LogItem // the last lines, oldest first
-	Snapshots []SnapshotRow
+	Timeline   []TimelineItem
+	Logs       []LogItem // the last lines, oldest first
+	Snapshots  []SnapshotRow
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
