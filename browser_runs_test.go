@@ -30,7 +30,7 @@ func TestBrowserRun(t *testing.T) {
 	b.checkClean("run form")
 	b.screenshot("20-run-form")
 	// A shorter run than the default so the test stays quick; everything else as offered.
-	b.do("set epochs", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), "25", chromedp.NodeVisible))
+	b.do("set epochs", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), "15", chromedp.NodeVisible))
 	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
 	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
 

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"html"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -125,6 +126,58 @@ func TestRunFormRefusesImpossibleRunsBesideTheField(t *testing.T) {
 	}
 	if page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); page.status != 200 || !strings.Contains(page.body, "DPO") {
 		t.Fatalf("run page: %d", page.status)
+	}
+}
+
+// One submit names every problem: bad numbers and a dataset that does not suit the method.
+func TestRunFormReportsEveryProblemAtOnce(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("all-at-once@example.com")
+	chat := ts.datasetFor(c, completionLines(20))
+	v := runValues(chat)
+	v.Set("epochs", "0")
+	v.Set("learning_rate", "fast")
+	v.Set("method", "dpo")
+	r := ts.do(c, "POST", "/runs", v, nil)
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d", r.status)
+	}
+	for field, want := range map[string]string{"epochs": "from 1 to 1000", "learning_rate": "is not a number", "dataset_id": "needs a preference dataset"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the page does not say %q", want)
+		}
+		if !regexp.MustCompile(`name="` + field + `"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*name="` + field + `"`).MatchString(r.body) {
+			t.Errorf("field %s is not marked invalid", field)
+		}
+	}
+}
+
+// The form's help describes what this (CPU-only) backend runs: the learning rate it
+// recommends includes the default it fills in, QLoRA is explained once as not offered, and
+// metered time is compute time, not GPU time.
+func TestRunFormHelpFitsTheBackend(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("help@example.com")
+	ts.datasetFor(c, completionLines(20))
+	page := ts.do(c, "GET", "/runs/new", nil, nil)
+	if page.status != 200 {
+		t.Fatalf("form: %d", page.status)
+	}
+	body := html.UnescapeString(page.body)
+	if !strings.Contains(body, `value="0.003"`) || !strings.Contains(body, "1e-3 to 1e-2 works, and the default 0.003") {
+		t.Error("the learning rate's help does not match its default of 0.003")
+	}
+	if !strings.Contains(body, "byte-level") {
+		t.Error("the help does not say the built-in models are small byte-level models")
+	}
+	if n := strings.Count(body, "QLoRA"); n != 1 {
+		t.Errorf("QLoRA is named %d times; want once, saying why it is not offered", n)
+	}
+	if !strings.Contains(body, "QLoRA is not offered by this backend") {
+		t.Error("the form does not say why QLoRA is missing")
+	}
+	if strings.Contains(body, "GPU time") || !strings.Contains(body, "compute time") {
+		t.Error("a CPU-only backend's form speaks of GPU time")
 	}
 }
 

@@ -46,6 +46,21 @@ type RunForm struct {
 	Errors    map[string]string // field name -> message shown beside it
 	FormError string            // shown above the form
 	Action    string            // "/runs"
+	Help      RunFormHelp       // the help that depends on the backend's hardware and models
+}
+
+// RunFormHelp is the help text that differs by backend: what the built-in CPU models need
+// is not what a large model on a GPU needs.
+type RunFormHelp struct {
+	Dataset      string
+	BaseModel    string
+	Method       string
+	LearningRate string
+	BatchSize    string
+	LoRA         string // the suffix of the LoRA fields' help: which methods use them
+	Hardware     string // the section's description
+	GPUType      string
+	GPULegend    string // "GPU type", or "Hardware" on a backend without GPUs
 }
 
 // RunFormValues are the field values as strings, exactly as typed or defaulted.
