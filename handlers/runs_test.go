@@ -2,10 +2,10 @@ package handlers
 
 import (
 	"context"
-	"html"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
