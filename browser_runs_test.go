@@ -98,6 +98,12 @@ func TestBrowserRun(t *testing.T) {
 	b.checkClean("run page")
 	b.screenshot("22-run-succeeded")
 	b.phoneFits("run page")
+	// Every nav item is on screen at 390 px (the nav wraps; nothing hides off the edge).
+	if cut := eval[string](b, `[...document.querySelectorAll("[data-testid=nav] a")].filter(a => {
+		const r = a.getBoundingClientRect(); return r.right > window.innerWidth + 0.5 || r.left < 0 || r.width === 0;
+	}).map(a => a.textContent.trim()).join(", ")`); cut != "" {
+		t.Errorf("at 390px these nav items are cut off: %s", cut)
+	}
 	b.screenshot("23-run-phone")
 	b.desktop()
 

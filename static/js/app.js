@@ -2,8 +2,8 @@
 // and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
 //
 // It does these things:
-//   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
-//      into view on load, so "Settings" or "Admin" is not hidden off the right edge;
+//   1. should the main nav ever overflow (the phone layout wraps it onto a second line), the
+//      current item is scrolled into view on load, so it is never hidden off the right edge;
 //   2. toasts in #toasts close after about 6 seconds, or at once with their × button;
 //   3. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
 //      error toast so the person knows their click did not go through;
@@ -18,8 +18,8 @@
 (function () {
   "use strict";
 
-  // Centre the current nav item when the nav overflows (only the phone layout does). Only the
-  // nav's own scrollLeft changes, so the page itself never jumps.
+  // Centre the current nav item when the nav overflows. Only the nav's own scrollLeft
+  // changes, so the page itself never jumps.
   var nav = document.querySelector("[data-nav-scroll]");
   var current = nav && nav.querySelector('[aria-current="page"]');
   if (current && nav.scrollWidth > nav.clientWidth) {
