@@ -154,3 +154,23 @@ func TestDatasetsAreOnlyTheOwners(t *testing.T) {
 		t.Fatalf("signed out: %d %q", r.status, r.header.Get("Location"))
 	}
 }
+
+// Deleting a dataset asks first, as deleting a run does: the delete button sits inside a
+// confirmation that must be opened (a <details>, so it works without JavaScript).
+func TestDatasetDeleteAsksFirst(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("confirm@example.com")
+	id := ts.datasetFor(c, completionLines(20))
+	page := ts.do(c, "GET", "/datasets/"+id, nil, nil)
+	confirm := regexp.MustCompile(`(?s)<details class="confirm"[^>]*data-testid="delete-dataset-confirm"[^>]*>\s*<summary[^>]*>Delete…</summary>.*?action="/datasets/` + id + `/delete".*?data-testid="delete-dataset".*?</details>`)
+	if page.status != 200 || !confirm.MatchString(page.body) {
+		t.Fatalf("the dataset page deletes without a confirmation:\n%s", page.body)
+	}
+	if strings.Count(page.body, `/datasets/`+id+`/delete"`) != 1 {
+		t.Fatal("a second delete form outside the confirmation")
+	}
+	run := ts.do(c, "GET", fmt.Sprintf("/runs/%d", ts.startRun(c, runValues(id))), nil, nil)
+	if !regexp.MustCompile(`(?s)<details class="confirm" id="run-delete"[^>]*>.*?data-testid="delete-confirm"`).MatchString(run.body) {
+		t.Fatal("the run page's delete confirmation changed shape")
+	}
+}
