@@ -137,6 +137,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			Operator:       cfg.Operator,
 			Contact:        cfg.Contact,
 			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
+
+			DatasetRetention: cfg.DatasetRetention,
 		},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Stopping: streams.Done(),

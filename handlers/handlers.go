@@ -84,6 +84,9 @@ type Config struct {
 	BillingConfigured bool
 	// MaxUploadBytes caps a dataset upload (default 100 MB).
 	MaxUploadBytes int64
+	// DatasetRetention is how long a dataset is kept after its last run ended, as the
+	// Privacy Policy states it (default store.DefaultDatasetRetention).
+	DatasetRetention time.Duration
 }
 
 // Deps is everything New wires together.

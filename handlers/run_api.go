@@ -58,6 +58,7 @@ func (a *app) showRunAPI(w http.ResponseWriter, r *http.Request) {
 	p.HasToken = run.HasIngestToken
 	if token != "" {
 		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set(noCompressHeader, "1") // a secret is never compressed (BREACH)
 	}
 	a.render(w, r, http.StatusOK, a.page(r, "Metrics API", "runs"), views.RunAPIPage(p))
 }
