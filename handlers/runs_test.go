@@ -276,3 +276,32 @@ func (ts *testServer) claim(t testing.TB) (runID int64, token string) {
 	}
 	return run.ID, token
 }
+
+// The live update carries the header's actions and status out of band, so they follow the
+// run without a reload: once it ended, Retry replaces Cancel. A run being cancelled says
+// "Cancelling", with no estimate, until the worker confirms.
+func TestLiveUpdateCarriesTheHeaderActions(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("live-actions@example.com")
+	id := ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
+	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil)
+	if !regexp.MustCompile(`(?s)<div class="run-actions" id="run-actions"[^>]*>.*?/runs/\d+/cancel`).MatchString(page.body) ||
+		!strings.Contains(page.body, `role="status" aria-live="polite"`) || !strings.Contains(page.body, `hx-swap="innerMorph"`) {
+		t.Fatalf("the run page's header has no live actions or live region:\n%s", page.body)
+	}
+	// A queued run is cancelled at once: the stream sends the final panel, then "done".
+	if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/cancel", id), url.Values{}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	ev := ts.do(c, "GET", fmt.Sprintf("/runs/%d/events", id), nil, nil)
+	body := strings.ReplaceAll(ev.body, "\ndata: ", "\n")
+	actions := regexp.MustCompile(`(?s)<div id="run-actions" hx-swap-oob="innerMorph">.*?</div>\s*$|(?s)<div id="run-actions" hx-swap-oob="innerMorph">.*`).FindString(body)
+	if actions == "" || !strings.Contains(actions, fmt.Sprintf("/runs/%d/retry", id)) || strings.Contains(actions, fmt.Sprintf("/runs/%d/cancel", id)) {
+		t.Fatalf("the live update's header actions do not follow the end of the run:\n%s", body)
+	}
+	for _, want := range []string{`<span id="run-header-status" hx-swap-oob="innerMorph">`, `<p id="run-announce" hx-swap-oob="innerMorph">Run status: Cancelled.</p>`, "event: done"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the live update lacks %q", want)
+		}
+	}
+}
