@@ -338,7 +338,7 @@ func SignUpPage(f SignUpForm) templ.Component {
 			}
 			return nil
 		})
-		templ_7745c5c3_Err = authCard("Create your account", "Fine-tune open models on your own data, watch the loss fall live, and pay only for the GPU seconds you use.").Render(templ.WithChildren(ctx, templ_7745c5c3_Var13), templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = authCard("Create your account", "Fine-tune open models on your own data and watch the loss fall live.").Render(templ.WithChildren(ctx, templ_7745c5c3_Var13), templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
