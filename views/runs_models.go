@@ -157,7 +157,7 @@ type TimelineItem struct {
 type SnapshotRow struct {
 	Step        string // "720"
 	Final       bool
-	Size        string // "226 KB"
+	Size        string // "226.4 kB"
 	SHA256      string // short prefix shown; full in title
 	Created     string
 	DownloadURL string // /runs/{id}/snapshots/{sid}/download
