@@ -55,6 +55,14 @@ func TestBrowserRun(t *testing.T) {
 	if !eval[bool](b, `document.querySelector("[data-testid=log-tail]").getAttribute("role") === "log"`) {
 		t.Error("the log tail is not a role=log region")
 	}
+	// Focus inside the live panel survives an update too.
+	b.do("focus the log", chromedp.Focus(chromedp.CSS(`[data-testid=log-tail]`)))
+	logAt := b.text(`[data-testid=live-progress]`)
+	b.waitForWithin("another live update", `document.querySelector("[data-testid=live-progress]").textContent !== `+strconv.Quote(logAt), 30*time.Second)
+	if !eval[bool](b, `document.activeElement === document.querySelector("[data-testid=log-tail]")`) {
+		t.Error("a live update moved focus off the log tail")
+	}
+	b.do("back to the confirmation", chromedp.Focus(chromedp.CSS(`#run-cancel-open`)))
 	b.do("press Escape", chromedp.KeyEvent(kb.Escape))
 	if !eval[bool](b, `!document.querySelector("#run-cancel").open && document.activeElement.id === "run-cancel-open"`) {
 		t.Error("Escape did not close the confirmation, or focus did not return to its button")
