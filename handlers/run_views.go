@@ -145,7 +145,9 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 		return views.RunLive{}, err
 	}
 	seen := []stepSeen{}
-	if step, at, ok, err := a.store.LatestMetricStep(ctx, run.ID); err != nil {
+	// The trainer's "loss" series, not every series: a person's own script may post its
+	// metrics at steps of its own.
+	if step, at, ok, err := a.store.LatestMetricStep(ctx, run.ID, "loss"); err != nil {
 		return views.RunLive{}, err
 	} else if ok {
 		seen = append(seen, stepSeen{step, at})
