@@ -2,8 +2,9 @@
 // and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
 //
 // It does these things:
-//   1. should the main nav ever overflow (the phone layout wraps it onto a second line), the
-//      current item is scrolled into view on load, so it is never hidden off the right edge;
+//   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
+//      into view on load, and the row's data-more says on which side more items wait, so the
+//      stylesheet fades that edge (a hint that "Settings" is there, not cut off);
 //   2. toasts in #toasts close after about 6 seconds, or at once with their × button;
 //   3. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
 //      error toast so the person knows their click did not go through;
@@ -18,13 +19,26 @@
 (function () {
   "use strict";
 
-  // Centre the current nav item when the nav overflows. Only the nav's own scrollLeft
-  // changes, so the page itself never jumps.
+  // Centre the current nav item when the nav overflows (only the phone layout does). Only the
+  // nav's own scrollLeft changes, so the page itself never jumps.
   var nav = document.querySelector("[data-nav-scroll]");
-  var current = nav && nav.querySelector('[aria-current="page"]');
+  if (!nav) return;
+  var current = nav.querySelector('[aria-current="page"]');
   if (current && nav.scrollWidth > nav.clientWidth) {
     nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
   }
+
+  // Mark the sides that hold more items: "left", "right", "left right", or none.
+  function markMore() {
+    var more = [];
+    if (nav.scrollLeft > 1) more.push("left");
+    if (nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 1) more.push("right");
+    if (more.length) nav.setAttribute("data-more", more.join(" "));
+    else nav.removeAttribute("data-more");
+  }
+  markMore();
+  nav.addEventListener("scroll", markMore, { passive: true });
+  window.addEventListener("resize", markMore);
 })();
 
 (function () {
