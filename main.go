@@ -132,11 +132,13 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		Vault:        vault,
 		Logger:       log,
 		Config: handlers.Config{
-			Secure:            cfg.secure(),
-			TrustProxy:        cfg.TrustProxy,
-			Operator:          cfg.Operator,
-			Contact:           cfg.Contact,
-			MaxUploadBytes:    cfg.MaxUploadMB * 1_000_000,
+			Secure:         cfg.secure(),
+			TrustProxy:     cfg.TrustProxy,
+			Operator:       cfg.Operator,
+			Contact:        cfg.Contact,
+			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
+
+			DatasetRetention:  cfg.DatasetRetention,
 			QueuedRunsQuota:   cfg.QuotaQueuedRuns,
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
 		},

@@ -267,6 +267,45 @@ func TestRunCancelMidRun(t *testing.T) {
 	waitGone(t, jobPID(t, run.JobID))
 }
 
+// TestRunCancelStopsTrainingWithinAStep cancels just after a heartbeat, with the default
+// 5 s interval: a worker that heard cancels only on its next heartbeat would train on for
+// the whole interval. The held ("wait") heartbeat answers at once, so training stops within
+// a few steps of the step the worker last reported.
+func TestRunCancelStopsTrainingWithinAStep(t *testing.T) {
+	dir, env := t.TempDir(), runEnv(t)
+	env["TUNELAB_HEARTBEAT_INTERVAL"] = "5s"
+	addr, _ := startServerWith(t, env, dir)
+	app := newAppClient(t, "http://"+addr)
+	st := openStore(t, dir)
+	id := app.startRun(app.signUpWithSample("cancel-fast@example.com"), "full", 500)
+	run := waitRun(t, st, id, "training", 2*time.Minute, func(r store.Run) bool { return r.Status == store.RunRunning && r.Step > 0 })
+	// The next heartbeat: its step is where the worker was a moment ago.
+	run = waitRun(t, st, id, "a heartbeat", 20*time.Second, func(r store.Run) bool { return r.LastHeartbeat.After(run.LastHeartbeat) })
+	asked := run.Step
+	if code, _ := app.post(fmt.Sprintf("/runs/%d/cancel", id), url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", code)
+	}
+	run = waitRun(t, st, id, "cancel", 30*time.Second, func(r store.Run) bool { return r.Final() })
+	if run.Status != store.RunCancelled {
+		t.Fatalf("run ended %s (%s), want cancelled", run.Status, run.Reason)
+	}
+	logs, _ := st.LogTail(context.Background(), id, 500)
+	stoppedAt := -1
+	for _, l := range logs {
+		var step, total int
+		if n, _ := fmt.Sscanf(l.Line, "cancelled at step %d of %d", &step, &total); n == 2 {
+			stoppedAt = step
+		}
+	}
+	if stoppedAt < 0 {
+		t.Fatalf("no \"cancelled at step\" line in the log: %+v", logs)
+	}
+	t.Logf("cancel asked at step %d (last heartbeat), training stopped at step %d", asked, stoppedAt)
+	if stoppedAt-asked > 3 {
+		t.Fatalf("training ran %d steps past the cancel request (step %d -> %d), want at most 3", stoppedAt-asked, asked, stoppedAt)
+	}
+}
+
 // jobPID reads the worker's pid from a local job id ("pid:start time").
 func jobPID(t *testing.T, jobID string) int {
 	t.Helper()

@@ -386,3 +386,22 @@ func TestSignUpForAnExistingEmailAnswersLikeANewOne(t *testing.T) {
 		t.Fatalf("%d sign-up-with-a-registered-email events, want 2: %+v", existing, events)
 	}
 }
+
+// A refused sign-up lists every problem in one role=alert summary at the top, each linked
+// to its field, besides the messages beside the fields.
+func TestSignUpErrorsHaveAnAlertSummary(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	r := ts.do(ts.client(), "POST", "/signup", url.Values{"email": {"not-an-email"}, "password": {"short"}}, nil)
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d", r.status)
+	}
+	summary := regexp.MustCompile(`(?s)<div class="alert alert-danger error-summary" role="alert" data-testid="error-summary">.*?</ul>`).FindString(r.body)
+	if summary == "" {
+		t.Fatalf("no role=alert summary:\n%s", r.body)
+	}
+	for _, want := range []string{"There are 3 problems", `href="#email"`, `href="#password"`, `href="#accept_terms"`} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, summary)
+		}
+	}
+}

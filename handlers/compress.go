@@ -9,8 +9,9 @@ import (
 
 // compress gzips GET responses whose type compresses well (pages with their chart data,
 // JSON, CSV exports). It leaves alone event streams (they must flush as they go), static
-// files (small, cached for a year, served with Range support) and every POST answer, so a
-// secret shown once (a new token) never shares a compressed body with reflected input.
+// files (small, cached for a year, served with Range support), every POST answer, and a
+// page that shows a secret once (a new token; it sets noCompressHeader), so a secret never
+// shares a compressed body with reflected input.
 func (a *app) compress(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || strings.HasPrefix(r.URL.Path, "/static/") ||
@@ -46,11 +47,16 @@ func compressible(contentType string) bool {
 	return false
 }
 
+// noCompressHeader, set by a handler, keeps its answer uncompressed; it is not sent.
+const noCompressHeader = "X-Tunelab-No-Compress"
+
 func (c *compressWriter) WriteHeader(status int) {
 	if !c.decided {
 		c.decided = true
 		h := c.Header()
-		if status == http.StatusOK && h.Get("Content-Encoding") == "" && compressible(h.Get("Content-Type")) {
+		secret := h.Get(noCompressHeader) != ""
+		h.Del(noCompressHeader)
+		if status == http.StatusOK && !secret && h.Get("Content-Encoding") == "" && compressible(h.Get("Content-Type")) {
 			h.Set("Content-Encoding", "gzip")
 			h.Del("Content-Length")
 			c.zw = gzipWriters.Get().(*gzip.Writer)

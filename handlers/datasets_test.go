@@ -95,7 +95,7 @@ func TestUploadDatasetRefusalsSaveNothing(t *testing.T) {
 		{"invalid lines", "bad.jsonl", bad, 422, []string{`data-testid="upload-problem"`, "line 4: `completion` is a number; it must be a string.", "line 5:", "nothing was saved"}},
 		{"too few rows", "few.jsonl", completionLines(2), 422, []string{"the file has 2 rows; at least 10 are needed"}},
 		{"no file", "", "", 422, []string{`data-testid="file-error"`, "Choose a JSONL file"}},
-		{"too large", "big.jsonl", completionLines(100), 413, []string{`data-testid="file-error"`, "larger than the 2.0 kB limit"}},
+		{"too large", "big.jsonl", completionLines(100), 413, []string{`data-testid="file-error"`, "larger than the 2 kB limit"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,5 +152,25 @@ func TestDatasetsAreOnlyTheOwners(t *testing.T) {
 	}
 	if r := ts.do(ts.client(), "POST", "/datasets/samples", url.Values{"format": {"chat"}}, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/signin" {
 		t.Fatalf("signed out: %d %q", r.status, r.header.Get("Location"))
+	}
+}
+
+// Deleting a dataset asks first, as deleting a run does: the delete button sits inside a
+// confirmation that must be opened (a <details>, so it works without JavaScript).
+func TestDatasetDeleteAsksFirst(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("confirm@example.com")
+	id := ts.datasetFor(c, completionLines(20))
+	page := ts.do(c, "GET", "/datasets/"+id, nil, nil)
+	confirm := regexp.MustCompile(`(?s)<details class="confirm"[^>]*data-testid="delete-dataset-confirm"[^>]*>\s*<summary[^>]*>Delete…</summary>.*?action="/datasets/` + id + `/delete".*?data-testid="delete-dataset".*?</details>`)
+	if page.status != 200 || !confirm.MatchString(page.body) {
+		t.Fatalf("the dataset page deletes without a confirmation:\n%s", page.body)
+	}
+	if strings.Count(page.body, `/datasets/`+id+`/delete"`) != 1 {
+		t.Fatal("a second delete form outside the confirmation")
+	}
+	run := ts.do(c, "GET", fmt.Sprintf("/runs/%d", ts.startRun(c, runValues(id))), nil, nil)
+	if !regexp.MustCompile(`(?s)<details class="confirm" id="run-delete"[^>]*>.*?data-testid="delete-confirm"`).MatchString(run.body) {
+		t.Fatal("the run page's delete confirmation changed shape")
 	}
 }

@@ -46,6 +46,7 @@ type Store interface {
 	AppendMetrics(ctx context.Context, runID int64, pts []store.MetricPoint) ([]store.MetricPoint, error)
 	MetricsAfter(ctx context.Context, runID, afterSeq int64, limit int) ([]store.MetricPoint, error)
 	RunMetricSeq(ctx context.Context, runID int64) (int64, error)
+	LatestMetricStep(ctx context.Context, runID int64, name string) (step int, at time.Time, ok bool, err error)
 	MetricSeries(ctx context.Context, runID int64) ([]store.Series, error)
 	MetricHistory(ctx context.Context, runID int64, name string, from, to *int, maxPoints int) (store.History, error)
 	ExportMetrics(ctx context.Context, runID int64, fn func(store.MetricPoint) error) error
@@ -87,6 +88,9 @@ type Config struct {
 	// Per-account quotas (TUNELAB_QUOTA_*); 0: no limit.
 	QueuedRunsQuota   int   // queued runs a person may have waiting
 	DatasetQuotaBytes int64 // bytes of stored datasets per person
+	// DatasetRetention is how long a dataset is kept after its last run ended, as the
+	// Privacy Policy states it (default store.DefaultDatasetRetention).
+	DatasetRetention time.Duration
 }
 
 // Deps is everything New wires together.

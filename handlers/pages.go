@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -34,17 +35,30 @@ func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
 }
 
-// formatGPUSeconds shows GPU time the way the billing page and dashboard state it.
-func formatGPUSeconds(s int64) string {
-	d := time.Duration(s) * time.Second
-	switch {
-	case s < 60:
-		return d.String()
-	case s < 3600:
-		return d.Truncate(time.Second).String()
-	default:
-		return d.Truncate(time.Minute).String()
+// formatGPUSeconds shows metered time the way every other page states durations.
+func formatGPUSeconds(s int64) string { return formatDuration(time.Duration(s) * time.Second) }
+
+// formatRetention writes a retention window in whole days, or hours under two days.
+func formatRetention(d time.Duration) string {
+	if d <= 0 {
+		d = store.DefaultDatasetRetention
 	}
+	if d < 48*time.Hour {
+		h := int(d.Round(time.Hour) / time.Hour)
+		if h == 1 {
+			return "1 hour"
+		}
+		return fmt.Sprintf("%d hours", h)
+	}
+	return fmt.Sprintf("%d days", int(d.Round(24*time.Hour)/(24*time.Hour)))
+}
+
+// backendWords says where a backend trains, for the legal pages.
+func backendWords(name string) string {
+	if name == "local" {
+		return "this server itself (the built-in trainer runs on its CPU)"
+	}
+	return "the " + name + " backend the operator has configured"
 }
 
 // legal is what the legal pages state about this running server.
@@ -62,8 +76,9 @@ func (a *app) legal() views.Legal {
 		SessionMax:    "24 hours",
 		SessionCookie: sessionCookieName(a.cfg.Secure),
 		TelemetryDays: int(store.TelemetryRetention / (24 * time.Hour)),
-		RunDeleteDays: 30,
-		AccountDays:   90,
+		PurgeDelay:    formatRetention(store.PurgeDelay),
+		DatasetKeep:   formatRetention(a.cfg.DatasetRetention),
+		Backend:       backendWords(a.runs.Backend.Name()),
 	}
 }
 

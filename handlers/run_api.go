@@ -42,17 +42,29 @@ log([{"name": "my_eval/accuracy", "step": 100, "value": 0.82}])`, endpoint, show
 	}
 }
 
+// ingestTokenKey is the session key that carries a new metrics token from the POST that
+// made it to the one GET that shows it.
+func ingestTokenKey(runID int64) string { return fmt.Sprintf("ingest_token_%d", runID) }
+
+// showRunAPI explains the API; right after a new token was made it shows that token, once
+// (taken out of the session as it is shown, so a reload does not show it again).
 func (a *app) showRunAPI(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.runByPath(w, r)
 	if !ok {
 		return
 	}
-	p := a.runAPIPage(r, run, "")
+	token := a.sessions.PopString(r.Context(), ingestTokenKey(run.ID))
+	p := a.runAPIPage(r, run, token)
 	p.HasToken = run.HasIngestToken
+	if token != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set(noCompressHeader, "1") // a secret is never compressed (BREACH)
+	}
 	a.render(w, r, http.StatusOK, a.page(r, "Metrics API", "runs"), views.RunAPIPage(p))
 }
 
-// createIngestToken makes a new token (the old one stops working) and shows it once.
+// createIngestToken makes a new token (the old one stops working) and redirects to the
+// page that shows it once: a reload of that page neither re-posts nor replaces the token.
 func (a *app) createIngestToken(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.runByPath(w, r)
 	if !ok {
@@ -63,8 +75,8 @@ func (a *app) createIngestToken(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	p := a.runAPIPage(r, run, token)
-	a.render(w, r, http.StatusOK, a.page(r, "Metrics API", "runs"), views.RunAPIPage(p))
+	a.sessions.Put(r.Context(), ingestTokenKey(run.ID), token)
+	redirect(w, r, fmt.Sprintf("/runs/%d/api", run.ID))
 }
 
 type ingestRunKey struct{}

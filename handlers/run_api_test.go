@@ -12,6 +12,29 @@ import (
 
 var tokenOnPage = regexp.MustCompile(`data-testid="ingest-token">([0-9a-f]{32})<`)
 
+// makeIngestToken posts for a new token: the answer is a 303 to the API page (so a reload
+// re-posts nothing), which shows the token once, with a copy button.
+func (ts *testServer) makeIngestToken(c *http.Client, run int64) string {
+	ts.t.Helper()
+	page := fmt.Sprintf("/runs/%d/api", run)
+	made := ts.do(c, "POST", page+"/token", url.Values{}, nil)
+	if made.status != http.StatusSeeOther || made.header.Get("Location") != page || tokenOnPage.MatchString(made.body) {
+		ts.t.Fatalf("making a token: %d to %q, want 303 to %s without the token", made.status, made.header.Get("Location"), page)
+	}
+	shown := ts.do(c, "GET", page, nil, nil)
+	m := tokenOnPage.FindStringSubmatch(shown.body)
+	if shown.status != 200 || m == nil || !strings.Contains(shown.body, `data-copy-target="ingest-token"`) {
+		ts.t.Fatalf("token page: %d, token shown %v", shown.status, m != nil)
+	}
+	if shown.header.Get("Cache-Control") != "no-store" {
+		ts.t.Errorf("the page with the token may be cached: %q", shown.header.Get("Cache-Control"))
+	}
+	if again := ts.do(c, "GET", page, nil, nil); tokenOnPage.MatchString(again.body) {
+		ts.t.Fatal("a reload shows the token again")
+	}
+	return m[1]
+}
+
 func TestUserMetricsAPIWithARunToken(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	ada := ts.signUp("ada@example.com")
@@ -26,12 +49,7 @@ func TestUserMetricsAPIWithARunToken(t *testing.T) {
 	if r := ts.do(bob, "POST", fmt.Sprintf("/runs/%d/api/token", run1), url.Values{}, nil); r.status != http.StatusNotFound {
 		t.Fatalf("bob makes a token for ada's run: %d", r.status)
 	}
-	made := ts.do(ada, "POST", fmt.Sprintf("/runs/%d/api/token", run1), url.Values{}, nil)
-	m := tokenOnPage.FindStringSubmatch(made.body)
-	if made.status != 200 || m == nil {
-		t.Fatalf("token page: %d", made.status)
-	}
-	token := m[1]
+	token := ts.makeIngestToken(ada, run1)
 	if strings.Contains(ts.logs.String(), token) {
 		t.Fatal("the token reached the logs")
 	}
@@ -65,8 +83,7 @@ func TestUserMetricsAPIWithARunToken(t *testing.T) {
 		t.Fatalf("stored %+v", pts)
 	}
 	// Deleting the run kills its token too.
-	made = ts.do(ada, "POST", fmt.Sprintf("/runs/%d/api/token", run1), url.Values{}, nil)
-	token = tokenOnPage.FindStringSubmatch(made.body)[1]
+	token = ts.makeIngestToken(ada, run1)
 	ts.do(ada, "POST", fmt.Sprintf("/runs/%d/delete", run1), url.Values{}, nil)
 	if r := send(run1, token, batch); r.status != http.StatusUnauthorized {
 		t.Fatalf("token of a deleted run: %d", r.status)

@@ -195,7 +195,7 @@ func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) (ok, fin
 		return false, false
 	}
 	var buf bytes.Buffer
-	if err := views.RunLivePanel(live).Render(r.Context(), &buf); err != nil {
+	if err := views.RunLiveMessage(live).Render(r.Context(), &buf); err != nil {
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
 		return false, false
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -118,7 +119,7 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 		return views.RunForm{}, err
 	}
 	o := a.runs.Backend.Offer()
-	f := views.RunForm{Values: v, Backend: a.runs.Backend.Name(), Action: "/runs", Errors: map[string]string{}}
+	f := views.RunForm{Values: v, Backend: a.runs.Backend.Name(), Action: "/runs", Errors: map[string]string{}, Help: runFormHelp(o)}
 	if v.InitSnapshotID != "" {
 		a.describeInitSnapshot(r, userID, &f)
 	}
@@ -142,6 +143,50 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 		f.GPUTypes = append(f.GPUTypes, views.Option{Value: g.ID, Label: g.Name, Note: g.About})
 	}
 	return f, nil
+}
+
+// runFormHelp writes the form's help for what this backend really runs: the built-in CPU
+// models want other settings than a large model on a GPU, and a method the backend does not
+// offer is explained once, in the method's help, not promised elsewhere.
+func runFormHelp(o gpu.Offer) views.RunFormHelp {
+	gpus := timeLabel(o) == "GPU time"
+	qlora := slices.Contains(o.Methods, store.MethodQLoRA)
+	lr := formatFloat(o.Defaults.LearningRate)
+	h := views.RunFormHelp{
+		Dataset:   "The examples the model trains on. LoRA and full fine-tunes use chat or completion data; DPO needs a preference dataset.",
+		BaseModel: "The pretrained model you fine-tune. Smaller models train faster and cost less GPU time.",
+		Method:    "LoRA suits most jobs; DPO learns from preference data.",
+		LearningRate: fmt.Sprintf("How far each step moves the weights. For large models on GPUs, typically 1e-4 to 3e-4 for LoRA "+
+			"and about 1e-5 for full; the default here is %s. Write 0.0002 or 2e-4.", lr),
+		BatchSize: "Rows per training step. Larger batches give smoother updates but need more GPU memory; 8–32 is typical.",
+		LoRA:      "LoRA only.",
+		Hardware:  "Where the run trains. You pay per second of GPU time, from the first heartbeat to the end.",
+		GPUType:   "Bigger GPUs fit bigger models and batches.",
+		GPULegend: "GPU type",
+	}
+	if qlora {
+		h.Dataset = "The examples the model trains on. LoRA, QLoRA and full fine-tunes use chat or completion data; DPO needs a preference dataset."
+		h.Method = "LoRA suits most jobs. Use QLoRA when GPU memory is tight, DPO for preference data."
+		h.LoRA = "LoRA and QLoRA only."
+		h.GPUType = "Bigger GPUs fit bigger models and batches. QLoRA lets a large model fit on a smaller GPU."
+	} else {
+		h.Method += " QLoRA is not offered by this backend: it needs 4-bit GPU kernels"
+		if !gpus {
+			h.Method += ", and this backend trains on the CPU"
+		}
+		h.Method += "."
+	}
+	if !gpus {
+		h.BaseModel = "The model you fine-tune. The built-in models are small byte-level language models that train on this server's CPU; the smaller one trains faster."
+		h.LearningRate = fmt.Sprintf("How far each step moves the weights. The built-in models are small byte-level models trained "+
+			"from few parameters, so they want larger rates than big models on GPUs (where 1e-4 to 3e-4 is usual for LoRA): "+
+			"1e-3 to 1e-2 works, and the default %s suits both of them. Write 0.003 or 3e-3.", lr)
+		h.BatchSize = "Rows per training step. Larger batches give smoother updates but each step takes longer on the CPU; 8–32 is typical."
+		h.Hardware = "Where the run trains. This backend has no GPUs: runs train on this server's CPU, and compute time is counted per second from the first heartbeat to the end."
+		h.GPUType = "This backend trains on the CPU only."
+		h.GPULegend = "Hardware"
+	}
+	return h
 }
 
 func methodLabel(m string) string {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,39 +33,94 @@ func modelName(o gpu.Offer, id string) string {
 	return id
 }
 
-// progress returns the bar's percent, its words, and an ETA from the pace so far.
-func progress(run store.Run, now time.Time) (pct int, words, eta string) {
+// stepSeen is the newest step known of a run and when it was reported: from its last
+// heartbeat, its newest metric point or a "step N/T" line of its log, whichever is ahead.
+type stepSeen struct {
+	Step int
+	At   time.Time
+}
+
+// latestStep picks the furthest of the reports, never past the run's total.
+func latestStep(run store.Run, reports ...stepSeen) stepSeen {
+	best := stepSeen{Step: run.Step, At: run.LastHeartbeat}
+	for _, r := range reports {
+		if r.Step > best.Step || (r.Step == best.Step && r.At.After(best.At)) {
+			best = r
+		}
+	}
+	if run.TotalSteps > 0 {
+		best.Step = min(best.Step, run.TotalSteps)
+	}
+	return best
+}
+
+// logStep reads the step of the newest "step N/T" line of a log tail.
+func logStep(lines []store.LogLine) (stepSeen, bool) {
+	for i := len(lines) - 1; i >= 0; i-- {
+		var step, total int
+		if n, _ := fmt.Sscanf(lines[i].Line, "step %d/%d", &step, &total); n == 2 {
+			return stepSeen{Step: step, At: lines[i].At}, true
+		}
+	}
+	return stepSeen{}, false
+}
+
+// estimateLeft is the time a run still needs, from its pace over the whole run so far:
+// the steps done by the time the newest step was reported, divided by the time they took,
+// counted down from that report. Between reports the estimate goes down with the clock
+// instead of up (the old step over a longer time), and one slow or fast step barely moves
+// it. ok is false until there is a pace to go by.
+func estimateLeft(started time.Time, seen stepSeen, total int, now time.Time) (time.Duration, bool) {
+	if started.IsZero() || seen.Step <= 0 || total <= seen.Step {
+		return 0, false
+	}
+	at := seen.At
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	took := at.Sub(started)
+	if took <= 0 {
+		return 0, false
+	}
+	perStep := float64(took) / float64(seen.Step)
+	left := time.Duration(perStep*float64(total-seen.Step)) - now.Sub(at)
+	return max(left, time.Second), true
+}
+
+// progress returns the bar's percent, its words, and an estimate of the time left.
+func progress(run store.Run, seen stepSeen, now time.Time) (pct int, words, eta string) {
 	if run.TotalSteps <= 0 {
 		if run.Status == store.RunSucceeded {
 			return 100, "", ""
 		}
 		return 0, "", ""
 	}
-	pct = min(100, run.Step*100/run.TotalSteps)
-	words = fmt.Sprintf("%s / %s steps", formatCount(int64(run.Step)), formatCount(int64(run.TotalSteps)))
-	if run.Status == store.RunRunning && run.Step > 0 && !run.FirstHeartbeat.IsZero() {
-		elapsed := now.Sub(run.FirstHeartbeat)
-		left := time.Duration(float64(elapsed) / float64(run.Step) * float64(run.TotalSteps-run.Step))
-		eta = "about " + formatDuration(left) + " left"
+	step := seen.Step
+	if run.Status == store.RunSucceeded {
+		step = run.TotalSteps
+	}
+	pct = min(100, step*100/run.TotalSteps)
+	words = fmt.Sprintf("%s / %s steps", formatCount(int64(step)), formatCount(int64(run.TotalSteps)))
+	if run.Status == store.RunRunning && !run.CancelRequested {
+		if left, ok := estimateLeft(run.FirstHeartbeat, seen, run.TotalSteps, now); ok {
+			eta = "about " + formatDuration(left) + " left"
+		}
 	}
 	return pct, words, eta
 }
 
-// formatDuration writes "45 s", "3 min 05 s", "2 h 04 min".
-func formatDuration(d time.Duration) string {
-	s := int64(d.Round(time.Second) / time.Second)
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%d s", s)
-	case s < 3600:
-		return fmt.Sprintf("%d min %02d s", s/60, s%60)
-	default:
-		return fmt.Sprintf("%d h %02d min", s/3600, (s%3600)/60)
+// timeLabel names the metered time: GPU time where the backend has GPUs, else compute time.
+func timeLabel(o gpu.Offer) string {
+	for _, g := range o.GPUTypes {
+		if g.ID != "cpu" {
+			return "GPU time"
+		}
 	}
+	return "Compute time"
 }
 
 func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
-	pct, words, eta := progress(run, now)
+	pct, words, eta := progress(run, latestStep(run), now)
 	return views.RunRow{
 		URL: fmt.Sprintf("/runs/%d", run.ID), Name: fmt.Sprintf("Run %d", run.ID), Model: modelName(o, run.Config.BaseModel),
 		Method: run.Config.Method, Dataset: run.DatasetName, Status: run.Status, Label: statusLabel(run.Status),
@@ -88,15 +144,34 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	if err != nil {
 		return views.RunLive{}, err
 	}
+	seen := []stepSeen{}
+	// The trainer's "loss" series, not every series: a person's own script may post its
+	// metrics at steps of its own.
+	if step, at, ok, err := a.store.LatestMetricStep(ctx, run.ID, "loss"); err != nil {
+		return views.RunLive{}, err
+	} else if ok {
+		seen = append(seen, stepSeen{step, at})
+	}
+	if s, ok := logStep(logs); ok {
+		seen = append(seen, s)
+	}
 	now := a.now()
-	pct, words, eta := progress(run, now)
+	offer := a.runs.Backend.Offer()
+	pct, words, eta := progress(run, latestStep(run, seen...), now)
 	l := views.RunLive{Status: run.Status, Label: statusLabel(run.Status), Reason: run.Reason, Percent: pct,
-		Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)), Final: run.Final()}
+		Progress: words, ETA: eta, TimeLabel: timeLabel(offer), GPUTime: formatDuration(run.GPUTime(now)), Final: run.Final()}
 	if run.Status == store.RunFailed {
 		l.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
 	if run.CancelRequested && !run.Final() {
-		l.Label = "Cancelling"
+		l.Label, l.Cancelling = "Cancelling", true
+	}
+	l.Actions = views.RunActions{DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID)}
+	if !run.Final() && !run.CancelRequested {
+		l.Actions.CancelURL = fmt.Sprintf("/runs/%d/cancel", run.ID)
+	}
+	if run.Final() {
+		l.Actions.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
 	for _, e := range events {
 		label := statusLabel(e.Status)
@@ -108,7 +183,7 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 			At: e.At.Format("15:04:05"), When: e.At.Format(time.RFC3339)})
 	}
 	for _, line := range logs {
-		l.Logs = append(l.Logs, line.Line)
+		l.Logs = append(l.Logs, views.LogItem{ID: strconv.FormatInt(line.ID, 10), Text: line.Line})
 	}
 	for _, s := range snaps {
 		l.Snapshots = append(l.Snapshots, snapshotRow(run, s))
@@ -123,14 +198,7 @@ func runDetail(run store.Run, live views.RunLive, o gpu.Offer) views.RunDetail {
 	c := run.Config
 	d := views.RunDetail{
 		ID: run.ID, Name: fmt.Sprintf("Run %d", run.ID), EventsURL: fmt.Sprintf("/runs/%d/events", run.ID), Live: live,
-		DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID), ExportCSV: fmt.Sprintf("/runs/%d/metrics.csv", run.ID),
-		APIURL: fmt.Sprintf("/runs/%d/api", run.ID),
-	}
-	if !run.Final() && !run.CancelRequested {
-		d.CancelURL = fmt.Sprintf("/runs/%d/cancel", run.ID)
-	}
-	if run.Final() {
-		d.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
+		ExportCSV: fmt.Sprintf("/runs/%d/metrics.csv", run.ID), APIURL: fmt.Sprintf("/runs/%d/api", run.ID),
 	}
 	if run.RetryOf != 0 {
 		d.RetryOf = fmt.Sprintf("/runs/%d", run.RetryOf)

@@ -68,6 +68,15 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 	values := runFormValues(r)
 	nr, errs := a.parseRun(u.ID, values)
 	formError := "The run was not started. Fix the fields marked below."
+	if len(errs) > 0 {
+		// Report every problem at once: a dataset that does not suit the method too, not
+		// only on the next submit.
+		for k, msg := range a.formatErrors(r, nr) {
+			if _, seen := errs[k]; !seen {
+				errs[k] = msg
+			}
+		}
+	}
 	if len(errs) == 0 {
 		nr.MaxQueued = a.cfg.QueuedRunsQuota
 		run, err := a.store.CreateRun(r.Context(), nr)

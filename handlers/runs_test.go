@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -128,6 +129,58 @@ func TestRunFormRefusesImpossibleRunsBesideTheField(t *testing.T) {
 	}
 }
 
+// One submit names every problem: bad numbers and a dataset that does not suit the method.
+func TestRunFormReportsEveryProblemAtOnce(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("all-at-once@example.com")
+	chat := ts.datasetFor(c, completionLines(20))
+	v := runValues(chat)
+	v.Set("epochs", "0")
+	v.Set("learning_rate", "fast")
+	v.Set("method", "dpo")
+	r := ts.do(c, "POST", "/runs", v, nil)
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d", r.status)
+	}
+	for field, want := range map[string]string{"epochs": "from 1 to 1000", "learning_rate": "is not a number", "dataset_id": "needs a preference dataset"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the page does not say %q", want)
+		}
+		if !regexp.MustCompile(`name="` + field + `"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*name="` + field + `"`).MatchString(r.body) {
+			t.Errorf("field %s is not marked invalid", field)
+		}
+	}
+}
+
+// The form's help describes what this (CPU-only) backend runs: the learning rate it
+// recommends includes the default it fills in, QLoRA is explained once as not offered, and
+// metered time is compute time, not GPU time.
+func TestRunFormHelpFitsTheBackend(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("help@example.com")
+	ts.datasetFor(c, completionLines(20))
+	page := ts.do(c, "GET", "/runs/new", nil, nil)
+	if page.status != 200 {
+		t.Fatalf("form: %d", page.status)
+	}
+	body := html.UnescapeString(page.body)
+	if !strings.Contains(body, `value="0.003"`) || !strings.Contains(body, "1e-3 to 1e-2 works, and the default 0.003") {
+		t.Error("the learning rate's help does not match its default of 0.003")
+	}
+	if !strings.Contains(body, "byte-level") {
+		t.Error("the help does not say the built-in models are small byte-level models")
+	}
+	if n := strings.Count(body, "QLoRA"); n != 1 {
+		t.Errorf("QLoRA is named %d times; want once, saying why it is not offered", n)
+	}
+	if !strings.Contains(body, "QLoRA is not offered by this backend") {
+		t.Error("the form does not say why QLoRA is missing")
+	}
+	if strings.Contains(body, "GPU time") || !strings.Contains(body, "compute time") {
+		t.Error("a CPU-only backend's form speaks of GPU time")
+	}
+}
+
 func TestRunsAreTheOwnersOnly(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	ada := ts.signUp("ada@example.com")
@@ -222,4 +275,33 @@ func (ts *testServer) claim(t testing.TB) (runID int64, token string) {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	return run.ID, token
+}
+
+// The live update carries the header's actions and status out of band, so they follow the
+// run without a reload: once it ended, Retry replaces Cancel. A run being cancelled says
+// "Cancelling", with no estimate, until the worker confirms.
+func TestLiveUpdateCarriesTheHeaderActions(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("live-actions@example.com")
+	id := ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
+	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil)
+	if !regexp.MustCompile(`(?s)<div class="run-actions" id="run-actions"[^>]*>.*?/runs/\d+/cancel`).MatchString(page.body) ||
+		!strings.Contains(page.body, `role="status" aria-live="polite"`) || !strings.Contains(page.body, `hx-swap="innerMorph"`) {
+		t.Fatalf("the run page's header has no live actions or live region:\n%s", page.body)
+	}
+	// A queued run is cancelled at once: the stream sends the final panel, then "done".
+	if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/cancel", id), url.Values{}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	ev := ts.do(c, "GET", fmt.Sprintf("/runs/%d/events", id), nil, nil)
+	body := strings.ReplaceAll(ev.body, "\ndata: ", "\n")
+	actions := regexp.MustCompile(`(?s)<div id="run-actions" hx-swap-oob="innerMorph">.*?</div>\s*$|(?s)<div id="run-actions" hx-swap-oob="innerMorph">.*`).FindString(body)
+	if actions == "" || !strings.Contains(actions, fmt.Sprintf("/runs/%d/retry", id)) || strings.Contains(actions, fmt.Sprintf("/runs/%d/cancel", id)) {
+		t.Fatalf("the live update's header actions do not follow the end of the run:\n%s", body)
+	}
+	for _, want := range []string{`<span id="run-header-status" hx-swap-oob="innerMorph">`, `<p id="run-announce" hx-swap-oob="innerMorph">Run status: Cancelled.</p>`, "event: done"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the live update lacks %q", want)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"tunelab/gpu"
 	"tunelab/store"
@@ -29,6 +30,9 @@ const (
 	maxFinishReason   = 500
 	maxStep           = 1_000_000_000
 	workerTokenHexLen = 32
+	// maxHeartbeatHold caps how long a waiting heartbeat is held, well inside the server's
+	// write timeout.
+	maxHeartbeatHold = 30 * time.Second
 )
 
 var metricName = regexp.MustCompile(`^[a-z][a-z0-9_./-]{0,63}$`)
@@ -229,10 +233,14 @@ func (a *app) workerDataset(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// workerHeartbeat records the worker's progress and answers whether to stop. With
+// "wait": true the answer is held for up to the heartbeat interval and sent at once when a
+// cancel (or delete) is asked, so a worker hears it within a second, not an interval later.
 func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Step       *int `json:"step"`
 		TotalSteps *int `json:"total_steps"`
+		Wait       bool `json:"wait"`
 	}
 	if !decodeStrict(w, r, &in) {
 		return
@@ -242,6 +250,13 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := workerRun(r)
+	// Subscribe before recording, so a cancel asked in between is not missed.
+	var events <-chan *gpu.Event
+	if in.Wait {
+		ch, unsubscribe := a.runs.Hub.Subscribe(id)
+		defer unsubscribe()
+		events = ch
+	}
 	cancel, err := a.store.Heartbeat(r.Context(), id, *in.Step, *in.TotalSteps)
 	if errors.Is(err, store.ErrRunFinished) {
 		apiError(w, http.StatusConflict, "run_finished", "The run has already ended.")
@@ -252,7 +267,41 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(gpu.Event{RunID: id, Kind: "status"})
+	if in.Wait && !cancel {
+		cancel = a.awaitCancel(r, id, events)
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"cancel": cancel})
+}
+
+// awaitCancel holds a heartbeat until a status change asks the run to stop, the heartbeat
+// interval passes, the worker hangs up or the server stops; it reports whether to stop.
+func (a *app) awaitCancel(r *http.Request, id int64, events <-chan *gpu.Event) bool {
+	hold := time.NewTimer(min(a.runs.HeartbeatInterval, maxHeartbeatHold))
+	defer hold.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return false
+		case <-a.stopping:
+			return false
+		case <-hold.C:
+			return false
+		case e, open := <-events:
+			if open && e.Kind != gpu.EventStatus {
+				continue
+			}
+			run, err := a.store.RunByID(r.Context(), id)
+			if err != nil {
+				return false
+			}
+			if run.CancelRequested || run.Deleted || run.Final() {
+				return true
+			}
+			if !open {
+				return false // dropped by the hub: answer now; the worker asks again
+			}
+		}
+	}
 }
 
 type metricsBatch struct {

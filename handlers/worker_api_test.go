@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -425,5 +426,55 @@ func TestRunEventsWithoutAStartPointSendOnlyNewPoints(t *testing.T) {
 	last := got[len(got)-1]
 	if strings.Contains(last.data, `"step":1`) || !strings.Contains(last.data, `"step":2`) || last.id != "2" {
 		t.Fatalf("a stream with no start point sent %+v", last)
+	}
+}
+
+// A heartbeat with "wait": true is held until the run's owner cancels, then answered at
+// once with cancel; without a cancel it is answered after the interval. Meanwhile the run
+// page says "Cancelling", with no estimate and no Cancel button, until the worker confirms.
+func TestHeartbeatWaitHearsACancelAtOnce(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("hold@example.com")
+	ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
+	run, tok := ts.claim(t)
+	if r := ts.post(run, "heartbeat", tok, `{"step":5,"total_steps":100}`); r.status != 200 || r.body != "{\"cancel\":false}\n" {
+		t.Fatalf("plain heartbeat: %d %s", r.status, r.body)
+	}
+	type answer struct {
+		r    response
+		took time.Duration
+	}
+	held := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		r := ts.post(run, "heartbeat", tok, `{"step":6,"total_steps":100,"wait":true}`)
+		held <- answer{r, time.Since(start)}
+	}()
+	select {
+	case a := <-held:
+		t.Fatalf("the waiting heartbeat was answered at once: %d %s", a.r.status, a.r.body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	asked := time.Now()
+	if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/cancel", run), url.Values{}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	select {
+	case a := <-held:
+		if a.r.status != 200 || a.r.body != "{\"cancel\":true}\n" {
+			t.Fatalf("held heartbeat: %d %s", a.r.status, a.r.body)
+		}
+		t.Logf("held %s; answered %s after the cancel", a.took.Round(time.Millisecond), time.Since(asked).Round(time.Millisecond))
+	case <-time.After(2 * time.Second):
+		t.Fatal("the held heartbeat did not hear the cancel")
+	}
+	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", run), nil, nil)
+	for _, want := range []string{`data-testid="live-sentence">Cancelling: waiting for the worker`, `data-testid="live-eta">—<`, `>Cancelling<`} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("the page while cancelling lacks %q", want)
+		}
+	}
+	if strings.Contains(page.body, fmt.Sprintf("/runs/%d/cancel", run)) || strings.Contains(page.body, "Training. The charts") {
+		t.Error("the page while cancelling still offers Cancel or says it is training")
 	}
 }

@@ -2,12 +2,17 @@
 // under content-hashed URLs, so every response can be cached forever ("immutable"): a changed
 // file gets a new URL, never a stale copy.
 //
+// Text files (CSS, JavaScript, SVG, licences) are also gzipped once, at start-up, with the
+// best compression; a browser that accepts gzip gets those bytes (same URL, Vary:
+// Accept-Encoding), so nothing is compressed per request.
+//
 // Templates ask for a URL with Path("js/htmx.min.js"); the router mounts Handler() at
 // "/static/".
 package static
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -15,6 +20,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +53,22 @@ type asset struct {
 	hash        string
 	contentType string
 	data        []byte
+	gz          []byte // the gzipped data, or nil when gzip would not make it smaller
+}
+
+// compressedTypes are the extensions worth gzipping (images such as PNG already are).
+var compressedTypes = map[string]bool{".css": true, ".js": true, ".txt": true, ".svg": true}
+
+// gzipped compresses data with the best compression, or returns nil when that saves nothing.
+func gzipped(data []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(data)
+	zw.Close()
+	if buf.Len() >= len(data) {
+		return nil
+	}
+	return buf.Bytes()
 }
 
 var (
@@ -72,6 +94,9 @@ func load() {
 			a := &asset{name: name, hash: hashOf(data), data: data}
 			a.url = prefix + hashedName(name, a.hash)
 			a.contentType = contentTypes[path.Ext(name)]
+			if compressedTypes[path.Ext(name)] {
+				a.gz = gzipped(data)
+			}
 			if a.contentType == "" {
 				a.contentType = "application/octet-stream"
 			}
@@ -133,7 +158,40 @@ func Handler() http.Handler {
 		// Embedded files carry no modification time, so the strong ETag (the content hash)
 		// is what makes conditional requests (If-None-Match) answer 304; ServeContent also
 		// handles Range and HEAD.
-		h.Set("ETag", `"`+a.hash+`"`)
-		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.data))
+		data, etag := a.data, `"`+a.hash+`"`
+		if a.gz != nil {
+			h.Add("Vary", "Accept-Encoding")
+			if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+				// Another representation, so another ETag; Range applies to these bytes.
+				data, etag = a.gz, `"`+a.hash+`-gz"`
+				h.Set("Content-Encoding", "gzip")
+			}
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(data))
 	})
+}
+
+// acceptsGzip reads an Accept-Encoding header: gzip (or *) listed with a q above 0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(part, ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "x-gzip" && name != "*" {
+			continue
+		}
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.ReplaceAll(strings.ToLower(params), " ", ""), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		if q > 0 {
+			return true
+		}
+		if name != "*" {
+			return false // gzip;q=0 refuses it, whatever * says
+		}
+	}
+	return false
 }

@@ -1,6 +1,9 @@
 package static
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -273,5 +276,55 @@ func TestLinkerRewritesImportsDependenciesFirst(t *testing.T) {
 		if _, err := newLinker(fsys).read(name); err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("read %s: error %v, want one mentioning %s", name, err, wantErr)
 		}
+	}
+}
+
+// Text assets go out gzipped (made once at start-up) to browsers that accept it, with
+// Vary: Accept-Encoding, still at their hashed, immutable URLs; others get the plain bytes.
+func TestStaticFilesArePrecompressed(t *testing.T) {
+	h := Handler()
+	get := func(name, acceptEncoding string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, Path(name), nil)
+		if acceptEncoding != "" {
+			req.Header.Set("Accept-Encoding", acceptEncoding)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	total, sent := 0, 0
+	for _, name := range []string{"css/app.css", "js/app.js", "js/htmx.min.js", "js/run-chart.js", "js/uPlot.iife.min.js", "css/uPlot.min.css", "js/ext/hx-sse.min.js"} {
+		plain, _ := files.ReadFile(name)
+		rec := get(name, "gzip, deflate, br, zstd")
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" || !strings.Contains(rec.Header().Get("Vary"), "Accept-Encoding") {
+			t.Fatalf("%s: %d %v", name, rec.Code, rec.Header())
+		}
+		if rec.Header().Get("Cache-Control") != "public, max-age=31536000, immutable" {
+			t.Errorf("%s: Cache-Control = %q", name, rec.Header().Get("Cache-Control"))
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(rec.Body.Bytes()))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(zr)
+		if !bytes.Equal(body, plain) {
+			t.Fatalf("%s: the gzipped body does not decode to the file", name)
+		}
+		total, sent = total+len(plain), sent+rec.Body.Len()
+		if rec.Header().Get("ETag") == get(name, "").Header().Get("ETag") {
+			t.Errorf("%s: the gzipped and plain bodies share an ETag", name)
+		}
+		for _, ae := range []string{"", "identity", "gzip;q=0", "br"} {
+			if r := get(name, ae); r.Header().Get("Content-Encoding") != "" || r.Body.String() != string(plain) || !strings.Contains(r.Header().Get("Vary"), "Accept-Encoding") {
+				t.Errorf("%s with Accept-Encoding %q: %v", name, ae, r.Header())
+			}
+		}
+	}
+	t.Logf("run page assets: %d bytes, %d gzipped", total, sent)
+	if sent*2 > total {
+		t.Errorf("gzip saves too little: %d of %d bytes", sent, total)
+	}
+	if r := get("img/favicon.svg", "gzip"); r.Code != 200 {
+		t.Errorf("favicon: %d", r.Code)
 	}
 }

@@ -347,3 +347,19 @@ func (s *Store) ExportMetrics(ctx context.Context, runID int64, fn func(MetricPo
 	}
 	return nil
 }
+
+// LatestMetricStep is the highest step the run's series name has reached and when that
+// point was stored; ok is false while the series has no points.
+func (s *Store) LatestMetricStep(ctx context.Context, runID int64, name string) (step int, at time.Time, ok bool, err error) {
+	var atMS int64
+	err = s.r.QueryRowContext(ctx, `SELECT p.step, p.at FROM metric_series s
+		JOIN metric_points p ON p.series_id = s.id AND p.step = s.last_step
+		WHERE s.run_id = ? AND s.name = ?`, runID, name).Scan(&step, &atMS)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, false, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, false, fmt.Errorf("store: latest metric step: %w", err)
+	}
+	return step, fromMS(atMS), true, nil
+}

@@ -240,3 +240,19 @@ func TestIngestRefusesWhenTheQueueIsFull(t *testing.T) {
 		t.Fatalf("%d stored, %d accepted", len(pts), IngestQueue+10-busy)
 	}
 }
+
+// LatestMetricStep answers the newest step of one series, for the run page's progress.
+func TestLatestMetricStep(t *testing.T) {
+	f := newRunFixture(t)
+	ctx := context.Background()
+	r := f.queue(t, "lora", f.chat)
+	if _, _, ok, err := f.s.LatestMetricStep(ctx, r.ID, "loss"); ok || err != nil {
+		t.Fatalf("before any point: ok %v, err %v", ok, err)
+	}
+	f.s.AppendMetrics(ctx, r.ID, []MetricPoint{{Name: "loss", Step: 10, Value: 3}, {Name: "loss", Step: 20, Kind: KindNaN},
+		{Name: "my_eval", Step: 5000, Value: 1}})
+	step, at, ok, err := f.s.LatestMetricStep(ctx, r.ID, "loss")
+	if err != nil || !ok || step != 20 || at.IsZero() {
+		t.Fatalf("LatestMetricStep = %d %v %v %v", step, at, ok, err)
+	}
+}

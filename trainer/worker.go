@@ -244,17 +244,22 @@ func (w *worker) finish(ctx context.Context, status, reason string) error {
 }
 
 // heartbeats tells the server the worker is alive, at once and then every
-// interval, and hears cancel requests. A heartbeat that cannot be delivered
+// interval, and hears cancel requests. Each heartbeat asks the server to hold
+// its answer until a cancel is asked or the interval has passed ("wait"), so a
+// cancel reaches training within a second; an answer that comes early without
+// one waits out the rest of the interval. A heartbeat that cannot be delivered
 // within the patience stops training: the server will have failed the run.
 func (w *worker) heartbeats(ctx context.Context) {
-	tick := time.NewTicker(w.spec.heartbeatEvery())
-	defer tick.Stop()
+	every := w.spec.heartbeatEvery()
+	cancelled := false
 	for {
+		sent := time.Now()
 		total := min(w.total.Load(), maxStep)
 		body := struct {
 			Step       int64 `json:"step"`
 			TotalSteps int64 `json:"total_steps"`
-		}{min(w.step.Load(), total), total}
+			Wait       bool  `json:"wait"`
+		}{min(w.step.Load(), total), total, true}
 		var reply struct {
 			Cancel bool `json:"cancel"`
 		}
@@ -265,13 +270,17 @@ func (w *worker) heartbeats(ctx context.Context) {
 		case err != nil:
 			w.stop(err)
 			return
-		case reply.Cancel:
+		case reply.Cancel && !cancelled:
+			cancelled = true
+			w.say("cancel asked at step %d; stopping", w.step.Load())
 			w.stop(ErrRunCancelled)
 		}
+		t := time.NewTimer(max(0, every-time.Since(sent)))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }

@@ -183,6 +183,7 @@ func (f *fakeWorkerServer) serveHeartbeat(w http.ResponseWriter, r *http.Request
 	var in struct {
 		Step       *int `json:"step"`
 		TotalSteps *int `json:"total_steps"`
+		Wait       bool `json:"wait"`
 	}
 	if !f.decode(w, r, &in) {
 		return

@@ -138,25 +138,32 @@ func finishedLine(res Result) string {
 	return fmt.Sprintf("finished: train loss %.2f after %d steps in %s", res.FinalLoss, res.Steps, formatDuration(res.Duration.Seconds()))
 }
 
-func formatDuration(s float64) string {
+// formatDuration writes seconds as the server's pages do: "45 s", "3 min 05 s",
+// "2 h 04 min".
+func formatDuration(sec float64) string {
+	s := int64(math.Round(sec))
 	switch {
-	case s < 10:
-		return fmt.Sprintf("%.1f s", s)
-	case s < 120:
-		return fmt.Sprintf("%.0f s", s)
+	case s < 60:
+		return fmt.Sprintf("%d s", s)
+	case s < 3600:
+		return fmt.Sprintf("%d min %02d s", s/60, s%60)
 	}
-	return fmt.Sprintf("%d min %d s", int(s)/60, int(s)%60)
+	return fmt.Sprintf("%d h %02d min", s/3600, (s%3600)/60)
 }
 
-// formatSize writes bytes in decimal units, e.g. "226 KB".
+// formatSize writes bytes as the server's pages do: SI units with at most one decimal,
+// e.g. "226.4 kB", "87 kB", "1.2 MB".
 func formatSize(n int64) string {
+	unit := func(v float64, name string) string {
+		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + name
+	}
 	switch {
 	case n < 1000:
-		return fmt.Sprintf("%d bytes", n)
-	case n < 1_000_000:
-		return fmt.Sprintf("%.0f KB", float64(n)/1e3)
-	case n < 1_000_000_000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+		return fmt.Sprintf("%d B", n)
+	case n < 999_950:
+		return unit(float64(n)/1e3, "kB")
+	case n < 999_950_000:
+		return unit(float64(n)/1e6, "MB")
 	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	return unit(float64(n)/1e9, "GB")
 }

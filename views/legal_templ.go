@@ -179,6 +179,10 @@ func legalContactSentence(lead string, l Legal) templ.Component {
 	})
 }
 
+// The legal pages describe only what this software does today: email and password accounts,
+// one session cookie, no analytics, no billing, and the retention the hourly purge keeps.
+// handlers/legal_test.go checks that every feature they name has a route.
+
 // TermsPage is the body of the Terms of Service page.
 func TermsPage(l Legal) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
@@ -216,33 +220,33 @@ func TermsPage(l Legal) templ.Component {
 		var templ_7745c5c3_Var10 string
 		templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 58, Col: 61}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 62, Col: 61}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, " about using this tunelab server. Please read them before you create an account: by signing up you accept them.</p><h2 id=\"who\">Who provides the service</h2><p>This server is a self-hosted instance of tunelab, an open piece of software for fine-tuning large language models. It is run by ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, " about using this tunelab server. Please read them before you create an account: by signing up you accept them.</p><h2 id=\"who\">Who provides the service</h2><p>This server is a self-hosted instance of tunelab, software for fine-tuning language models. It is run by ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var11 string
 		templ_7745c5c3_Var11, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 64, Col: 63}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 68, Col: 36}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var11))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, ", who decides which GPUs it uses, what the plans cost and how long some data is kept. In these terms, “we” and “us” mean ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, ", who decides where training runs and how long some data is kept. In these terms, “we” and “us” mean ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var12 string
 		templ_7745c5c3_Var12, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 66, Col: 29}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 69, Col: 72}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var12))
 		if templ_7745c5c3_Err != nil {
@@ -266,33 +270,59 @@ func TermsPage(l Legal) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<h2 id=\"accounts\">Your account</h2><ul><li>Give accurate information when you sign up, and keep your email address current, because that is where we send account and billing messages.</li><li>Keep your password secret and do not reuse one you use elsewhere. You are responsible for what is done with your account and its API keys.</li><li>An account is for one person. Do not share it; each person who needs access should have their own.</li><li>Two-factor authentication is available in Settings, and we recommend turning it on. You can also see your active sessions there and sign any of them out.</li><li>Tell us straight away when you think someone else has used your account.</li></ul><h2 id=\"acceptable-use\">What you may use it for</h2><p>This service is for machine-learning work only: training and fine-tuning models, evaluating them, and running inference on them. Anything else is forbidden, in particular:</p><ul><li>mining cryptocurrency, or any other use of the GPUs that is not machine learning;</li><li>cracking passwords or breaking encryption;</li><li>uploading, training on or generating content that is illegal;</li><li>uploading datasets you do not have the right to use in this way;</li><li>attacking, probing or overloading the service, other users or anyone else, or trying to get around its limits, billing or security.</li></ul><p>When we find a run doing any of these things we stop it, and we may suspend the account. GPU time used before the run was stopped is still billed.</p><h2 id=\"content\">Your content</h2><p>The datasets you upload and the checkpoints (snapshots) your runs produce stay yours. You give us only the permission we need to provide the service: to store them, to copy them to the GPU machines that run your jobs, to train and evaluate on them as you ask, and to let you download or deploy the results. We do not use your data to train anything of our own, and we do not sell it.</p><p>You are responsible for having the rights to what you upload, and for how you use the models you train here.</p><h2 id=\"billing\">Payment</h2><ul><li>GPU time is billed per second of actual use: from the moment your run starts working on a GPU until it stops. You are never charged for time your run did not use, and never charged twice for the same second.</li><li>Plans (monthly or yearly) are bought through Stripe Checkout, and you manage your card and invoices in Stripe’s customer portal. Your card details go to Stripe only; this server never receives or stores them.</li><li>When a payment fails, you get a grace period to fix it. After that, new GPU work on your account is suspended until the payment goes through; your data is not deleted because of it.</li><li>Prices and plans are shown on the billing page before you buy.</li></ul><h2 id=\"deletion\">Deleting things and closing your account</h2><p>You can delete runs and snapshots at any time. They disappear from your account at once, and are removed from our storage within ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<h2 id=\"accounts\">Your account</h2><ul><li>You sign up with an email address and a password. Give an address that is yours.</li><li>Keep your password secret and do not reuse one you use elsewhere; you can change it in Settings, which signs out your other sessions. You are responsible for what is done with your account and with the metrics tokens you make for your runs.</li><li>An account is for one person. Do not share it; each person who needs access should have their own.</li><li>Tell us straight away when you think someone else has used your account.</li></ul><h2 id=\"acceptable-use\">What you may use it for</h2><p>This service is for machine-learning work only: training and fine-tuning models and evaluating them. Anything else is forbidden, in particular:</p><ul><li>mining cryptocurrency, or any other use of the computing power that is not machine learning;</li><li>cracking passwords or breaking encryption;</li><li>uploading, training on or generating content that is illegal;</li><li>uploading datasets you do not have the right to use in this way;</li><li>attacking, probing or overloading the service, other users or anyone else, or trying to get around its limits or security.</li></ul><p>When we find a run doing any of these things we stop it, and we may suspend the account.</p><h2 id=\"content\">Your content</h2><p>The datasets you upload and the checkpoints (snapshots) your runs produce stay yours. You give us only the permission we need to provide the service: to store them, to train on them as you ask, and to let you download the results. Training runs on ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var13 string
-		templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.RunDeleteDays))
+		templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinStringErrs(l.Backend)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 119, Col: 77}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 105, Col: 14}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var13))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, ".</p><p>You can close your account yourself in Settings; we recommend downloading your data export first. Everything we hold about the account is removed within ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, ". We do not use your data to train anything of our own, and we do not sell it.</p><p>You are responsible for having the rights to what you upload, and for how you use the models you train here.</p><h2 id=\"billing\">Payment</h2><p>This server does not charge for anything yet: there are no plans or payments. It records how many seconds each run trained, and shows that time to you. Should payment ever be introduced, these terms will say how, with a new version, before anything is charged.</p><h2 id=\"deletion\">Deleting things</h2><p>You can delete your runs and datasets at any time. They disappear from your account at once, and their files are erased ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var14 string
-		templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.AccountDays))
+		templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 124, Col: 29}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 122, Col: 50}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var14))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, ", except billing records that the law requires us to keep (such as invoices), which we keep only for as long as required.</p><h2 id=\"availability\">Availability</h2><p>We provide the service “as is”. We work to keep it running and your data safe, but we cannot promise that it will always be available, that every run will finish, or that a trained model will be fit for your purpose. GPUs fail and jobs can be interrupted; keep your own copies of anything you cannot afford to lose.</p><h2 id=\"liability\">Liability</h2><p>We are not liable for indirect losses, such as lost profits, lost opportunities or the cost of replacing data, nor for what you or others do with models trained here. For anything else, our total liability to you is limited to what you paid us in the twelve months before the event. None of this limits liability that the law does not allow us to limit, such as for harm we cause on purpose or through gross negligence.</p><h2 id=\"changes\">Changes to these terms</h2><p>When we change these terms, we publish them here with a new version and effective date. Your account records which version you accepted when you signed up. For a change that matters to you, we tell you in advance, and you can close your account before it takes effect.</p><h2 id=\"ending\">Ending the agreement</h2><p>You can end this agreement at any time by closing your account. We may end it, or suspend your account, if you break these terms or do not pay; in serious cases immediately, otherwise after telling you and giving you a chance to fix the problem. When the agreement ends, your data is removed as described above, and charges for GPU time already used stay due.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, " later (a run once its job has stopped; a dataset once no unfinished run still needs it). A deleted run leaves a small record (its number, owner, status and times) because the time it used refers to it.</p><p>This server has no way yet to close an account yourself: ask ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var15 string
+		templ_7745c5c3_Var15, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 127, Col: 76}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var15))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, " to do it.</p><h2 id=\"availability\">Availability</h2><p>We provide the service “as is”. We work to keep it running and your data safe, but we cannot promise that it will always be available, that every run will finish, or that a trained model will be fit for your purpose. Machines fail and jobs can be interrupted; keep your own copies of anything you cannot afford to lose.</p><h2 id=\"liability\">Liability</h2><p>We are not liable for indirect losses, such as lost profits, lost opportunities or the cost of replacing data, nor for what you or others do with models trained here. None of this limits liability that the law does not allow us to limit, such as for harm we cause on purpose or through gross negligence.</p><h2 id=\"changes\">Changes to these terms</h2><p>When we change these terms, we publish them here with a new version and effective date. Your account records which version you accepted when you signed up.</p><h2 id=\"ending\">Ending the agreement</h2><p>You can end this agreement at any time by asking ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var16 string
+		templ_7745c5c3_Var16, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 150, Col: 64}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var16))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, " to close your account. We may end it, or suspend your account, if you break these terms; in serious cases immediately, otherwise after telling you and giving you a chance to fix the problem.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -317,12 +347,12 @@ func PrivacyPage(l Legal) templ.Component {
 			}()
 		}
 		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var15 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var15 == nil {
-			templ_7745c5c3_Var15 = templ.NopComponent
+		templ_7745c5c3_Var17 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var17 == nil {
+			templ_7745c5c3_Var17 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<article class=\"prose\" data-testid=\"privacy\"><h1>Privacy Policy</h1>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<article class=\"prose\" data-testid=\"privacy\"><h1>Privacy Policy</h1>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -330,72 +360,124 @@ func PrivacyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "<p>This page explains what this tunelab server keeps about you, why, for how long, and who else sees it. The server is run by ")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var16 string
-		templ_7745c5c3_Var16, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 167, Col: 54}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var16))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, ", who is responsible for your data here.</p><h2 id=\"what\">What we collect</h2><ul><li><strong>Account details.</strong> Your email address, and which version of the terms you accepted and when. Your password is stored only as a salted argon2id hash, never in plain text, so nobody here can read it. When you sign in with Google or GitHub, we receive your email address and an account identifier from them, never your password there.</li><li><strong>Your datasets and snapshots.</strong> The files you upload and the checkpoints your runs save. They are encrypted at rest with AES-256-GCM under a key the operator controls; so are secrets such as two-factor seeds and sign-in tokens.</li><li><strong>Run details.</strong> The configuration of each run, its status, log lines and the metrics it reports (loss, learning rate and the like).</li><li><strong>GPU usage.</strong> How many seconds of GPU time each run used, so we can bill it.</li><li><strong>Security records.</strong> Each sign-in, failed sign-in and sign-out, with the IP address, browser user agent and time. The country is worked out on this server from a local GeoLite2 database, so your IP address is never sent to anyone else to look it up.</li><li><strong>Billing identifiers.</strong> The customer, subscription and invoice identifiers Stripe gives us. We never receive or store card numbers.</li><li><strong>Your cookie choice.</strong> A record of what you accepted or refused and when, so we can show that we asked. It holds no full IP address.</li></ul><h2 id=\"analytics\">Analytics</h2><p>Usage analytics (such as which pages are viewed) are collected only when you have agreed to them, and a browser that sends Global Privacy Control counts as a refusal. They are first-party: kept on this server, not shared with an analytics company. No raw IP address is stored with them; the country is derived locally, as above. The <a href=\"/cookies/settings\">Cookie settings</a> page shows whether this server collects analytics at all, and lets you change your choice.</p><h2 id=\"why\">Why we use it</h2><ul><li><strong>To run the service you asked for:</strong> storing your datasets, running your jobs on GPUs, showing results and letting you download them.</li><li><strong>To bill you:</strong> measuring GPU time and handing it to Stripe for invoicing.</li><li><strong>To keep accounts safe:</strong> spotting attacks and unusual sign-ins, and enforcing the acceptable-use rules in the terms.</li><li><strong>To meet legal duties:</strong> keeping billing records and answering lawful requests.</li><li><strong>To improve the service:</strong> analytics, only with your consent.</li></ul><p>We do not sell your data, show you advertising, or use your datasets to train anything of our own.</p><h2 id=\"retention\">How long we keep it</h2><ul><li>Raw security records, including IP addresses, and raw analytics events are deleted after ")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var17 string
-		templ_7745c5c3_Var17, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.TelemetryDays))
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 200, Col: 124}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var17))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, ".</li><li>Runs and snapshots you delete are removed from storage within ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "<p>This page explains what this tunelab server keeps about you, why, for how long, and who else sees it. The server is run by ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var18 string
-		templ_7745c5c3_Var18, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.RunDeleteDays))
+		templ_7745c5c3_Var18, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 201, Col: 97}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 164, Col: 54}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var18))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, ".</li><li>Datasets are deleted a set time after the training that uses them has finished; the operator configures how long.</li><li>When you close your account, its data is removed within ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, ", who is responsible for your data here.</p><h2 id=\"what\">What we keep</h2><ul><li><strong>Account details.</strong> Your email address, and which version of the terms you accepted and when. Your password is stored only as a salted argon2id hash, never in plain text, so nobody here can read it.</li><li><strong>Sessions.</strong> While you are signed in, the server keeps your session (a hash of its identifier, your account and its expiry).</li><li><strong>Your datasets and snapshots.</strong> The files you upload and the checkpoints your runs save, encrypted at rest with AES-256-GCM under a key the operator controls.</li><li><strong>Run details.</strong> The configuration of each run, its status and timeline, its log lines, the metrics it reports (loss, learning rate and the like), and how many seconds it trained.</li><li><strong>Security records.</strong> Each sign-up, sign-in, failed sign-in, sign-out, password change and rate-limited attempt, with the IP address, browser user agent and time.</li></ul><p>This server collects no analytics and has no billing: it keeps no record of the pages you view and no payment details.</p><h2 id=\"why\">Why we use it</h2><ul><li><strong>To run the service you asked for:</strong> storing your datasets, training your runs, showing results and letting you download them.</li><li><strong>To keep accounts safe:</strong> spotting attacks and unusual sign-ins, and enforcing the acceptable-use rules in the terms.</li><li><strong>To meet legal duties:</strong> answering lawful requests.</li></ul><p>We do not sell your data, show you advertising, or use your datasets to train anything of our own.</p><h2 id=\"retention\">How long we keep it</h2><ul><li>Security records, including IP addresses, are deleted after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var19 string
-		templ_7745c5c3_Var19, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.AccountDays))
+		templ_7745c5c3_Var19, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.TelemetryDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 203, Col: 89}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 188, Col: 95}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var19))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, ". Billing records the law requires us to keep (such as invoices) are kept only as long as required.</li><li>Everything else is kept while your account is open, until you delete it.</li></ul><h2 id=\"processors\">Who else handles it</h2><ul><li><strong>Stripe</strong> processes payments. It receives your email address and card details directly from you on its own pages, and the GPU usage we bill.</li><li><strong>The GPU backend</strong> the operator has configured, which is either this machine, a Slurm cluster, or a cloud GPU provider. To train, it receives your dataset and the job’s configuration, and sends back metrics, logs and snapshots.</li><li><strong>An email provider</strong> delivers the messages we send you (sign-in help, run and billing notifications). It sees your email address and the message.</li><li><strong>Google or GitHub</strong>, only when you choose to sign in with them.</li></ul><p>These providers may process data in other countries. We share nothing with anyone else unless the law requires it.</p><h2 id=\"rights\">Your rights</h2><ul><li><strong>Access and export:</strong> download a machine-readable archive of everything we hold about you from Settings.</li><li><strong>Correction:</strong> change your details in Settings, or ask us.</li><li><strong>Deletion:</strong> delete runs, snapshots and datasets, or close your whole account yourself in Settings.</li><li><strong>Objection and withdrawal:</strong> object to a use of your data, or withdraw consent to analytics at any time in <a href=\"/cookies/settings\">Cookie settings</a>.</li><li><strong>Complaint:</strong> you can complain to the data protection supervisory authority where you live or work.</li></ul><h2 id=\"security\">Security</h2><p>When the operator has enabled HTTPS, traffic is encrypted with TLS and your browser is told to use only HTTPS for this site (HSTS). Passwords are hashed, your files are encrypted at rest, and you can turn on two-factor authentication and sign out any active session from Settings.</p><h2 id=\"contact\">Contact</h2><p>Questions about your data go to ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "; sessions, once they expire or you sign out.</li><li>Runs you delete are erased from storage ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var20 string
-		templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 233, Col: 47}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 189, Col: 61}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var20))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, ". ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, " after the delete, once their job has stopped, with their metrics, logs, timeline and snapshots. A small record stays (its number, owner, status and times), because the time it used refers to it.</li><li>Datasets you delete are erased ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var21 string
+		templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 190, Col: 52}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var21))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, " later, once no unfinished run still needs them. A dataset you trained on is deleted ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var22 string
+		templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(l.DatasetKeep)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 190, Col: 154}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var22))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, " after the last run that used it ended; one you never trained on stays until you delete it.</li><li>Everything else is kept while your account is open. To have the account itself removed, ask ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var23 string
+		templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 191, Col: 111}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var23))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, ".</li></ul><h2 id=\"processors\">Who else handles it</h2><p>Nobody outside this server, as tunelab is set up here: training runs on ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var24 string
+		templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(l.Backend)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 195, Col: 86}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var24))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, ", and the server sends no email and uses no outside services. We share nothing with anyone unless the law requires it.</p><h2 id=\"rights\">Your rights</h2><ul><li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, and delete runs and datasets yourself. For anything else we hold about you, or to have your account removed, ask ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var25 string
+		templ_7745c5c3_Var25, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 201, Col: 235}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var25))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, ".</li><li><strong>Correction:</strong> change your password in Settings; for anything else, ask us.</li><li><strong>Complaint:</strong> you can complain to the data protection supervisory authority where you live or work.</li></ul><h2 id=\"security\">Security</h2><p>When the operator has enabled HTTPS, traffic is encrypted with TLS and your browser is told to use only HTTPS for this site (HSTS). Passwords are hashed and your files are encrypted at rest. Signing out ends your session on the server; changing your password ends every other session.</p><h2 id=\"contact\">Contact</h2><p>Questions about your data go to ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var26 string
+		templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 214, Col: 47}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var26))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, ". ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -405,7 +487,7 @@ func PrivacyPage(l Legal) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "</p><p>We publish changes to this policy here, with a new version and date.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "</p><p>We publish changes to this policy here, with a new version and date.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -430,12 +512,12 @@ func CookiePolicyPage(l Legal) templ.Component {
 			}()
 		}
 		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var21 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var21 == nil {
-			templ_7745c5c3_Var21 = templ.NopComponent
+		templ_7745c5c3_Var27 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var27 == nil {
+			templ_7745c5c3_Var27 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<article class=\"prose\" data-testid=\"cookies\"><h1>Cookie Policy</h1>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "<article class=\"prose\" data-testid=\"cookies\"><h1>Cookie Policy</h1>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -443,46 +525,46 @@ func CookiePolicyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<p>A cookie is a small piece of text a website asks your browser to keep and send back. This server uses as few as it can, all of them its own.</p><h2 id=\"list\">Cookies this server sets</h2><table><thead><tr><th scope=\"col\">Cookie</th><th scope=\"col\">Category</th><th scope=\"col\">What it does</th><th scope=\"col\">How long it lasts</th></tr></thead> <tbody><tr><td><code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, "<p>A cookie is a small piece of text a website asks your browser to keep and send back. This server uses one, its own.</p><h2 id=\"list\">The cookie this server sets</h2><table><thead><tr><th scope=\"col\">Cookie</th><th scope=\"col\">Category</th><th scope=\"col\">What it does</th><th scope=\"col\">How long it lasts</th></tr></thead> <tbody><tr><td><code>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var22 string
-		templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
+		var templ_7745c5c3_Var28 string
+		templ_7745c5c3_Var28, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 263, Col: 32}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 244, Col: 32}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var22))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var28))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var23 string
-		templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionIdle)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 266, Col: 35}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var23))
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, " without activity, and after ")
+		var templ_7745c5c3_Var29 string
+		templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionIdle)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 247, Col: 35}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var29))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var24 string
-		templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionMax)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 266, Col: 80}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var24))
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, " without activity, and after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, " at most, or when you sign out.</td></tr></tbody></table><p>This is the only cookie this server sets today. It is strictly necessary for the site to work, so it does not need your consent. There are no advertising cookies and no third-party cookies. Any cookie added later (for example one remembering your cookie choice) will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>Analytics are optional and first-party: counted on this server, not by an outside company. They run only after you accept them, and are off until you do. When your browser sends a Global Privacy Control signal, we treat it as a refusal, unless you later turn analytics on yourself. Refusing changes nothing else: the whole site works the same.</p><p>Should analytics ever need a cookie of its own, it will be listed in the table above before it is used.</p><h2 id=\"choice\">Changing your choice</h2><p>Use the <a href=\"/cookies/settings\">Cookie settings</a> link in the footer of every page. It shows your current choice, and withdrawing consent is as easy as giving it. You can also delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
+		var templ_7745c5c3_Var30 string
+		templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionMax)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 247, Col: 80}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var30))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, " at most, or when you sign out.</td></tr></tbody></table><p>This is the only cookie this server sets. It is strictly necessary for the site to work, so it does not need your consent. There are no analytics, advertising or third-party cookies. Any cookie added later will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>This server collects no analytics, with or without cookies.</p><h2 id=\"choice\">Your choice</h2><p>There is nothing optional to choose: the <a href=\"/cookies/settings\">Cookie settings</a> page says the same. You can delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -490,9 +572,9 @@ func CookiePolicyPage(l Legal) templ.Component {
 	})
 }
 
-// CookieSettingsPage is the body of the cookie settings page. This server collects no analytics
-// yet, so there is nothing to switch on: the page says so instead of showing a toggle that does
-// nothing.
+// CookieSettingsPage is the body of the cookie settings page. This server sets only its
+// session cookie and collects no analytics, so there is nothing to switch on: the page says
+// so instead of showing a toggle that does nothing.
 func CookieSettingsPage(l Legal) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -509,25 +591,25 @@ func CookieSettingsPage(l Legal) templ.Component {
 			}()
 		}
 		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var25 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var25 == nil {
-			templ_7745c5c3_Var25 = templ.NopComponent
+		templ_7745c5c3_Var31 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var31 == nil {
+			templ_7745c5c3_Var31 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<article class=\"prose\" data-testid=\"cookie-settings\"><h1>Cookie settings</h1><p>Cookies are grouped by purpose. This is where you choose which optional ones you allow. The <a href=\"/cookies\">Cookie Policy</a> lists every cookie in detail.</p><section data-testid=\"consent-necessary\" aria-labelledby=\"consent-necessary-title\"><h2 id=\"consent-necessary-title\">Strictly necessary</h2><p><strong>Always on.</strong> These cannot be switched off.</p><p>They keep you signed in (<code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "<article class=\"prose\" data-testid=\"cookie-settings\"><h1>Cookie settings</h1><p>This page is where optional cookies would be chosen. This server sets none, so there is nothing to choose. The <a href=\"/cookies\">Cookie Policy</a> describes the one cookie it does set.</p><section data-testid=\"consent-necessary\" aria-labelledby=\"consent-necessary-title\"><h2 id=\"consent-necessary-title\">Strictly necessary</h2><p><strong>Always on.</strong> It cannot be switched off.</p><p>The session cookie (<code>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var26 string
-		templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
+		var templ_7745c5c3_Var32 string
+		templ_7745c5c3_Var32, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 312, Col: 52}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 285, Col: 47}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var26))
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var32))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "</code>), remember the choice you make on this page, and protect sign-in with Google or GitHub. Without them the site cannot work. They are never used to track you.</p></section><section data-testid=\"consent-analytics\" aria-labelledby=\"consent-analytics-title\"><h2 id=\"consent-analytics-title\">Analytics</h2><p><strong>Off</strong> unless you turn it on.</p><p>This server currently collects no analytics, so there is nothing to turn on yet. When it starts to, the choice will be offered here, switched off until you turn it on yourself. A browser that sends Global Privacy Control will be treated as having said no.</p></section></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, "</code>) keeps you signed in. Without it you cannot sign in. It is never used to track you.</p></section><section data-testid=\"consent-analytics\" aria-labelledby=\"consent-analytics-title\"><h2 id=\"consent-analytics-title\">Analytics</h2><p><strong>None.</strong></p><p>This server collects no analytics, so there is nothing to turn on or off.</p></section></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

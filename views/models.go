@@ -90,8 +90,9 @@ type Legal struct {
 	SessionMax    string // "24 hours"
 	SessionCookie string // cookie name as sent, e.g. "tunelab_session" or "__Host-tunelab_session"
 	TelemetryDays int    // security telemetry retention, 90
-	RunDeleteDays int    // deleted runs/snapshots purged within, 30
-	AccountDays   int    // closed accounts purged within, 90
+	PurgeDelay    string // deleted runs, snapshots and datasets are erased this long after the delete: "24 hours"
+	DatasetKeep   string // a dataset is deleted this long after the last run that used it ended: "30 days"
+	Backend       string // where training runs, in words: "this server's CPU"
 }
 
 // ErrorPage is a full-page error (404, 500, 403).

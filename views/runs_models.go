@@ -46,7 +46,22 @@ type RunForm struct {
 	Errors    map[string]string // field name -> message shown beside it
 	FormError string            // shown above the form
 	Action    string            // "/runs"
+	Help      RunFormHelp       // the help that depends on the backend's hardware and models
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
+}
+
+// RunFormHelp is the help text that differs by backend: what the built-in CPU models need
+// is not what a large model on a GPU needs.
+type RunFormHelp struct {
+	Dataset      string
+	BaseModel    string
+	Method       string
+	LearningRate string
+	BatchSize    string
+	LoRA         string // the suffix of the LoRA fields' help: which methods use them
+	Hardware     string // the section's description
+	GPUType      string
+	GPULegend    string // "GPU type", or "Hardware" on a backend without GPUs
 }
 
 // RunFormValues are the field values as strings, exactly as typed or defaulted.
@@ -82,9 +97,6 @@ type RunDetail struct {
 	EventsURL string // /runs/{id}/events (SSE)
 	Live      RunLive
 	Config    []ConfigItem
-	CancelURL string // POST; "" hides the button
-	RetryURL  string // POST; "" hides the button
-	DeleteURL string // POST
 	RetryOf   string // "/runs/{id}" of the run this retries, or ""
 	ExportCSV string // /runs/{id}/metrics.csv
 	APIURL    string // /runs/{id}/api: log metrics from the person's own code
@@ -97,19 +109,36 @@ type RunDetail struct {
 // RunLive is the part of the run page that the server re-renders and sends over SSE
 // whenever something changes: status, progress, timeline, log tail and snapshots.
 type RunLive struct {
-	Status    string
-	Label     string
-	Reason    string // why it failed or was cancelled
-	RetryURL  string // POST; set once a run failed, so the callout offers a retry without a reload
-	Percent   int
-	Progress  string // "360 / 720 steps"
-	ETA       string
-	GPUTime   string
-	Final     bool
-	Timeline  []TimelineItem
-	Logs      []string // the last lines, oldest first
-	Snapshots []SnapshotRow
-	Continued []ContinuedRunRow // runs started from this run's snapshots
+	Status     string
+	Label      string
+	Reason     string // why it failed or was cancelled
+	RetryURL   string // POST; set once a run failed, so the callout offers a retry without a reload
+	Cancelling bool   // a cancel was asked and the worker has not confirmed it yet
+	Percent    int
+	Progress   string // "360 / 720 steps"
+	ETA        string
+	TimeLabel  string // "GPU time", or "Compute time" on a backend without GPUs
+	GPUTime    string
+	Final      bool
+	Actions    RunActions // the header's buttons, which follow the status
+	Timeline   []TimelineItem
+	Logs       []LogItem // the last lines, oldest first
+	Snapshots  []SnapshotRow
+	Continued  []ContinuedRunRow // runs started from this run's snapshots
+}
+
+// LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
+// already shown and adds only the new ones.
+type LogItem struct {
+	ID   string
+	Text string
+}
+
+// RunActions are the run page header's buttons; a "" URL hides its button.
+type RunActions struct {
+	CancelURL string // POST; while the run may still be cancelled
+	RetryURL  string // POST; once the run has ended
+	DeleteURL string // POST
 }
 
 // ConfigItem is one line of the configuration summary.
@@ -132,7 +161,7 @@ type TimelineItem struct {
 type SnapshotRow struct {
 	Step        string // "720"
 	Final       bool
-	Size        string // "226 KB"
+	Size        string // "226.4 kB"
 	SHA256      string // short prefix shown; full in title
 	Created     string
 	DownloadURL string // /runs/{id}/snapshots/{sid}/download

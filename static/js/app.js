@@ -1,14 +1,18 @@
 // tunelab's own JavaScript. Loaded with `defer` from the layout; no inline scripts, no eval,
 // and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
 //
-// It does four things:
+// It does these things:
 //   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
-//      into view on load, so "Settings" or "Admin" is not hidden off the right edge;
+//      into view on load, and the row's data-more says on which side more items wait, so the
+//      stylesheet fades that edge (a hint that "Settings" is there, not cut off);
 //   2. toasts in #toasts close after about 6 seconds, or at once with their × button;
 //   3. when htmx cannot reach the server (`htmx:error`: network failure, timeout), it adds an
 //      error toast so the person knows their click did not go through;
 //   4. dataset upload forms (form[data-upload]) are sent with XMLHttpRequest so a progress
-//      bar can follow the upload; without JavaScript they are plain multipart POSTs.
+//      bar can follow the upload; without JavaScript they are plain multipart POSTs;
+//   5. confirmations (details.confirm, such as "Delete…") close with Escape, and focus goes
+//      back to the button that opened them; a live update (htmx morph) keeps one open;
+//   6. copy buttons ([data-copy-target]) copy the text of the element they name.
 //
 // Focus after a form re-renders needs no code here: htmx 4 focuses the [autofocus] element of
 // swapped-in content, and the views put autofocus on the first field with an error.
@@ -18,10 +22,23 @@
   // Centre the current nav item when the nav overflows (only the phone layout does). Only the
   // nav's own scrollLeft changes, so the page itself never jumps.
   var nav = document.querySelector("[data-nav-scroll]");
-  var current = nav && nav.querySelector('[aria-current="page"]');
+  if (!nav) return;
+  var current = nav.querySelector('[aria-current="page"]');
   if (current && nav.scrollWidth > nav.clientWidth) {
     nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
   }
+
+  // Mark the sides that hold more items: "left", "right", "left right", or none.
+  function markMore() {
+    var more = [];
+    if (nav.scrollLeft > 1) more.push("left");
+    if (nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 1) more.push("right");
+    if (more.length) nav.setAttribute("data-more", more.join(" "));
+    else nav.removeAttribute("data-more");
+  }
+  markMore();
+  nav.addEventListener("scroll", markMore, { passive: true });
+  window.addEventListener("resize", markMore);
 })();
 
 (function () {
@@ -210,4 +227,54 @@
     dialog.querySelector("[data-snapshot-delete-step]").textContent = button.getAttribute("data-snapshot-step");
     dialog.showModal();
   });
+  // Escape closes the open confirmation that holds focus (or the last one opened) and
+  // puts focus back on its button.
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape" || e.defaultPrevented) return;
+    var open = document.activeElement && document.activeElement.closest("details.confirm[open]");
+    if (!open) {
+      var all = document.querySelectorAll("details.confirm[open]");
+      open = all.length ? all[all.length - 1] : null;
+    }
+    if (!open) return;
+    e.preventDefault();
+    open.removeAttribute("open");
+    var summary = open.querySelector("summary");
+    if (summary) summary.focus();
+  });
+
+  // A live update morphs the run page in place: an element the person opened (a
+  // confirmation) stays open, whatever the server's copy says.
+  if (window.htmx && htmx.registerExtension) {
+    htmx.registerExtension("tunelab-keep-open", {
+      htmx_before_morph_attr: function (elt, detail) {
+        if (detail && detail.attrName === "open" && (elt.tagName === "DETAILS" || elt.tagName === "DIALOG")) return false;
+      }
+    });
+  }
+})();
+
+(function () {
+  "use strict";
+
+  // [data-copy-target="id"] copies the text of #id, then says so for a moment.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-copy-target]");
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!source || !navigator.clipboard) return;
+    var text = (source.value !== undefined ? source.value : source.textContent).trim();
+    var label = button.querySelector("[data-copy-label]") || button;
+    var before = label.textContent;
+    navigator.clipboard.writeText(text).then(function () {
+      label.textContent = "Copied";
+      button.classList.add("is-copied");
+      setTimeout(function () { label.textContent = before; button.classList.remove("is-copied"); }, 2000);
+    }, function () {
+      document.dispatchEvent(new CustomEvent("tunelab:error", { detail: "Could not copy; select the text and copy it by hand." }));
+    });
+  });
+
+  // Copy buttons are hidden without JavaScript (they would do nothing); show them.
+  document.querySelectorAll("[data-copy-target][hidden]").forEach(function (b) { b.hidden = false; });
 })();
