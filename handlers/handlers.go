@@ -57,6 +57,7 @@ type Store interface {
 	Snapshots(ctx context.Context, userID, runID int64) ([]store.Snapshot, error)
 	Snapshot(ctx context.Context, userID, runID, id int64) (store.Snapshot, error)
 	SnapshotAtStep(ctx context.Context, runID int64, step int) (store.Snapshot, error)
+	runListStore
 }
 
 // Runs is how the HTTP layer reaches the run machinery.
