@@ -195,7 +195,7 @@ func (s *Store) ListRuns(ctx context.Context, userID int64, f RunFilter) (RunPag
 		pageArgs = append(pageArgs, f.Before.Created, f.Before.ID)
 	}
 	pageArgs = append(pageArgs, limit+1)
-	runs, err := s.queryRuns(ctx, page+order+" LIMIT ?", pageArgs...)
+	runs, err := s.queryListRuns(ctx, page+order+" LIMIT ?", pageArgs...)
 	if err != nil {
 		return RunPage{}, fmt.Errorf("store: list runs: %w", err)
 	}
@@ -242,12 +242,73 @@ func (s *Store) RunsByID(ctx context.Context, userID int64, ids []int64) ([]Run,
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	out, err := s.queryRuns(ctx, "WHERE r.user_id = ? AND r.deleted_at IS NULL AND r.id IN ("+placeholders(len(ids))+
+	out, err := s.queryListRuns(ctx, "WHERE r.user_id = ? AND r.deleted_at IS NULL AND r.id IN ("+placeholders(len(ids))+
 		") ORDER BY r.created_at DESC, r.id DESC", args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: runs by id: %w", err)
 	}
 	return out, nil
+}
+
+// listColumns are what a row of the run list shows: the settings it needs come out of the
+// config JSON in SQL, so a page decodes no JSON.
+const listColumns = `r.id, r.user_id, r.name, r.tags, r.dataset_id, d.name, r.status, r.cancel_requested, r.step, r.total_steps,
+	r.created_at, r.first_heartbeat_at, r.finished_at, COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0),
+	json_extract(r.config, '$.base_model'), r.method, json_extract(r.config, '$.learning_rate'), json_extract(r.config, '$.epochs')`
+
+// queryListRuns runs a list query through a cached prepared statement and returns runs
+// with the list's fields set (Config holds only base model, method, learning rate and
+// epochs; no eval dataset, backend or job).
+func (s *Store) queryListRuns(ctx context.Context, where string, args ...any) ([]Run, error) {
+	stmt, err := s.cachedStmt(ctx, "SELECT "+listColumns+" FROM runs r JOIN datasets d ON d.id = r.dataset_id "+where)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]Run, 0, 51)
+	for rows.Next() {
+		var r Run
+		var tags string
+		var created int64
+		var first, finished sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.UserID, &r.Name, &tags, &r.DatasetID, &r.DatasetName, &r.Status, &r.CancelRequested,
+			&r.Step, &r.TotalSteps, &created, &first, &finished, &r.GPUSeconds,
+			&r.Config.BaseModel, &r.Config.Method, &r.Config.LearningRate, &r.Config.Epochs); err != nil {
+			return nil, err
+		}
+		r.Tags = strings.Fields(tags)
+		r.CreatedAt = fromMS(created)
+		if first.Valid {
+			r.FirstHeartbeat = fromMS(first.Int64)
+		}
+		if finished.Valid {
+			r.FinishedAt = fromMS(finished.Int64)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// cachedStmt prepares a read query once for the reader pool (database/sql then keeps it
+// prepared per connection): the list queries are few and fixed, and preparing them
+// again on every page view cost more than running them.
+func (s *Store) cachedStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 func placeholders(n int) string {
@@ -298,7 +359,11 @@ func (s *Store) MetricNamesOf(ctx context.Context, runIDs []int64) ([]string, er
 	for i, id := range runIDs {
 		args[i] = id
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT DISTINCT name FROM metric_series WHERE run_id IN ("+placeholders(len(runIDs))+") ORDER BY name", args...)
+	stmt, err := s.cachedStmt(ctx, "SELECT DISTINCT name FROM metric_series WHERE run_id IN ("+placeholders(len(runIDs))+") ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("store: metric names: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: metric names: %w", err)
 	}
@@ -317,7 +382,11 @@ func (s *Store) MetricNamesOf(ctx context.Context, runIDs []int64) ([]string, er
 // RunCounts returns how many of the user's runs (not deleted) are in each status, from
 // the totals the database keeps as runs change.
 func (s *Store) RunCounts(ctx context.Context, userID int64) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT status, n FROM run_counts WHERE user_id = ? AND n > 0", userID)
+	stmt, err := s.cachedStmt(ctx, "SELECT status, n FROM run_counts WHERE user_id = ? AND n > 0")
+	if err != nil {
+		return nil, fmt.Errorf("store: run counts: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("store: run counts: %w", err)
 	}
@@ -343,8 +412,11 @@ type DatasetChoice struct {
 
 // DatasetChoices returns the user's datasets (not deleted), newest first, at most limit.
 func (s *Store) DatasetChoices(ctx context.Context, userID int64, limit int) ([]DatasetChoice, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, name, format FROM datasets WHERE user_id = ? AND deleted_at IS NULL ORDER BY id DESC LIMIT ?",
-		userID, limit)
+	stmt, err := s.cachedStmt(ctx, "SELECT id, name, format FROM datasets WHERE user_id = ? AND deleted_at IS NULL ORDER BY id DESC LIMIT ?")
+	if err != nil {
+		return nil, fmt.Errorf("store: dataset choices: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, userID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: dataset choices: %w", err)
 	}
@@ -363,7 +435,11 @@ func (s *Store) DatasetChoices(ctx context.Context, userID int64, limit int) ([]
 // DatasetCount is how many datasets the user has (not deleted).
 func (s *Store) DatasetCount(ctx context.Context, userID int64) (int, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM datasets WHERE user_id = ? AND deleted_at IS NULL", userID).Scan(&n); err != nil {
+	stmt, err := s.cachedStmt(ctx, "SELECT COUNT(*) FROM datasets WHERE user_id = ? AND deleted_at IS NULL")
+	if err == nil {
+		err = stmt.QueryRowContext(ctx, userID).Scan(&n)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("store: dataset count: %w", err)
 	}
 	return n, nil

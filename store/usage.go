@@ -17,7 +17,10 @@ func UsagePeriod(t time.Time) string { return t.UTC().Format("2006-01") }
 // and deleting or purging a run never lowers it (the ledger is a billing record).
 func (s *Store) GPUSecondsInPeriod(ctx context.Context, userID int64, t time.Time) (int64, error) {
 	var n int64
-	err := s.r.QueryRowContext(ctx, "SELECT seconds FROM usage_monthly WHERE user_id = ? AND period = ?", userID, UsagePeriod(t)).Scan(&n)
+	stmt, err := s.cachedStmt(ctx, "SELECT seconds FROM usage_monthly WHERE user_id = ? AND period = ?")
+	if err == nil {
+		err = stmt.QueryRowContext(ctx, userID, UsagePeriod(t)).Scan(&n)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
