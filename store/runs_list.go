@@ -250,11 +250,11 @@ func (s *Store) RunsByID(ctx context.Context, userID int64, ids []int64) ([]Run,
 	return out, nil
 }
 
-// listColumns are what a row of the run list shows: the settings it needs come out of the
-// config JSON in SQL, so a page decodes no JSON.
+// listColumns are what a row of the run list shows; the settings come from their column
+// copies (migration 0007), so a page decodes no JSON.
 const listColumns = `r.id, r.user_id, r.name, r.tags, r.dataset_id, d.name, r.status, r.cancel_requested, r.step, r.total_steps,
 	r.created_at, r.first_heartbeat_at, r.finished_at, COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0),
-	json_extract(r.config, '$.base_model'), r.method, json_extract(r.config, '$.learning_rate'), json_extract(r.config, '$.epochs')`
+	r.base_model, r.method, r.learning_rate, r.epochs`
 
 // queryListRuns runs a list query through a cached prepared statement and returns runs
 // with the list's fields set (Config holds only base model, method, learning rate and

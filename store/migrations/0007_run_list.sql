@@ -6,7 +6,23 @@
 ALTER TABLE runs ADD COLUMN name  TEXT NOT NULL DEFAULT '' COLLATE NOCASE;
 ALTER TABLE runs ADD COLUMN tags  TEXT NOT NULL DEFAULT '';  -- space-separated, each [a-z0-9-_.]{1,32}
 ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
-ALTER TABLE runs ADD COLUMN method TEXT GENERATED ALWAYS AS (json_extract(config, '$.method')) VIRTUAL;
+-- Copies of the settings the list shows and filters by, taken from the config (which never
+-- changes after insert) so a page of the list decodes no JSON.
+ALTER TABLE runs ADD COLUMN method        TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN base_model    TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN learning_rate REAL    NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN epochs        INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET method = COALESCE(json_extract(config, '$.method'), ''),
+    base_model = COALESCE(json_extract(config, '$.base_model'), ''),
+    learning_rate = COALESCE(json_extract(config, '$.learning_rate'), 0),
+    epochs = COALESCE(json_extract(config, '$.epochs'), 0);
+CREATE TRIGGER runs_list_settings AFTER INSERT ON runs BEGIN
+    UPDATE runs SET method = COALESCE(json_extract(NEW.config, '$.method'), ''),
+        base_model = COALESCE(json_extract(NEW.config, '$.base_model'), ''),
+        learning_rate = COALESCE(json_extract(NEW.config, '$.learning_rate'), 0),
+        epochs = COALESCE(json_extract(NEW.config, '$.epochs'), 0)
+    WHERE id = NEW.id;
+END;
 
 -- Existing runs get the name new ones get: model (after its last '/'), method, short id.
 UPDATE runs SET name =
