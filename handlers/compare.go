@@ -46,10 +46,19 @@ func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 			ids = append(ids, id)
 		}
 	}
-	picked, err := a.store.RunsByID(r.Context(), u.ID, ids)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
+	// The chosen runs in full (the configuration table shows every setting); at most
+	// maxCompared of them.
+	var picked []store.Run
+	for _, id := range ids {
+		run, err := a.store.Run(r.Context(), u.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		picked = append(picked, run)
 	}
 	recent, err := a.store.ListRuns(r.Context(), u.ID, store.RunFilter{Limit: runsPerPage})
 	if err != nil {

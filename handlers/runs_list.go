@@ -225,7 +225,7 @@ func (a *app) runRows(r *http.Request, runs []store.Run, metric string, sent map
 }
 
 // liveRuns answers the run list's poll (GET /runs/live?run=id:status:step&metric=):
-// only the rows of the page's live runs that changed, each swapped in by its id, and a
+// only the rows of the page's live runs that changed, each in a partial that replaces it, and a
 // fresh poller for those still live.
 func (a *app) liveRuns(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())

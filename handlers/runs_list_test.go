@@ -165,7 +165,7 @@ func TestRunListLiveRowsSendOnlyWhatChanged(t *testing.T) {
 	ts.post(runA, "heartbeat", tokA, `{"step":3,"total_steps":10}`)
 	r = ts.do(c, "GET", liveURL, nil, map[string]string{"HX-Request": "true"})
 	rows := rowID.FindAllStringSubmatch(r.body, -1)
-	if len(rows) != 1 || rows[0][1] != fmt.Sprint(runA) || !strings.Contains(r.body, `hx-swap-oob="true"`) || strings.Contains(r.body, "<html") {
+	if len(rows) != 1 || rows[0][1] != fmt.Sprint(runA) || !strings.Contains(r.body, fmt.Sprintf(`<hx-partial hx-target="#run-row-%d" hx-swap="outerHTML">`, runA)) || strings.Contains(r.body, "<html") {
 		t.Fatalf("after a heartbeat: rows %v\n%s", rows, r.body)
 	}
 	// Both end: their last rows come, and the new poller no longer polls.
@@ -279,6 +279,11 @@ func TestCompareLabelsByNameAndMarksDifferingSettings(t *testing.T) {
 	differs := regexp.MustCompile(`data-testid="config-differs"><th scope="row">([^<]+)<`).FindAllStringSubmatch(page.body, -1)
 	if len(differs) != 1 || strings.TrimSpace(differs[0][1]) != "Learning rate" {
 		t.Fatalf("differing rows: %v", differs)
+	}
+	for _, want := range []string{"<td>10 % held out</td>", "<td>7</td>", "<td>8 / 16</td>"} {
+		if strings.Count(page.body, want) != 2 {
+			t.Errorf("configuration table: %q not shown for both runs", want)
+		}
 	}
 	if !strings.Contains(page.body, `compare-run-label">slow lr<`) {
 		t.Error("the run picker does not label runs by name")
