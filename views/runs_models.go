@@ -109,15 +109,15 @@ type RunDetail struct {
 	Name       string // "tiny-chat · lora · 7f3a"
 	Labels     RunLabelsForm
 	SimilarURL string // /runs/new?from={id}: the form filled with this run's settings
-	EventsURL string // /runs/{id}/events (SSE)
-	Live      RunLive
-	Config    []ConfigItem
-	CancelURL string // POST; "" hides the button
-	RetryURL  string // POST; "" hides the button
-	DeleteURL string // POST
-	RetryOf   string // "/runs/{id}" of the run this retries, or ""
-	ExportCSV string // /runs/{id}/metrics.csv
-	APIURL    string // /runs/{id}/api: log metrics from the person's own code
+	EventsURL  string // /runs/{id}/events (SSE)
+	Live       RunLive
+	Config     []ConfigItem
+	CancelURL  string // POST; "" hides the button
+	RetryURL   string // POST; "" hides the button
+	DeleteURL  string // POST
+	RetryOf    string // "/runs/{id}" of the run this retries, or ""
+	ExportCSV  string // /runs/{id}/metrics.csv
+	APIURL     string // /runs/{id}/api: log metrics from the person's own code
 	// Metrics is the charts' initial data, rendered as the JSON island #run-metrics-data:
 	// {run_id, after_seq, history_url, created_at_ms, started_at_ms, series: [SeriesHistory]}
 	// (see static/js/run-chart.js). nil renders no island: the charts start empty.
