@@ -215,6 +215,9 @@ func TestRunCountsAndMonthlyGPUSecondsSurviveDeletes(t *testing.T) {
 	if sec, _ := f.s.GPUSecondsInPeriod(ctx, f.ada.ID, f.clock.now()); sec != 90 {
 		t.Fatalf("gpu seconds after delete and purge %d, want 90", sec)
 	}
+	if tomb, err := f.s.RunByID(ctx, a.ID); err != nil || tomb.Name != "" || tomb.Notes != "" || len(tomb.Tags) != 0 {
+		t.Fatalf("the purged run keeps its labels: %q %q %v (%v)", tomb.Name, tomb.Notes, tomb.Tags, err)
+	}
 	if sec, _ := f.s.GPUSecondsInPeriod(ctx, f.ada.ID, f.clock.now().AddDate(0, 1, 0)); sec != 0 {
 		t.Fatalf("next month %d, want 0", sec)
 	}
