@@ -252,13 +252,13 @@ func (s *Store) RunsByID(ctx context.Context, userID int64, ids []int64) ([]Run,
 
 // listColumns are what a row of the run list shows; the settings come from their column
 // copies (migration 0007), so a page decodes no JSON.
-const listColumns = `r.id, r.user_id, r.name, r.tags, r.dataset_id, d.name, r.status, r.cancel_requested, r.step, r.total_steps,
-	r.created_at, r.first_heartbeat_at, r.finished_at, COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0),
-	r.base_model, r.method, r.learning_rate, r.epochs`
+const listColumns = `r.id, r.name, r.tags, d.name, r.status, r.step, r.total_steps, r.created_at, r.first_heartbeat_at,
+	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.base_model, r.method, r.learning_rate, r.epochs`
 
 // queryListRuns runs a list query through a cached prepared statement and returns runs
-// with the list's fields set (Config holds only base model, method, learning rate and
-// epochs; no eval dataset, backend or job).
+// with only what a row shows: id, name, tags, dataset name, status, steps, created and
+// first heartbeat times, GPU seconds, and of Config the base model, method, learning rate
+// and epochs. Every column costs a little on each of the page's rows, so there are no more.
 func (s *Store) queryListRuns(ctx context.Context, where string, args ...any) ([]Run, error) {
 	stmt, err := s.cachedStmt(ctx, "SELECT "+listColumns+" FROM runs r JOIN datasets d ON d.id = r.dataset_id "+where)
 	if err != nil {
@@ -274,19 +274,17 @@ func (s *Store) queryListRuns(ctx context.Context, where string, args ...any) ([
 		var r Run
 		var tags string
 		var created int64
-		var first, finished sql.NullInt64
-		if err := rows.Scan(&r.ID, &r.UserID, &r.Name, &tags, &r.DatasetID, &r.DatasetName, &r.Status, &r.CancelRequested,
-			&r.Step, &r.TotalSteps, &created, &first, &finished, &r.GPUSeconds,
-			&r.Config.BaseModel, &r.Config.Method, &r.Config.LearningRate, &r.Config.Epochs); err != nil {
+		var first sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.Name, &tags, &r.DatasetName, &r.Status, &r.Step, &r.TotalSteps, &created, &first,
+			&r.GPUSeconds, &r.Config.BaseModel, &r.Config.Method, &r.Config.LearningRate, &r.Config.Epochs); err != nil {
 			return nil, err
 		}
-		r.Tags = strings.Fields(tags)
+		if tags != "" {
+			r.Tags = strings.Fields(tags)
+		}
 		r.CreatedAt = fromMS(created)
 		if first.Valid {
 			r.FirstHeartbeat = fromMS(first.Int64)
-		}
-		if finished.Valid {
-			r.FinishedAt = fromMS(finished.Int64)
 		}
 		out = append(out, r)
 	}
