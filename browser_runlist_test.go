@@ -60,6 +60,9 @@ func TestBrowserRunListAtScale(t *testing.T) {
 	b.waitFor("the first page", `document.querySelectorAll("[data-testid=run-row]").length === 50 && `+has(`[data-testid=page-older]`)+" && "+htmxReady)
 	b.checkClean("run list")
 	b.screenshot("40-run-list-page")
+	b.phoneFits("run list")
+	b.screenshot("46-run-list-phone")
+	b.desktop()
 
 	// A heartbeat moves the live run: its row is swapped in place, the others are not.
 	b.do("mark a finished row", chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("[data-testid=run-row]")[3].dataset.mark = "kept"`))
