@@ -66,12 +66,16 @@ func TestBrowserRunListAtScale(t *testing.T) {
 
 	// A heartbeat moves the live run: its row is swapped in place, the others are not.
 	b.do("mark a finished row", chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("[data-testid=run-row]")[3].dataset.mark = "kept"`))
+	b.do("tick the live run for compare", chromedp.Click(chromedp.CSS(liveRow+` [data-testid=compare-check]`), chromedp.NodeVisible))
 	if _, err := st.Heartbeat(ctx, live, 1_000_000, 2_000_000); err != nil {
 		t.Fatal(err)
 	}
 	b.waitForWithin("the live row to update", `(document.querySelector("`+liveRow+` .progress-text")||{}).textContent.includes("1,000,000")`, 15*time.Second)
 	if got := eval[string](b, `document.querySelectorAll("[data-testid=run-row]")[3].dataset.mark || ""`); got != "kept" {
 		t.Error("the live refresh replaced rows that did not change")
+	}
+	if !eval[bool](b, `document.querySelector("`+liveRow+` [data-testid=compare-check]").checked`) {
+		t.Error("the live refresh unticked the run's compare box")
 	}
 	if _, err := st.FinishRun(ctx, live, store.RunSucceeded, "", time.Now()); err != nil {
 		t.Fatal(err)
