@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
+	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -31,19 +32,43 @@ type compareJSON struct {
 }
 
 // showCompare overlays one metric of several of the person's runs
-// (GET /compare?run=1&run=3&metric=loss).
+// (GET /compare?run=1&run=3&metric=loss), each line labelled by the run's name, with a
+// table of their configurations that marks the settings that differ. The form offers the
+// chosen runs and the 50 newest.
 func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	runs, err := a.store.Runs(r.Context(), u.ID)
+	q := r.URL.Query()
+	var ids []int64
+	chosen := map[int64]bool{}
+	for _, v := range q["run"] {
+		if id, err := strconv.ParseInt(v, 10, 64); err == nil && len(chosen) < maxCompared && !chosen[id] {
+			chosen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	// The chosen runs in full (the configuration table shows every setting); at most
+	// maxCompared of them.
+	var picked []store.Run
+	for _, id := range ids {
+		run, err := a.store.Run(r.Context(), u.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		picked = append(picked, run)
+	}
+	recent, err := a.store.ListRuns(r.Context(), u.ID, store.RunFilter{Limit: runsPerPage})
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	chosen := map[int64]bool{}
-	for _, v := range q["run"] {
-		if id, err := strconv.ParseInt(v, 10, 64); err == nil && len(chosen) < maxCompared {
-			chosen[id] = true
+	runs := picked
+	for _, run := range recent.Runs {
+		if !chosen[run.ID] {
+			runs = append(runs, run)
 		}
 	}
 	metric := q.Get("metric")
@@ -55,7 +80,7 @@ func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 	names := map[string]bool{}
 	offer := a.runs.Backend.Offer()
 	for _, run := range runs {
-		label := fmt.Sprintf("Run %d · %s · %s", run.ID, methodLabel(run.Config.Method), modelName(offer, run.Config.BaseModel))
+		label := run.Name
 		c.Runs = append(c.Runs, views.CompareRun{ID: strconv.FormatInt(run.ID, 10), Label: label,
 			URL: fmt.Sprintf("/runs/%d", run.ID), Checked: chosen[run.ID]})
 		if !chosen[run.ID] {
@@ -96,42 +121,60 @@ func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(c.Metrics)
 	c.Data = data
+	c.Configs = configTable(picked, offer)
 	p := a.page(r, "Compare runs", "runs")
 	p.Charts = true
 	a.render(w, r, http.StatusOK, p, views.ComparePage(c))
 }
 
-// runListMetric adds the last, min and max of the chosen metric to the run rows.
-func (a *app) runListMetric(r *http.Request, l *views.RunList, runs []store.Run) error {
-	metric := r.URL.Query().Get("metric")
-	if metric != "" && !metricName.MatchString(metric) {
-		metric = ""
+// configTable lays the runs' settings side by side and marks the rows that differ.
+func configTable(runs []store.Run, o gpu.Offer) views.ConfigTable {
+	var t views.ConfigTable
+	if len(runs) < 2 {
+		return t
 	}
-	l.Metric = metric
-	names := map[string]bool{}
-	for i, run := range runs {
-		l.Items[i].ID = strconv.FormatInt(run.ID, 10)
-		series, err := a.store.MetricSeries(r.Context(), run.ID)
-		if err != nil {
-			return err
-		}
-		l.Items[i].MetricLast, l.Items[i].MetricMin, l.Items[i].MetricMax = "—", "—", "—"
-		for _, s := range series {
-			names[s.Name] = true
-			if s.Name != metric {
-				continue
+	fields := []struct {
+		label string
+		value func(store.Run) string
+	}{
+		{"Dataset", func(r store.Run) string { return r.DatasetName }},
+		{"Validation", func(r store.Run) string {
+			if r.EvalDatasetID != 0 {
+				return r.EvalDatasetName
 			}
-			l.Items[i].MetricLast, l.Items[i].MetricMin, l.Items[i].MetricMax = formatMetric(s.Last), formatMetric(s.Min), formatMetric(s.Max)
+			return formatFloat(r.Config.ValidationSplit) + " % held out"
+		}},
+		{"Base model", func(r store.Run) string { return modelName(o, r.Config.BaseModel) }},
+		{"Method", func(r store.Run) string { return methodLabel(r.Config.Method) }},
+		{"Epochs", func(r store.Run) string { return strconv.Itoa(r.Config.Epochs) }},
+		{"Learning rate", func(r store.Run) string { return formatFloat(r.Config.LearningRate) }},
+		{"Batch size", func(r store.Run) string { return strconv.Itoa(r.Config.BatchSize) }},
+		{"LoRA rank / alpha", func(r store.Run) string {
+			if !r.Config.UsesLoRA() {
+				return "—"
+			}
+			return fmt.Sprintf("%d / %s", r.Config.LoRARank, formatFloat(r.Config.LoRAAlpha))
+		}},
+		{"Max sequence length", func(r store.Run) string { return strconv.Itoa(r.Config.MaxSeqLen) }},
+		{"Seed", func(r store.Run) string { return strconv.FormatInt(r.Config.Seed, 10) }},
+		{"GPU type", func(r store.Run) string { return r.Config.GPUType }},
+		{"Tags", func(r store.Run) string { return strings.Join(r.Tags, ", ") }},
+	}
+	for _, r := range runs {
+		t.Runs = append(t.Runs, r.Name)
+	}
+	for _, f := range fields {
+		row := views.ConfigRow{Label: f.label}
+		for i, r := range runs {
+			v := f.value(r)
+			row.Values = append(row.Values, v)
+			if i > 0 && v != row.Values[0] {
+				row.Differs = true
+			}
 		}
+		t.Rows = append(t.Rows, row)
 	}
-	for n := range names {
-		l.Metrics = append(l.Metrics, n)
-	}
-	slices.Sort(l.Metrics)
-	if metric != "" {
-		l.RefreshURL = "/runs?" + url.Values{"metric": {metric}}.Encode()
-	}
-	return nil
+	return t
 }
 
 func formatMetric(v *float64) string {

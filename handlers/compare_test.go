@@ -33,9 +33,9 @@ func TestComparePageAndRunTableMetricColumns(t *testing.T) {
 			t.Errorf("run table lacks %s for loss last/min/max", want)
 		}
 	}
-	// The self-refresh keeps the chosen metric.
-	if !strings.Contains(list.body, `/runs?metric=loss`) {
-		t.Error("the refreshing table forgets the chosen metric")
+	// The live rows' poll keeps the chosen metric.
+	if !regexp.MustCompile(`hx-get="/runs/live\?[^"]*metric=loss`).MatchString(list.body) {
+		t.Error("the live rows forget the chosen metric")
 	}
 }
 

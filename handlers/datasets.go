@@ -20,6 +20,9 @@ var seqLenChoices = []int{256, 512, 1024, 2048, 4096}
 
 const defaultSeqLen = 512
 
+// datasetsPerPage is how many datasets one page of the list shows.
+const datasetsPerPage = 50
+
 // maxShownProblems is how many validation errors the upload form lists.
 const maxShownProblems = 10
 
@@ -33,12 +36,27 @@ func (a *app) listDatasets(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) renderDatasets(w http.ResponseWriter, r *http.Request, status int, form views.UploadForm) {
 	u, _ := userFrom(r.Context())
-	ds, err := a.store.Datasets(r.Context(), u.ID)
+	q := r.URL.Query()
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
+	if r.Method != http.MethodGet {
+		before, after = 0, 0 // a refused upload shows the newest page under its form
+	}
+	page, err := a.store.ListDatasets(r.Context(), u.ID, max(before, 0), max(after, 0), datasetsPerPage)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
+	ds := page.Datasets
 	l := views.DatasetList{Upload: form}
+	if len(ds) > 0 && page.HasOlder {
+		l.OlderURL = fmt.Sprintf("/datasets?before=%d", ds[len(ds)-1].ID)
+	}
+	if len(ds) > 0 && page.HasNewer {
+		l.NewerURL = fmt.Sprintf("/datasets?after=%d", ds[0].ID)
+	} else if len(ds) == 0 && (before > 0 || after > 0) {
+		l.NewerURL = "/datasets"
+	}
 	for _, d := range ds {
 		l.Items = append(l.Items, views.DatasetRow{
 			URL: fmt.Sprintf("/datasets/%d", d.ID), Name: d.Name, Format: d.Format, Rows: formatCount(int64(d.Rows)),
@@ -218,6 +236,7 @@ func (a *app) showDataset(w http.ResponseWriter, r *http.Request) {
 		Histogram:  histogramBars(d, seqLen), MaxSeqLen: seqLen, SeqLens: seqLenChoices,
 		ShareOver: fmt.Sprintf("%.1f %% of rows are longer than %d tokens and would be cut at that length.", 100*d.ShareLongerThan(seqLen), seqLen),
 		Preview:   preview, DeleteURL: base + "/delete", BaseURL: base,
+		NewRunURL: fmt.Sprintf("/runs/new?dataset=%d", d.ID),
 	}
 	a.render(w, r, http.StatusOK, a.page(r, d.Name, "datasets"), views.DatasetPage(v))
 }

@@ -59,6 +59,7 @@ type Store interface {
 	Snapshot(ctx context.Context, userID, runID, id int64) (store.Snapshot, error)
 	SnapshotAtStep(ctx context.Context, runID int64, step int) (store.Snapshot, error)
 	snapshotStore
+	runListStore
 }
 
 // Runs is how the HTTP layer reaches the run machinery.

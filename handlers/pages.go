@@ -10,28 +10,47 @@ import (
 	"tunelab/views"
 )
 
+// showDashboard reads only maintained totals: runs per status, the datasets' count and
+// this month's GPU seconds from the usage ledger, so it costs the same with 10 runs or
+// 10,000.
 func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	ds, err := a.store.Datasets(r.Context(), u.ID)
+	ctx := r.Context()
+	datasets, err := a.store.DatasetCount(ctx, u.ID)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	runs, err := a.store.Runs(r.Context(), u.ID)
+	counts, err := a.store.RunCounts(ctx, u.ID)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	var used time.Duration
-	for _, run := range runs {
-		used += run.GPUTime(a.now())
+	now := a.now()
+	used, err := a.store.GPUSecondsInPeriod(ctx, u.ID, now)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
 	}
-	d := views.Dashboard{Email: u.Email, DatasetCount: len(ds), RunCount: len(runs), GPUSecondsStr: formatGPUSeconds(int64(used.Seconds()))}
+	d := views.Dashboard{Email: u.Email, DatasetCount: datasets, GPUSecondsStr: formatGPUSeconds(used), Period: now.UTC().Format("January 2006")}
+	for _, s := range runStatuses {
+		d.RunCount += counts[s]
+		if counts[s] > 0 {
+			d.ByStatus = append(d.ByStatus, views.StatusCount{Status: s, Label: statusLabel(s), Count: counts[s], Href: "/runs?status=" + s})
+		}
+	}
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
 }
 
+// showBilling states this calendar month's GPU time from the usage ledger.
 func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
-	b := views.Billing{Configured: a.cfg.BillingConfigured, GPUSecondsStr: formatGPUSeconds(0)}
+	u, _ := userFrom(r.Context())
+	used, err := a.store.GPUSecondsInPeriod(r.Context(), u.ID, a.now())
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	b := views.Billing{Configured: a.cfg.BillingConfigured, GPUSecondsStr: formatGPUSeconds(used)}
 	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
 }
 

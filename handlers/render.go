@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"net/http"
+	"sync"
 
 	"github.com/a-h/templ"
 
@@ -42,15 +43,17 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, status int, p views
 // a form that re-renders itself in place.
 func (a *app) renderWith(w http.ResponseWriter, r *http.Request, status int, p views.Page, full, fragment templ.Component) {
 	ctx := r.Context()
-	var buf bytes.Buffer
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	defer putRenderBuffer(buf)
 	var err error
 	if wantsFragment(r) {
-		err = fragment.Render(ctx, &buf)
+		err = fragment.Render(ctx, buf)
 	} else {
-		err = views.Layout(p).Render(templ.WithChildren(ctx, full), &buf)
+		err = views.Layout(p).Render(templ.WithChildren(ctx, full), buf)
 	}
 	if err != nil {
 		// Nothing has been written yet, so the person gets a clean error page, not half a page.
+		buf.Reset()
 		a.serverError(w, r, err)
 		return
 	}
@@ -60,6 +63,18 @@ func (a *app) renderWith(w http.ResponseWriter, r *http.Request, status int, p v
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	buf.WriteTo(w)
+}
+
+// renderBuffers recycles page buffers: a long page (a run list of 50 rows is about 80 KB)
+// otherwise grows a fresh buffer through several copies on every view.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putRenderBuffer(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 { // a rare huge page (a run with big charts) is not kept
+		return
+	}
+	b.Reset()
+	renderBuffers.Put(b)
 }
 
 // redirect sends the browser elsewhere after a successful POST: HX-Redirect for htmx,

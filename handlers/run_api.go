@@ -26,7 +26,7 @@ func (a *app) runAPIPage(r *http.Request, run store.Run, token string) views.Run
 		shown = "YOUR_TOKEN"
 	}
 	return views.RunAPI{
-		Name: fmt.Sprintf("Run %d", run.ID), RunURL: fmt.Sprintf("/runs/%d", run.ID),
+		Name: run.Name, RunURL: fmt.Sprintf("/runs/%d", run.ID),
 		CreateURL: fmt.Sprintf("/runs/%d/api/token", run.ID), Token: token, Endpoint: endpoint,
 		Curl: fmt.Sprintf("curl -X POST %s \\\n  -H 'Authorization: Bearer %s' \\\n  -d '{\"points\":[{\"name\":\"my_eval/accuracy\",\"step\":100,\"value\":0.82}]}'",
 			endpoint, shown),

@@ -23,7 +23,8 @@ func runFormValues(r *http.Request) views.RunFormValues {
 	}
 }
 
-// defaultRunValues fills the form from the backend's defaults; ?dataset_id= preselects.
+// defaultRunValues fills the form from the backend's defaults; ?dataset_id= preselects
+// (newRun also reads ?dataset= and ?from=).
 func (a *app) defaultRunValues(r *http.Request) views.RunFormValues {
 	o := a.runs.Backend.Offer()
 	d := o.Defaults

@@ -121,9 +121,11 @@ func timeLabel(o gpu.Offer) string {
 
 func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 	pct, words, eta := progress(run, latestStep(run), now)
+	id := strconv.FormatInt(run.ID, 10)
 	return views.RunRow{
-		URL: fmt.Sprintf("/runs/%d", run.ID), Name: fmt.Sprintf("Run %d", run.ID), Model: modelName(o, run.Config.BaseModel),
-		Method: run.Config.Method, Dataset: run.DatasetName, Status: run.Status, Label: statusLabel(run.Status),
+		ID: id, DOMID: "run-row-" + id, URL: "/runs/" + id, Name: run.Name, Tags: run.Tags, Model: modelName(o, run.Config.BaseModel),
+		Method: run.Config.Method, Dataset: run.DatasetName, LearningRate: formatFloat(run.Config.LearningRate),
+		Epochs: strconv.Itoa(run.Config.Epochs), Status: run.Status, Label: statusLabel(run.Status),
 		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)),
 		Created: run.CreatedAt.Format("2 Jan 2006, 15:04"),
 	}
@@ -166,7 +168,7 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	if run.CancelRequested && !run.Final() {
 		l.Label, l.Cancelling = "Cancelling", true
 	}
-	l.Actions = views.RunActions{DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID)}
+	l.Actions = views.RunActions{DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID), SimilarURL: fmt.Sprintf("/runs/new?from=%d", run.ID)}
 	if !run.Final() && !run.CancelRequested {
 		l.Actions.CancelURL = fmt.Sprintf("/runs/%d/cancel", run.ID)
 	}
@@ -197,9 +199,11 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 func runDetail(run store.Run, live views.RunLive, o gpu.Offer) views.RunDetail {
 	c := run.Config
 	d := views.RunDetail{
-		ID: run.ID, Name: fmt.Sprintf("Run %d", run.ID), EventsURL: fmt.Sprintf("/runs/%d/events", run.ID), Live: live,
+		ID: run.ID, Name: run.Name, EventsURL: fmt.Sprintf("/runs/%d/events", run.ID), Live: live,
 		ExportCSV: fmt.Sprintf("/runs/%d/metrics.csv", run.ID), APIURL: fmt.Sprintf("/runs/%d/api", run.ID),
 	}
+	d.Labels = views.RunLabelsForm{Action: fmt.Sprintf("/runs/%d/edit", run.ID), Name: run.Name,
+		Tags: strings.Join(run.Tags, ", "), Notes: run.Notes, Shown: run.Tags}
 	if run.RetryOf != 0 {
 		d.RetryOf = fmt.Sprintf("/runs/%d", run.RetryOf)
 	}

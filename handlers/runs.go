@@ -11,41 +11,37 @@ import (
 	"tunelab/views"
 )
 
-func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
-	u, _ := userFrom(r.Context())
-	l, err := a.runList(r, u.ID)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	a.renderWith(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage(l), views.RunTable(l))
-}
-
-func (a *app) runList(r *http.Request, userID int64) (views.RunList, error) {
-	runs, err := a.store.Runs(r.Context(), userID)
-	if err != nil {
-		return views.RunList{}, err
-	}
-	ds, err := a.store.Datasets(r.Context(), userID)
-	if err != nil {
-		return views.RunList{}, err
-	}
-	l := views.RunList{HasDatasets: len(ds) > 0, RefreshURL: "/runs"}
-	now := a.now()
-	offer := a.runs.Backend.Offer()
-	for _, run := range runs {
-		l.Items = append(l.Items, runRow(run, offer, now))
-		l.Live = l.Live || !run.Final()
-	}
-	if err := a.runListMetric(r, &l, runs); err != nil {
-		return views.RunList{}, err
-	}
-	return l, nil
-}
-
+// newRun shows the run form: with the backend's defaults, or ?from={run id} with that
+// run's settings and datasets ("Start a similar run"), or ?dataset={id} with that dataset
+// chosen ("Fine-tune on this dataset", and a method that suits it).
 func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	values, ok := a.continueValues(w, r, u.ID, a.defaultRunValues(r))
+	values := a.defaultRunValues(r)
+	var fromName string
+	q := r.URL.Query()
+	if id, err := strconv.ParseInt(q.Get("from"), 10, 64); err == nil && id > 0 {
+		from, err := a.store.Run(r.Context(), u.ID, id)
+		switch {
+		case err == nil:
+			values, fromName = runConfigValues(from), from.Name
+		case !errors.Is(err, store.ErrNotFound):
+			a.serverError(w, r, err)
+			return
+		}
+	} else if id, err := strconv.ParseInt(q.Get("dataset"), 10, 64); err == nil && id > 0 {
+		d, err := a.store.Dataset(r.Context(), u.ID, id)
+		switch {
+		case err == nil:
+			values.DatasetID = strconv.FormatInt(d.ID, 10)
+			if !store.FormatForMethod(values.Method, d.Format) {
+				values.Method = a.methodFor(d.Format)
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			a.serverError(w, r, err)
+			return
+		}
+	}
+	values, ok := a.continueValues(w, r, u.ID, values)
 	if !ok {
 		return
 	}
@@ -54,7 +50,37 @@ func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	form.FromName = fromName
 	a.render(w, r, http.StatusOK, a.page(r, "New run", "runs"), views.NewRunPage(form))
+}
+
+// methodFor picks the first method the backend offers that trains on a dataset format.
+func (a *app) methodFor(format string) string {
+	for _, m := range a.runs.Backend.Offer().Methods {
+		if store.FormatForMethod(m, format) {
+			return m
+		}
+	}
+	return store.MethodLoRA
+}
+
+// runConfigValues fills the run form with a run's settings and datasets.
+func runConfigValues(run store.Run) views.RunFormValues {
+	c := run.Config
+	v := views.RunFormValues{
+		DatasetID: strconv.FormatInt(run.DatasetID, 10), BaseModel: c.BaseModel, Method: c.Method,
+		Epochs: strconv.Itoa(c.Epochs), LearningRate: formatFloat(c.LearningRate), BatchSize: strconv.Itoa(c.BatchSize),
+		LoRARank: strconv.Itoa(c.LoRARank), LoRAAlpha: formatFloat(c.LoRAAlpha), MaxSeqLen: strconv.Itoa(c.MaxSeqLen),
+		Seed: strconv.FormatInt(c.Seed, 10), GPUType: c.GPUType, ValidationSplit: formatFloat(c.ValidationSplit),
+		SnapshotEvery: strconv.Itoa(c.SnapshotEvery),
+	}
+	if run.EvalDatasetID != 0 {
+		v.EvalDatasetID = strconv.FormatInt(run.EvalDatasetID, 10)
+	}
+	if !c.UsesLoRA() {
+		v.LoRARank, v.LoRAAlpha = "16", "32" // unused by the method; a sensible start if it changes
+	}
+	return v
 }
 
 // createRun validates the form (ranges, what the backend offers, the datasets' formats)
@@ -167,6 +193,11 @@ func (a *app) showRun(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	a.renderRunPage(w, r, run, http.StatusOK, nil)
+}
+
+// renderRunPage renders a run's page; edit, when set, adjusts it (a refused labels form).
+func (a *app) renderRunPage(w http.ResponseWriter, r *http.Request, run store.Run, status int, edit func(*views.RunDetail)) {
 	live, err := a.runLive(r, run)
 	if err != nil {
 		a.serverError(w, r, err)
@@ -180,9 +211,12 @@ func (a *app) showRun(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Metrics = metrics
 	d.EventsURL = fmt.Sprintf("/runs/%d/events?after=%d", run.ID, metrics.AfterSeq)
+	if edit != nil {
+		edit(&d)
+	}
 	p := a.page(r, d.Name, "runs")
 	p.Charts = true
-	a.render(w, r, http.StatusOK, p, views.RunPage(d))
+	a.renderWith(w, r, status, p, views.RunPage(d), views.RunPage(d))
 }
 
 func (a *app) cancelRun(w http.ResponseWriter, r *http.Request) {

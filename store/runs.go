@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,9 @@ var (
 type Run struct {
 	ID              int64
 	UserID          int64
+	Name            string   // "byte-mlp-small · lora · 7f3a" unless the person renamed it
+	Tags            []string // each [a-z0-9-_.]{1,32}, at most MaxRunTags
+	Notes           string
 	DatasetID       int64
 	DatasetName     string
 	EvalDatasetID   int64 // 0 when the validation split comes from DatasetID
@@ -86,6 +90,8 @@ type NewRun struct {
 	// MaxQueued is how many queued runs the person may have; past it CreateRun answers a
 	// *QuotaError (TUNELAB_QUOTA_QUEUED_RUNS). 0: no limit.
 	MaxQueued int
+	Name      string   // "" gives the default name (model · method · short id)
+	Tags      []string // already validated (RunLabels.Validate)
 }
 
 // FormatForMethod says which dataset formats a method trains on.
@@ -149,9 +155,13 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 		if nr.RetryOf != 0 {
 			retryOf = sql.NullInt64{Int64: nr.RetryOf, Valid: true}
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO runs (user_id, dataset_id, eval_dataset_id, config, backend, status, retry_of, created_at)
-			VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`,
-			nr.UserID, nr.DatasetID, evalID, string(cfg), nr.Backend, retryOf, now).Scan(&id)
+		name := nr.Name
+		if name == "" {
+			name = DefaultRunName(nr.Config)
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO runs (user_id, dataset_id, eval_dataset_id, config, backend, status, retry_of, created_at, name, tags)
+			VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id`,
+			nr.UserID, nr.DatasetID, evalID, string(cfg), nr.Backend, retryOf, now, name, strings.Join(nr.Tags, " ")).Scan(&id)
 		if err != nil {
 			return err
 		}
@@ -185,7 +195,7 @@ func addRunEvent(ctx context.Context, tx *sql.Tx, runID int64, status, note stri
 	return err
 }
 
-const runColumns = `r.id, r.user_id, r.dataset_id, d.name, COALESCE(r.eval_dataset_id, 0), COALESCE(e.name, ''), r.config,
+const runColumns = `r.id, r.user_id, r.name, r.tags, r.notes, r.dataset_id, d.name, COALESCE(r.eval_dataset_id, 0), COALESCE(e.name, ''), r.config,
 	r.backend, r.job_id, r.status, r.reason, r.cancel_requested, r.step, r.total_steps, COALESCE(r.retry_of, 0),
 	r.created_at, r.first_heartbeat_at, r.last_heartbeat_at, r.finished_at, r.deleted_at IS NOT NULL,
 	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.ingest_token_hash IS NOT NULL`
@@ -194,10 +204,10 @@ const runFrom = ` FROM runs r JOIN datasets d ON d.id = r.dataset_id LEFT JOIN d
 
 func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	var r Run
-	var cfg string
+	var cfg, tags string
 	var created int64
 	var first, last, finished sql.NullInt64
-	if err := row.Scan(&r.ID, &r.UserID, &r.DatasetID, &r.DatasetName, &r.EvalDatasetID, &r.EvalDatasetName, &cfg,
+	if err := row.Scan(&r.ID, &r.UserID, &r.Name, &tags, &r.Notes, &r.DatasetID, &r.DatasetName, &r.EvalDatasetID, &r.EvalDatasetName, &cfg,
 		&r.Backend, &r.JobID, &r.Status, &r.Reason, &r.CancelRequested, &r.Step, &r.TotalSteps, &r.RetryOf,
 		&created, &first, &last, &finished, &r.Deleted, &r.GPUSeconds, &r.HasIngestToken); err != nil {
 		return Run{}, err
@@ -205,6 +215,7 @@ func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	if err := json.Unmarshal([]byte(cfg), &r.Config); err != nil {
 		return Run{}, fmt.Errorf("config of run %d: %w", r.ID, err)
 	}
+	r.Tags = strings.Fields(tags)
 	r.CreatedAt = fromMS(created)
 	for _, t := range []struct {
 		v   sql.NullInt64

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -43,15 +44,29 @@ func (ss *Sessions) Find(token string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// Commit stores (or replaces) a session, noting whose it is.
+// sessionTouchSlack is how far the idle expiry may move on before Commit rewrites an
+// otherwise unchanged session.
+const sessionTouchSlack = time.Minute
+
+// Commit stores (or replaces) a session, noting whose it is. With an idle timeout scs
+// commits on every request only to move the expiry on; an unchanged session whose stored
+// expiry is less than sessionTouchSlack behind is left as it is, so a page view costs a
+// read instead of a synchronous write. An idle session may then end up to that much
+// early, never late.
 func (ss *Sessions) Commit(token string, b []byte, expiry time.Time) error {
+	var old []byte
+	var oldExpiry int64
+	err := ss.s.r.QueryRow("SELECT data, expiry FROM sessions WHERE token_hash = ?", tokenHash(token)).Scan(&old, &oldExpiry)
+	if err == nil && bytes.Equal(old, b) && ms(expiry) >= oldExpiry && ms(expiry)-oldExpiry < sessionTouchSlack.Milliseconds() {
+		return nil
+	}
 	var userID sql.NullInt64
 	if _, values, err := (scs.GobCodec{}).Decode(b); err == nil {
 		if id, ok := values[SessionUserKey].(int64); ok {
 			userID = sql.NullInt64{Int64: id, Valid: true}
 		}
 	}
-	_, err := ss.s.w.Exec(`INSERT INTO sessions (token_hash, data, expiry, user_id) VALUES (?, ?, ?, ?)
+	_, err = ss.s.w.Exec(`INSERT INTO sessions (token_hash, data, expiry, user_id) VALUES (?, ?, ?, ?)
 		ON CONFLICT (token_hash) DO UPDATE SET data = excluded.data, expiry = excluded.expiry, user_id = excluded.user_id`,
 		tokenHash(token), b, ms(expiry), userID)
 	if err != nil {

@@ -29,6 +29,8 @@ type Store struct {
 
 	dummyHash string // verified against for unknown emails, so they cost what a wrong password costs
 
+	stmts sync.Map // query text -> *sql.Stmt on the reader pool, see cachedStmt
+
 	// Metric ingest (group commit), see metrics_ingest.go.
 	ingest       chan *ingestRequest
 	ingestDone   chan struct{}
@@ -140,6 +142,11 @@ func (s *Store) Close() error {
 		s.stopIngest()
 	}
 	var errR error
+	s.stmts.Range(func(k, st any) bool {
+		st.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
 	if s.r != nil {
 		errR = s.r.Close()
 	}

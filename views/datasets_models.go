@@ -2,9 +2,11 @@ package views
 
 // DatasetList is the datasets page: the person's datasets, the upload form and samples.
 type DatasetList struct {
-	Items   []DatasetRow
-	Samples []SampleOption
-	Upload  UploadForm
+	Items    []DatasetRow
+	Samples  []SampleOption
+	Upload   UploadForm
+	OlderURL string // "" on the last page
+	NewerURL string // "" on the first page
 }
 
 // DatasetRow is one dataset in the list.
@@ -49,6 +51,7 @@ type DatasetDetail struct {
 	ShareOver  string // e.g. "3.2 % of rows are longer than 512 tokens"
 	Preview    []string
 	DeleteURL  string // POST here to delete
+	NewRunURL  string // /runs/new?dataset={id}: "Fine-tune on this dataset"
 	BaseURL    string // /datasets/{id}, for the max_seq_len links
 }
 

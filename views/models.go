@@ -60,6 +60,16 @@ type Dashboard struct {
 	RunCount      int
 	DatasetCount  int
 	GPUSecondsStr string // formatted GPU time used this period, e.g. "0 s"
+	Period        string // the period it counts, "November 2026"
+	ByStatus      []StatusCount
+}
+
+// StatusCount is how many runs are in one status, linking to the list filtered by it.
+type StatusCount struct {
+	Status string
+	Label  string
+	Count  int
+	Href   string // /runs?status=...
 }
 
 // Account is the account section of the settings page.

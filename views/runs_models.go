@@ -1,35 +1,64 @@
 package views
 
-// RunList is the runs page.
+// RunList is the runs page: one page of the person's runs (newest first), the filters
+// that chose it, and links to the pages either side.
 type RunList struct {
 	Items       []RunRow
 	HasDatasets bool     // false: the empty state points to uploading a dataset first
-	Live        bool     // some run has not ended: the table refreshes itself (fragment RunTable)
-	RefreshURL  string   // the table's own URL with the same query (?metric=), polled while Live
+	Filtered    bool     // a filter or search is on: an empty page says so instead of "no runs yet"
+	Live        bool     // some run on this page has not ended
+	LiveURL     string   // polled every 2 s while Live: answers the changed rows only (RunLiveRows)
 	Metric      string   // the metric whose last, min and max the table shows; "" shows none
 	Metrics     []string // metric names to choose from ("Show metric")
+	Filter      RunListFilter
+	OlderURL    string // "" on the last page
+	NewerURL    string // "" on the first page
+	FirstURL    string // the newest page with the same filters, "" when this is it
+}
+
+// RunListFilter is the filter form above the list: current values and the choices.
+type RunListFilter struct {
+	Status   string
+	Dataset  string // dataset id
+	Method   string
+	Query    string // name prefix
+	Statuses []Option
+	Datasets []Option
+	Methods  []Option
 }
 
 // RunRow is one run in the list.
 type RunRow struct {
-	ID       string // the run's id: the value of its "compare" checkbox
-	URL      string // /runs/{id}
-	Name     string // "Run 12"
-	Model    string // base model name
-	Method   string // "lora", "qlora", "dpo", "full"
-	Dataset  string
-	Status   string // queued, starting, running, succeeded, failed, cancelled (badge colour)
-	Label    string // the status in words: "Running", "Failed"...
-	Percent  int    // 0..100, the progress bar
-	Progress string // "360 / 720 steps", or "" before the first heartbeat
-	ETA      string // "about 12 s left", "" when unknown or ended
-	GPUTime  string // "1 min 04 s"
-	Created  string // "23 Nov 2026, 14:02"
+	ID           string // the run's id: the value of its "compare" checkbox
+	DOMID        string // "run-row-12": the live rows replace it by this id
+	URL          string // /runs/{id}
+	Name         string // "tiny-chat · lora · 7f3a", or what the person named it
+	Tags         []string
+	Model        string // base model name
+	Method       string // "lora", "qlora", "dpo", "full"
+	Dataset      string
+	LearningRate string // "0.003"
+	Epochs       string // "3"
+	Status       string // queued, starting, running, succeeded, failed, cancelled (badge colour)
+	Label        string // the status in words: "Running", "Failed"...
+	Percent      int    // 0..100, the progress bar
+	Progress     string // "360 / 720 steps", or "" before the first heartbeat
+	ETA          string // "about 12 s left", "" when unknown or ended
+	GPUTime      string // "1 min 04 s"
+	Created      string // "23 Nov 2026, 14:02"
 
 	// The chosen metric (RunList.Metric), formatted; "—" when the run has none.
 	MetricLast string
 	MetricMin  string
 	MetricMax  string
+}
+
+// RunLiveRows is the answer to the run list's poll: the rows that changed, each swapped
+// in place by its id, and the poller itself with the runs still live (none: it stops).
+type RunLiveRows struct {
+	Metric  string
+	Rows    []RunRow
+	LiveURL string // "" when nothing on the page is live any more
 }
 
 // RunForm is the new-run form: what was chosen, the choices, and messages by field name
@@ -48,6 +77,7 @@ type RunForm struct {
 	Action    string            // "/runs"
 	Help      RunFormHelp       // the help that depends on the backend's hardware and models
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
+	FromName  string            // "Start a similar run": the name of the run the values came from
 }
 
 // RunFormHelp is the help text that differs by backend: what the built-in CPU models need
@@ -93,7 +123,8 @@ type Option struct {
 // RunDetail is one run's page.
 type RunDetail struct {
 	ID        int64
-	Name      string // "Run 12"
+	Name      string // "tiny-chat · lora · 7f3a"
+	Labels    RunLabelsForm
 	EventsURL string // /runs/{id}/events (SSE)
 	Live      RunLive
 	Config    []ConfigItem
@@ -136,9 +167,10 @@ type LogItem struct {
 
 // RunActions are the run page header's buttons; a "" URL hides its button.
 type RunActions struct {
-	CancelURL string // POST; while the run may still be cancelled
-	RetryURL  string // POST; once the run has ended
-	DeleteURL string // POST
+	SimilarURL string // GET /runs/new?from={id}: the form filled with this run's settings
+	CancelURL  string // POST; while the run may still be cancelled
+	RetryURL   string // POST; once the run has ended
+	DeleteURL  string // POST
 }
 
 // ConfigItem is one line of the configuration summary.
@@ -169,6 +201,17 @@ type SnapshotRow struct {
 	ContinueURL string // /runs/new?snapshot={sid}: a new run that starts from these weights
 }
 
+// RunLabelsForm shows a run's tags and notes and edits them with its name
+// (POST Action, fields name, tags, notes).
+type RunLabelsForm struct {
+	Action string // /runs/{id}/edit
+	Name   string
+	Tags   string // as typed: "baseline, lr-sweep"
+	Notes  string
+	Shown  []string          // the stored tags, as chips
+	Errors map[string]string // field -> message; the form opens when there are any
+}
+
 // Compare is the compare page: one metric of several runs on one chart.
 type Compare struct {
 	Metric  string
@@ -179,6 +222,22 @@ type Compare struct {
 	// least two runs are checked.
 	Data   any
 	Action string // "/compare"
+	// Configs is the configuration table of the chosen runs: a column per run, a row per
+	// setting, rows whose values differ marked.
+	Configs ConfigTable
+}
+
+// ConfigTable compares settings side by side.
+type ConfigTable struct {
+	Runs []string // column heads: run names
+	Rows []ConfigRow
+}
+
+// ConfigRow is one setting across the compared runs.
+type ConfigRow struct {
+	Label   string
+	Values  []string
+	Differs bool
 }
 
 // CompareRun is one run the compare form offers.
