@@ -198,10 +198,10 @@ func TestDashboardAndBillingGPUTimeComeFromTheLedger(t *testing.T) {
 		}
 		return m[1]
 	}
-	if got := figure("/"); got != "2m5s" {
-		t.Fatalf("dashboard GPU time %q, want 2m5s (run B is still running: not yet in the ledger)", got)
+	if got := figure("/"); got != "2 min 05 s" {
+		t.Fatalf("dashboard GPU time %q, want 2 min 05 s (run B is still running: not yet in the ledger)", got)
 	}
-	if got := figure("/billing"); got != "2m5s" {
+	if got := figure("/billing"); got != "2 min 05 s" {
 		t.Fatalf("billing GPU time %q", got)
 	}
 	dash := ts.do(c, "GET", "/", nil, nil)
@@ -213,10 +213,10 @@ func TestDashboardAndBillingGPUTimeComeFromTheLedger(t *testing.T) {
 	if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/delete", runA), url.Values{}, nil); r.status != http.StatusSeeOther {
 		t.Fatalf("delete: %d", r.status)
 	}
-	if got := figure("/"); got != "2m5s" {
+	if got := figure("/"); got != "2 min 05 s" {
 		t.Fatalf("dashboard GPU time after deleting the run: %q", got)
 	}
-	if got := figure("/billing"); got != "2m5s" {
+	if got := figure("/billing"); got != "2 min 05 s" {
 		t.Fatalf("billing GPU time after deleting the run: %q", got)
 	}
 	if strings.Contains(ts.do(c, "GET", "/", nil, nil).body, `data-testid="count-succeeded"`) {
