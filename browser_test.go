@@ -31,7 +31,10 @@ import (
 )
 
 // browserTestTimeout bounds one browser test, from the start of Chromium to the last check.
-const browserTestTimeout = 60 * time.Second
+// It is a bound against hangs, not a speed check: a test that trains a run waits for real
+// training, which on a shared 2-core machine running other packages' race tests takes
+// several times longer than on a quiet one.
+const browserTestTimeout = 4 * time.Minute
 
 // testLogWriter forwards the server's log lines to t.Log until close.
 type testLogWriter struct {
