@@ -39,7 +39,10 @@ func (s RunStatus) Final() bool {
 }
 
 // Valid says whether the status is one of RunStatuses.
-func (s RunStatus) Valid() bool { _, ok := runStatusLabels[s]; return ok }
+func (s RunStatus) Valid() bool {
+	_, ok := runStatusLabels[s]
+	return ok
+}
 
 // Label is the status in words: "Running". An unknown status is shown capitalised.
 func (s RunStatus) Label() string {
