@@ -16,6 +16,9 @@ const (
 	MethodDPO  Method = "dpo"
 )
 
+// methodQLoRA is refused with ErrQLoRA: it needs 4-bit kernels.
+const methodQLoRA Method = "qlora"
+
 // Methods lists the methods the CPU trainer offers, for backends to show.
 var Methods = []Method{MethodFull, MethodLoRA, MethodDPO}
 
@@ -76,7 +79,7 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch c.Method {
 	case MethodFull, MethodLoRA, MethodDPO:
-	case "qlora":
+	case methodQLoRA:
 		errs = append(errs, ErrQLoRA)
 	default:
 		bad("method: %q is unknown; use full, lora or dpo", c.Method)
