@@ -19,7 +19,7 @@ import (
 
 // manualRun makes a run the server's dispatcher leaves alone (another backend name) and
 // acts as its worker: the test holds the token and posts metrics like a GPU worker would.
-func manualRun(t *testing.T, st *store.Store, email string, method string) (int64, string) {
+func manualRun(t *testing.T, st *store.Store, email string, method store.Method) (int64, string) {
 	t.Helper()
 	ctx := context.Background()
 	users, _, err := st.ListUsers(ctx, 100)

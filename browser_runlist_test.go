@@ -34,9 +34,9 @@ func TestBrowserRunListAtScale(t *testing.T) {
 	ctx := context.Background()
 	var first int64
 	for i := range 59 {
-		method := "lora"
+		method := store.MethodLoRA
 		if i%4 == 0 {
-			method = "full"
+			method = store.MethodFull
 		}
 		id, _ := manualRun(t, st, email, method)
 		if first == 0 {

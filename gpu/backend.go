@@ -6,6 +6,8 @@ package gpu
 import (
 	"context"
 	"errors"
+
+	"tunelab/store"
 )
 
 // Backend is a place that can run `tunelab worker` jobs. Every backend runs the same
@@ -50,7 +52,7 @@ type JobStatus struct {
 // Offer is what a backend can run; the run form is built from it.
 type Offer struct {
 	Models   []Model
-	Methods  []string // of lora, qlora, dpo, full
+	Methods  []store.Method
 	GPUTypes []GPUType
 	Slots    int // jobs at once
 	// Defaults fill the run form; they suit this backend's hardware.

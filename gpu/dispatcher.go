@@ -156,7 +156,7 @@ func (d *Dispatcher) claim(ctx context.Context, live int) error {
 }
 
 // finish ends a run unless it ended meanwhile (the worker's own finish stands).
-func (d *Dispatcher) finish(ctx context.Context, runID int64, status, reason string, end time.Time) error {
+func (d *Dispatcher) finish(ctx context.Context, runID int64, status store.RunStatus, reason string, end time.Time) error {
 	_, err := d.c.Store.FinishRun(ctx, runID, status, reason, end)
 	if errors.Is(err, store.ErrRunFinished) {
 		return nil

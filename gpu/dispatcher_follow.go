@@ -115,7 +115,7 @@ func (d *Dispatcher) jobGone(ctx context.Context, r store.Run, st JobStatus, sto
 
 // stop cancels the run's job and ends the run. A failed cancel is logged only: the run's
 // token dies with it, so the worker cannot report anything more and gives up.
-func (d *Dispatcher) stop(ctx context.Context, r store.Run, status, reason string, end time.Time) error {
+func (d *Dispatcher) stop(ctx context.Context, r store.Run, status store.RunStatus, reason string, end time.Time) error {
 	if err := d.c.Backend.Cancel(ctx, r.JobID); err != nil {
 		d.log.Warn("could not stop the job", "run", r.ID, "job", r.JobID, "err", err)
 	} else {

@@ -114,7 +114,7 @@ func (f *fixture) heartbeat(id int64) {
 	}
 }
 
-func (f *fixture) wantStatus(id int64, status, reason string) store.Run {
+func (f *fixture) wantStatus(id int64, status store.RunStatus, reason string) store.Run {
 	f.t.Helper()
 	r := f.run(id)
 	if r.Status != status || r.Reason != reason {

@@ -6,19 +6,22 @@ import (
 	"tunelab/store"
 )
 
+// EventKind says what an Event is news of.
+type EventKind string
+
 // Event kinds a hub carries.
 const (
-	EventStatus   = "status"
-	EventMetrics  = "metrics"
-	EventLogs     = "logs"
-	EventSnapshot = "snapshot"
+	EventStatus   EventKind = "status"
+	EventMetrics  EventKind = "metrics"
+	EventLogs     EventKind = "logs"
+	EventSnapshot EventKind = "snapshot"
 )
 
 // Event is news about one run for its live viewers. Metrics and Logs are shared by every
 // subscriber and must be treated as read-only.
 type Event struct {
 	RunID   int64
-	Kind    string // EventStatus, EventMetrics, EventLogs or EventSnapshot
+	Kind    EventKind
 	Metrics []store.MetricPoint
 	Logs    []store.LogLine
 	// Frame is the metrics as one ready SSE frame, encoded once for every viewer.

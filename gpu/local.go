@@ -84,7 +84,7 @@ func (l *Local) Offer() Offer {
 	d := trainer.DefaultConfig()
 	return Offer{
 		Models:  models,
-		Methods: []string{store.MethodLoRA, store.MethodDPO, store.MethodFull},
+		Methods: []store.Method{store.MethodLoRA, store.MethodDPO, store.MethodFull},
 		GPUTypes: []GPUType{{
 			ID:    "cpu",
 			Name:  "This machine's CPU",

@@ -219,7 +219,7 @@ func TestLocalOffer(t *testing.T) {
 	if l.Name() != "local" || o.Slots != 3 || len(o.Models) == 0 {
 		t.Fatalf("offer %+v", o)
 	}
-	if strings.Join(o.Methods, ",") != "lora,dpo,full" {
+	if orList(o.Methods) != "lora, dpo or full" {
 		t.Fatalf("methods %v", o.Methods)
 	}
 	if len(o.GPUTypes) != 1 || o.GPUTypes[0].ID != "cpu" || !strings.Contains(o.GPUTypes[0].About, "no GPU") {

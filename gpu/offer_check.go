@@ -37,12 +37,19 @@ func (o Offer) modelList() string {
 }
 
 // orList joins choices as "a, b or c".
-func orList(items []string) string {
+func orList[S ~string](items []S) string {
 	switch len(items) {
 	case 0:
 		return "nothing (the backend offers none)"
 	case 1:
-		return items[0]
+		return string(items[0])
 	}
-	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+	var b strings.Builder
+	for i, it := range items[:len(items)-1] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(it))
+	}
+	return b.String() + " or " + string(items[len(items)-1])
 }

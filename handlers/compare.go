@@ -145,7 +145,7 @@ func configTable(runs []store.Run, o gpu.Offer) views.ConfigTable {
 			return formatFloat(r.Config.ValidationSplit) + " % held out"
 		}},
 		{"Base model", func(r store.Run) string { return modelName(o, r.Config.BaseModel) }},
-		{"Method", func(r store.Run) string { return methodLabel(r.Config.Method) }},
+		{"Method", func(r store.Run) string { return r.Config.Method.Label() }},
 		{"Epochs", func(r store.Run) string { return strconv.Itoa(r.Config.Epochs) }},
 		{"Learning rate", func(r store.Run) string { return formatFloat(r.Config.LearningRate) }},
 		{"Batch size", func(r store.Run) string { return strconv.Itoa(r.Config.BatchSize) }},

@@ -20,6 +20,21 @@ var seqLenChoices = []int{256, 512, 1024, 2048, 4096}
 
 const defaultSeqLen = 512
 
+// formatTones give each dataset format its own badge tone, the same on every screen.
+var formatTones = map[store.DatasetFormat]string{
+	store.FormatChat:       "accent",
+	store.FormatCompletion: "success",
+	store.FormatPreference: "warn",
+}
+
+// formatTone is a dataset format's badge tone (components.BadgeProps.Tone).
+func formatTone(f store.DatasetFormat) string {
+	if t, ok := formatTones[f]; ok {
+		return t
+	}
+	return "success"
+}
+
 // datasetsPerPage is how many datasets one page of the list shows.
 const datasetsPerPage = 50
 
@@ -59,12 +74,12 @@ func (a *app) renderDatasets(w http.ResponseWriter, r *http.Request, status int,
 	}
 	for _, d := range ds {
 		l.Items = append(l.Items, views.DatasetRow{
-			URL: fmt.Sprintf("/datasets/%d", d.ID), Name: d.Name, Format: d.Format, Rows: formatCount(int64(d.Rows)),
-			Tokens: formatTokens(d.Tokens), Size: formatBytes(d.SizeBytes), Created: d.CreatedAt.Format("2 Jan 2006"),
+			URL: fmt.Sprintf("/datasets/%d", d.ID), Name: d.Name, Format: string(d.Format), FormatTone: formatTone(d.Format),
+			Rows: formatCount(int64(d.Rows)), Tokens: formatTokens(d.Tokens), Size: formatBytes(d.SizeBytes), Created: d.CreatedAt.Format("2 Jan 2006"),
 		})
 	}
 	for _, s := range store.Samples {
-		l.Samples = append(l.Samples, views.SampleOption{Format: s.Format, Name: s.Name, About: s.About})
+		l.Samples = append(l.Samples, views.SampleOption{Format: string(s.Format), FormatTone: formatTone(s.Format), Name: s.Name, About: s.About})
 	}
 	a.renderWith(w, r, status, a.page(r, "Datasets", "datasets"), views.DatasetsPage(l), views.DatasetUploadForm(form))
 }
@@ -157,7 +172,7 @@ func datasetQuotaMessage(q *store.QuotaError) string {
 // useSample copies a shipped sample dataset into the person's datasets.
 func (a *app) useSample(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	format := r.PostFormValue("format")
+	format := store.DatasetFormat(r.PostFormValue("format"))
 	i := slices.IndexFunc(store.Samples, func(s store.Sample) bool { return s.Format == format })
 	if i < 0 {
 		a.badRequest(w, r, "There is no sample dataset in that format. Pick one of the samples on the Datasets page.")
@@ -230,7 +245,7 @@ func (a *app) showDataset(w http.ResponseWriter, r *http.Request) {
 	}
 	base := fmt.Sprintf("/datasets/%d", d.ID)
 	v := views.DatasetDetail{
-		Name: d.Name, Format: d.Format, Rows: formatCount(int64(d.Rows)), Tokens: formatTokens(d.Tokens),
+		Name: d.Name, Format: string(d.Format), FormatTone: formatTone(d.Format), Rows: formatCount(int64(d.Rows)), Tokens: formatTokens(d.Tokens),
 		Size: formatBytes(d.SizeBytes), Created: d.CreatedAt.Format("2 Jan 2006, 15:04 UTC"),
 		TokensNote: "Estimated as one token per 4 bytes of text, plus 4 per chat message for role markers.",
 		Histogram:  histogramBars(d, seqLen), MaxSeqLen: seqLen, SeqLens: seqLenChoices,

@@ -42,7 +42,7 @@ type Store interface {
 	RunTokenHash(ctx context.Context, id int64) ([]byte, error)
 	RunIDForToken(ctx context.Context, tokenHash []byte) (int64, error)
 	Heartbeat(ctx context.Context, id int64, step, totalSteps int) (bool, error)
-	FinishRun(ctx context.Context, id int64, status, reason string, end time.Time) (store.Run, error)
+	FinishRun(ctx context.Context, id int64, status store.RunStatus, reason string, end time.Time) (store.Run, error)
 	AppendMetrics(ctx context.Context, runID int64, pts []store.MetricPoint) ([]store.MetricPoint, error)
 	MetricsAfter(ctx context.Context, runID, afterSeq int64, limit int) ([]store.MetricPoint, error)
 	RunMetricSeq(ctx context.Context, runID int64) (int64, error)

@@ -33,10 +33,11 @@ func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := views.Dashboard{Email: u.Email, DatasetCount: datasets, GPUSecondsStr: formatGPUSeconds(used), Period: now.UTC().Format("January 2006")}
-	for _, s := range runStatuses {
+	for _, s := range store.RunStatuses {
 		d.RunCount += counts[s]
 		if counts[s] > 0 {
-			d.ByStatus = append(d.ByStatus, views.StatusCount{Status: s, Label: statusLabel(s), Count: counts[s], Href: "/runs?status=" + s})
+			d.ByStatus = append(d.ByStatus, views.StatusCount{Status: string(s), Label: s.Label(), Tone: statusTone(s), Count: counts[s],
+				Href: "/runs?status=" + string(s)})
 		}
 	}
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))

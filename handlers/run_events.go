@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -116,7 +117,7 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 				return // too slow: the browser reconnects with Last-Event-ID
 			}
 			switch e.Kind {
-			case "metrics":
+			case gpu.EventMetrics:
 				if len(e.Metrics) > 0 && e.Metrics[0].Seq > lastSent && e.Frame != nil {
 					// The common case: everything is new; send the shared frame as is.
 					bw.Write(e.Frame)

@@ -29,7 +29,7 @@ func (a *app) defaultRunValues(r *http.Request) views.RunFormValues {
 	o := a.runs.Backend.Offer()
 	d := o.Defaults
 	v := views.RunFormValues{
-		DatasetID: r.URL.Query().Get("dataset_id"), Method: store.MethodLoRA,
+		DatasetID: r.URL.Query().Get("dataset_id"), Method: string(store.MethodLoRA),
 		Epochs: strconv.Itoa(d.Epochs), LearningRate: formatFloat(d.LearningRate), BatchSize: strconv.Itoa(d.BatchSize),
 		LoRARank: strconv.Itoa(d.LoRARank), LoRAAlpha: formatFloat(d.LoRAAlpha), MaxSeqLen: strconv.Itoa(d.MaxSeqLen),
 		Seed: strconv.FormatInt(d.Seed, 10), ValidationSplit: formatFloat(d.ValidationSplit), SnapshotEvery: strconv.Itoa(d.SnapshotEvery),
@@ -40,8 +40,8 @@ func (a *app) defaultRunValues(r *http.Request) views.RunFormValues {
 	if len(o.GPUTypes) > 0 {
 		v.GPUType = o.GPUTypes[0].ID
 	}
-	if len(o.Methods) > 0 && !slices.Contains(o.Methods, v.Method) {
-		v.Method = o.Methods[0]
+	if len(o.Methods) > 0 && !slices.Contains(o.Methods, store.Method(v.Method)) {
+		v.Method = string(o.Methods[0])
 	}
 	return v
 }
@@ -66,7 +66,7 @@ func (a *app) parseRun(userID int64, v views.RunFormValues) (store.NewRun, map[s
 		return n
 	}
 	cfg := store.RunConfig{
-		BaseModel: v.BaseModel, Method: v.Method, GPUType: v.GPUType,
+		BaseModel: v.BaseModel, Method: store.Method(v.Method), GPUType: v.GPUType,
 		Epochs: int(intField("epochs", v.Epochs)), LearningRate: floatField("learning_rate", v.LearningRate),
 		BatchSize: int(intField("batch_size", v.BatchSize)), MaxSeqLen: int(intField("max_seq_len", v.MaxSeqLen)),
 		Seed: intField("seed", v.Seed), ValidationSplit: floatField("validation_split", v.ValidationSplit),
@@ -126,8 +126,8 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 	}
 	if v.DatasetID == "" && len(ds) > 0 {
 		f.Values.DatasetID = strconv.FormatInt(ds[0].ID, 10)
-		if ds[0].Format == "preference" && slices.Contains(o.Methods, store.MethodDPO) {
-			f.Values.Method = store.MethodDPO
+		if ds[0].Format == store.FormatPreference && slices.Contains(o.Methods, store.MethodDPO) {
+			f.Values.Method = string(store.MethodDPO)
 		}
 	}
 	for _, d := range ds {
@@ -138,7 +138,7 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 		f.Models = append(f.Models, views.Option{Value: m.ID, Label: m.Name, Note: m.About})
 	}
 	for _, m := range o.Methods {
-		f.Methods = append(f.Methods, views.Option{Value: m, Label: methodLabel(m), Note: methodAbout(m)})
+		f.Methods = append(f.Methods, views.Option{Value: string(m), Label: m.Label(), Note: methodAbout(m)})
 	}
 	for _, g := range o.GPUTypes {
 		f.GPUTypes = append(f.GPUTypes, views.Option{Value: g.ID, Label: g.Name, Note: g.About})
@@ -190,21 +190,8 @@ func runFormHelp(o gpu.Offer) views.RunFormHelp {
 	return h
 }
 
-func methodLabel(m string) string {
-	switch m {
-	case store.MethodLoRA:
-		return "LoRA"
-	case store.MethodQLoRA:
-		return "QLoRA"
-	case store.MethodDPO:
-		return "DPO"
-	case store.MethodFull:
-		return "Full fine-tune"
-	}
-	return m
-}
-
-func methodAbout(m string) string {
+// methodAbout is the one line under a method's choice in the run form.
+func methodAbout(m store.Method) string {
 	switch m {
 	case store.MethodLoRA:
 		return "Trains small low-rank adapters on a frozen model: fast, and snapshots are small."

@@ -15,13 +15,35 @@ import (
 // logTailLines is how many log lines the run page shows.
 const logTailLines = 50
 
-func statusEvent(runID int64) gpu.Event { return gpu.Event{RunID: runID, Kind: "status"} }
+func statusEvent(runID int64) gpu.Event { return gpu.Event{RunID: runID, Kind: gpu.EventStatus} }
 
-func statusLabel(s string) string {
-	if s == "" {
-		return ""
+// statusTones are the badge tones of the run statuses: queued and starting neutral,
+// running accent, succeeded green, failed red; cancelled is neutral, and its
+// run-status-cancelled class makes it a quieter grey.
+var statusTones = map[store.RunStatus]string{
+	store.RunQueued:    "neutral",
+	store.RunStarting:  "neutral",
+	store.RunRunning:   "accent",
+	store.RunSucceeded: "success",
+	store.RunFailed:    "danger",
+	store.RunCancelled: "neutral",
+}
+
+// statusTone is a run status's badge tone (components.BadgeProps.Tone).
+func statusTone(s store.RunStatus) string {
+	if t, ok := statusTones[s]; ok {
+		return t
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	return "neutral"
+}
+
+// liveSentences say in words what a run in each status is doing; an ended run that did
+// not succeed has a callout instead.
+var liveSentences = map[store.RunStatus]string{
+	store.RunQueued:    "Waiting in the queue for a GPU.",
+	store.RunStarting:  "Starting: preparing the GPU and loading the model.",
+	store.RunRunning:   "Training. The charts below follow every step.",
+	store.RunSucceeded: "Finished. The final snapshot is ready to download.",
 }
 
 func modelName(o gpu.Offer, id string) string {
@@ -124,8 +146,8 @@ func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 	id := strconv.FormatInt(run.ID, 10)
 	return views.RunRow{
 		ID: id, DOMID: "run-row-" + id, URL: "/runs/" + id, Name: run.Name, Tags: run.Tags, Model: modelName(o, run.Config.BaseModel),
-		Method: run.Config.Method, Dataset: run.DatasetName, LearningRate: formatFloat(run.Config.LearningRate),
-		Epochs: strconv.Itoa(run.Config.Epochs), Status: run.Status, Label: statusLabel(run.Status),
+		Method: run.Config.Method.ShortLabel(), Dataset: run.DatasetName, LearningRate: formatFloat(run.Config.LearningRate),
+		Epochs: strconv.Itoa(run.Config.Epochs), Status: string(run.Status), Label: run.Status.Label(), Tone: statusTone(run.Status),
 		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)),
 		Created: run.CreatedAt.Format("2 Jan 2006, 15:04"),
 	}
@@ -160,13 +182,16 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	now := a.now()
 	offer := a.runs.Backend.Offer()
 	pct, words, eta := progress(run, latestStep(run, seen...), now)
-	l := views.RunLive{Status: run.Status, Label: statusLabel(run.Status), Reason: run.Reason, Percent: pct,
-		Progress: words, ETA: eta, TimeLabel: timeLabel(offer), GPUTime: formatDuration(run.GPUTime(now)), Final: run.Final()}
+	l := views.RunLive{Status: string(run.Status), Label: run.Status.Label(), Tone: statusTone(run.Status),
+		Sentence: liveSentences[run.Status], Failed: run.Status == store.RunFailed, Cancelled: run.Status == store.RunCancelled,
+		Reason: run.Reason, Percent: pct, Progress: words, ETA: eta, TimeLabel: timeLabel(offer),
+		GPUTime: formatDuration(run.GPUTime(now)), Final: run.Final()}
 	if run.Status == store.RunFailed {
 		l.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
 	if run.CancelRequested && !run.Final() {
 		l.Label, l.Cancelling = "Cancelling", true
+		l.Sentence = "Cancelling: waiting for the worker to stop training and confirm."
 	}
 	l.Actions = views.RunActions{DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID), SimilarURL: fmt.Sprintf("/runs/new?from=%d", run.ID)}
 	if !run.Final() && !run.CancelRequested {
@@ -176,12 +201,12 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 		l.Actions.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
 	for _, e := range events {
-		label := statusLabel(e.Status)
+		label := e.Status.Label()
 		note := e.Note
 		if e.Note == "cancel requested" {
 			label, note = "Cancel requested", ""
 		}
-		l.Timeline = append(l.Timeline, views.TimelineItem{Status: e.Status, Label: label, Note: note,
+		l.Timeline = append(l.Timeline, views.TimelineItem{Status: string(e.Status), Label: label, Note: note,
 			At: e.At.Format("15:04:05"), When: e.At.Format(time.RFC3339)})
 	}
 	for _, line := range logs {
@@ -219,7 +244,7 @@ func runDetail(run store.Run, live views.RunLive, o gpu.Offer) views.RunDetail {
 		{Label: "Dataset", Value: run.DatasetName},
 		{Label: "Validation", Value: validation},
 		{Label: "Base model", Value: modelName(o, c.BaseModel)},
-		{Label: "Method", Value: methodLabel(c.Method)},
+		{Label: "Method", Value: c.Method.Label()},
 		{Label: "Epochs", Value: fmt.Sprint(c.Epochs)},
 		{Label: "Learning rate", Value: formatFloat(c.LearningRate)},
 		{Label: "Batch size", Value: fmt.Sprint(c.BatchSize)},

@@ -33,8 +33,8 @@ func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err == nil:
 			values.DatasetID = strconv.FormatInt(d.ID, 10)
-			if !store.FormatForMethod(values.Method, d.Format) {
-				values.Method = a.methodFor(d.Format)
+			if !store.Method(values.Method).Accepts(d.Format) {
+				values.Method = string(a.methodFor(d.Format))
 			}
 		case !errors.Is(err, store.ErrNotFound):
 			a.serverError(w, r, err)
@@ -55,9 +55,9 @@ func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 }
 
 // methodFor picks the first method the backend offers that trains on a dataset format.
-func (a *app) methodFor(format string) string {
+func (a *app) methodFor(format store.DatasetFormat) store.Method {
 	for _, m := range a.runs.Backend.Offer().Methods {
-		if store.FormatForMethod(m, format) {
+		if m.Accepts(format) {
 			return m
 		}
 	}
@@ -68,7 +68,7 @@ func (a *app) methodFor(format string) string {
 func runConfigValues(run store.Run) views.RunFormValues {
 	c := run.Config
 	v := views.RunFormValues{
-		DatasetID: strconv.FormatInt(run.DatasetID, 10), BaseModel: c.BaseModel, Method: c.Method,
+		DatasetID: strconv.FormatInt(run.DatasetID, 10), BaseModel: c.BaseModel, Method: string(c.Method),
 		Epochs: strconv.Itoa(c.Epochs), LearningRate: formatFloat(c.LearningRate), BatchSize: strconv.Itoa(c.BatchSize),
 		LoRARank: strconv.Itoa(c.LoRARank), LoRAAlpha: formatFloat(c.LoRAAlpha), MaxSeqLen: strconv.Itoa(c.MaxSeqLen),
 		Seed: strconv.FormatInt(c.Seed, 10), GPUType: c.GPUType, ValidationSplit: formatFloat(c.ValidationSplit),
@@ -154,7 +154,7 @@ func (a *app) formatErrors(r *http.Request, nr store.NewRun) map[string]string {
 		if id == 0 {
 			continue
 		}
-		if d, err := a.store.Dataset(r.Context(), nr.UserID, id); err == nil && !store.FormatForMethod(nr.Config.Method, d.Format) {
+		if d, err := a.store.Dataset(r.Context(), nr.UserID, id); err == nil && !nr.Config.Method.Accepts(d.Format) {
 			errs[field] = fmt.Sprintf("%q is a %s dataset; %s needs %s.", d.Name, d.Format, nr.Config.Method, need)
 		}
 	}

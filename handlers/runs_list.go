@@ -26,7 +26,7 @@ type runListStore interface {
 	RunsMetric(ctx context.Context, runIDs []int64, name string) (map[int64]store.RunMetricSummary, error)
 	MetricNamesOf(ctx context.Context, runIDs []int64) ([]string, error)
 	SetRunLabels(ctx context.Context, userID, id int64, l store.RunLabels) error
-	RunCounts(ctx context.Context, userID int64) (map[string]int, error)
+	RunCounts(ctx context.Context, userID int64) (map[store.RunStatus]int, error)
 	GPUSecondsInPeriod(ctx context.Context, userID int64, t time.Time) (int64, error)
 	DatasetChoices(ctx context.Context, userID int64, limit int) ([]store.DatasetChoice, error)
 	DatasetCount(ctx context.Context, userID int64) (int, error)
@@ -39,25 +39,23 @@ const runsPerPage = 50
 // maxLiveRows bounds the runs one poll of the run list asks about (a page's worth).
 const maxLiveRows = runsPerPage
 
-var runStatuses = []string{store.RunQueued, store.RunStarting, store.RunRunning, store.RunSucceeded, store.RunFailed, store.RunCancelled}
-
 // runListQuery reads the list's GET parameters (status, dataset, method, q, metric,
 // before, after); unknown values are ignored rather than refused, as a stale bookmark
 // should still show a list. keep is the query that the page's links carry on.
 func runListQuery(r *http.Request) (f store.RunFilter, metric string, keep url.Values) {
 	q := r.URL.Query()
 	keep = url.Values{}
-	if s := q.Get("status"); containsString(runStatuses, s) {
+	if s := store.RunStatus(q.Get("status")); s.Valid() {
 		f.Status = s
-		keep.Set("status", s)
+		keep.Set("status", string(s))
 	}
 	if id, err := strconv.ParseInt(q.Get("dataset"), 10, 64); err == nil && id > 0 {
 		f.DatasetID = id
 		keep.Set("dataset", strconv.FormatInt(id, 10))
 	}
-	if m := q.Get("method"); containsString([]string{store.MethodLoRA, store.MethodQLoRA, store.MethodDPO, store.MethodFull}, m) {
+	if m := store.Method(q.Get("method")); m.Valid() {
 		f.Method = m
-		keep.Set("method", m)
+		keep.Set("method", string(m))
 	}
 	if name := strings.TrimSpace(q.Get("q")); name != "" && utf8.ValidString(name) {
 		if utf8.RuneCountInString(name) > store.MaxRunNameLen {
@@ -77,15 +75,6 @@ func runListQuery(r *http.Request) (f store.RunFilter, metric string, keep url.V
 	}
 	f.Limit = runsPerPage
 	return f, metric, keep
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // withParam is "/path?keep&key=value".
@@ -115,7 +104,7 @@ func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := views.RunList{Metric: metric, Filtered: f.Status != "" || f.DatasetID != 0 || f.Method != "" || f.Name != ""}
-	l.Filter = views.RunListFilter{Status: f.Status, Method: f.Method, Query: f.Name}
+	l.Filter = views.RunListFilter{Status: string(f.Status), Method: string(f.Method), Query: f.Name}
 	if f.DatasetID != 0 {
 		l.Filter.Dataset = strconv.FormatInt(f.DatasetID, 10)
 	}
@@ -168,11 +157,11 @@ func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
 	for _, d := range choices {
 		l.Filter.Datasets = append(l.Filter.Datasets, views.Option{Value: strconv.FormatInt(d.ID, 10), Label: d.Name})
 	}
-	for _, s := range runStatuses {
-		l.Filter.Statuses = append(l.Filter.Statuses, views.Option{Value: s, Label: statusLabel(s)})
+	for _, s := range store.RunStatuses {
+		l.Filter.Statuses = append(l.Filter.Statuses, views.Option{Value: string(s), Label: s.Label()})
 	}
 	for _, m := range a.runs.Backend.Offer().Methods {
-		l.Filter.Methods = append(l.Filter.Methods, views.Option{Value: m, Label: methodLabel(m)})
+		l.Filter.Methods = append(l.Filter.Methods, views.Option{Value: string(m), Label: m.Label()})
 	}
 	a.renderWith(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage(l), views.RunTable(l))
 }

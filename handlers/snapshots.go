@@ -80,7 +80,7 @@ func (a *app) addLineage(ctx context.Context, run store.Run, l *views.RunLive) e
 	}
 	for _, c := range lin.Continued {
 		l.Continued = append(l.Continued, views.ContinuedRunRow{Name: fmt.Sprintf("Run %d", c.ID), URL: fmt.Sprintf("/runs/%d", c.ID),
-			Step: formatCount(int64(c.Step)), Status: c.Status, Label: statusLabel(c.Status)})
+			Step: formatCount(int64(c.Step)), Status: string(c.Status), Label: c.Status.Label(), Tone: statusTone(c.Status)})
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func (a *app) continueValues(w http.ResponseWriter, r *http.Request, userID int6
 	if from.EvalDatasetID != 0 {
 		v.EvalDatasetID = strconv.FormatInt(from.EvalDatasetID, 10)
 	}
-	v.BaseModel, v.Method, v.GPUType = c.BaseModel, c.Method, c.GPUType
+	v.BaseModel, v.Method, v.GPUType = c.BaseModel, string(c.Method), c.GPUType
 	v.Epochs, v.LearningRate, v.BatchSize = strconv.Itoa(c.Epochs), formatFloat(c.LearningRate), strconv.Itoa(c.BatchSize)
 	if c.UsesLoRA() {
 		v.LoRARank, v.LoRAAlpha = strconv.Itoa(c.LoRARank), formatFloat(c.LoRAAlpha)
@@ -170,7 +170,7 @@ func (a *app) initSnapshotErrors(err error) (map[string]string, bool) {
 	case "base_model":
 		errs["base_model"] = fmt.Sprintf("A continued run keeps its snapshot's base model: choose %s.", modelName(o, ie.Want))
 	case "method":
-		errs["method"] = fmt.Sprintf("A continued run keeps its snapshot's method: choose %s.", methodLabel(ie.Want))
+		errs["method"] = fmt.Sprintf("A continued run keeps its snapshot's method: choose %s.", store.Method(ie.Want).Label())
 	case "lora_rank":
 		errs["lora_rank"] = fmt.Sprintf("The snapshot's adapters have rank %s; a continued run keeps it.", ie.Want)
 	}

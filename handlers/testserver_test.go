@@ -43,7 +43,7 @@ func (fakeBackend) Name() string { return "local" }
 func (fakeBackend) Offer() gpu.Offer {
 	return gpu.Offer{
 		Models:   []gpu.Model{{ID: "tunelab/byte-mlp-small", Name: "Byte MLP small"}, {ID: "tunelab/byte-mlp-base", Name: "Byte MLP base"}},
-		Methods:  []string{"lora", "dpo", "full"},
+		Methods:  []store.Method{store.MethodLoRA, store.MethodDPO, store.MethodFull},
 		GPUTypes: []gpu.GPUType{{ID: "cpu", Name: "This machine's CPU"}},
 		Slots:    1,
 		Defaults: gpu.Defaults{Epochs: 2, LearningRate: 3e-3, BatchSize: 16, LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 42, ValidationSplit: 10},

@@ -179,7 +179,7 @@ func (a *app) workerJob(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
-	spec := jobSpec{RunID: run.ID, Config: run.Config, Dataset: jobDataset{d.Format, d.Rows, base},
+	spec := jobSpec{RunID: run.ID, Config: run.Config, Dataset: jobDataset{string(d.Format), d.Rows, base},
 		HeartbeatInterval: int(a.runs.HeartbeatInterval.Seconds()), MaxSnapshotBytes: a.runs.MaxSnapshotBytes}
 	if run.EvalDatasetID != 0 {
 		e, err := a.store.DatasetByID(r.Context(), run.EvalDatasetID)
@@ -187,7 +187,7 @@ func (a *app) workerJob(w http.ResponseWriter, r *http.Request) {
 			a.workerServerError(w, r, err)
 			return
 		}
-		spec.EvalDataset = &jobDataset{e.Format, e.Rows, base + "?which=eval"}
+		spec.EvalDataset = &jobDataset{string(e.Format), e.Rows, base + "?which=eval"}
 	}
 	if spec.InitSnapshot, err = a.initSnapshotSpec(r.Context(), run); err != nil {
 		a.workerServerError(w, r, err)
@@ -266,7 +266,7 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
-	a.publish(gpu.Event{RunID: id, Kind: "status"})
+	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
 	if in.Wait && !cancel {
 		cancel = a.awaitCancel(r, id, events)
 	}
@@ -400,7 +400,7 @@ func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64)
 		return
 	}
 	if len(added) > 0 {
-		a.publish(gpu.Event{RunID: runID, Kind: "metrics", Metrics: added, Frame: metricsFrame(added)})
+		a.publish(gpu.Event{RunID: runID, Kind: gpu.EventMetrics, Metrics: added, Frame: metricsFrame(added)})
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added), "duplicates": len(pts) - len(added)})
 }
@@ -422,7 +422,7 @@ func (a *app) workerLogs(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
-	a.publish(gpu.Event{RunID: id, Kind: "logs", Logs: added})
+	a.publish(gpu.Event{RunID: id, Kind: gpu.EventLogs, Logs: added})
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added)})
 }
 
@@ -474,7 +474,7 @@ func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
-	a.publish(gpu.Event{RunID: id, Kind: "snapshot"})
+	a.publish(gpu.Event{RunID: id, Kind: gpu.EventSnapshot})
 	writeJSON(w, http.StatusCreated, snapshotJSON(sn))
 }
 
@@ -490,7 +490,8 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 	if !decodeStrict(w, r, &in) {
 		return
 	}
-	if in.Status != store.RunSucceeded && in.Status != store.RunFailed && in.Status != store.RunCancelled {
+	status := store.RunStatus(in.Status)
+	if !status.Final() {
 		apiError(w, http.StatusBadRequest, "invalid_field", `status must be "succeeded", "failed" or "cancelled".`)
 		return
 	}
@@ -499,7 +500,7 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := workerRun(r)
-	_, err := a.store.FinishRun(r.Context(), id, in.Status, strings.ToValidUTF8(in.Reason, "\uFFFD"), a.now())
+	_, err := a.store.FinishRun(r.Context(), id, status, strings.ToValidUTF8(in.Reason, "\uFFFD"), a.now())
 	if errors.Is(err, store.ErrRunFinished) {
 		apiError(w, http.StatusConflict, "run_finished", "The run has already ended.")
 		return
@@ -508,7 +509,7 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
-	a.publish(gpu.Event{RunID: id, Kind: "status"})
+	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
 	a.wake() // a slot is free
 	writeJSON(w, http.StatusOK, map[string]string{"status": in.Status})
 }

@@ -12,12 +12,18 @@ import (
 	"unicode/utf8"
 )
 
+// DatasetFormat is the shape of a dataset's rows, as stored in datasets.format.
+type DatasetFormat string
+
 // Dataset formats, detected from the keys of the first row.
 const (
-	FormatChat       = "chat"       // {"messages":[{"role":"user","content":"..."}, ...]}
-	FormatCompletion = "completion" // {"prompt":"...","completion":"..."}
-	FormatPreference = "preference" // {"prompt":"...","chosen":"...","rejected":"..."} (DPO)
+	FormatChat       DatasetFormat = "chat"       // {"messages":[{"role":"user","content":"..."}, ...]}
+	FormatCompletion DatasetFormat = "completion" // {"prompt":"...","completion":"..."}
+	FormatPreference DatasetFormat = "preference" // {"prompt":"...","chosen":"...","rejected":"..."} (DPO)
 )
+
+// DatasetFormats lists every format.
+var DatasetFormats = []DatasetFormat{FormatChat, FormatCompletion, FormatPreference}
 
 // DatasetLimits bound what an upload may contain.
 type DatasetLimits struct {
@@ -45,7 +51,7 @@ func (e LineError) String() string {
 
 // DatasetReport is what validation learned about a file.
 type DatasetReport struct {
-	Format    string
+	Format    DatasetFormat
 	Rows      int
 	Tokens    int64    // estimated tokens, see EstimateTokens
 	RowTokens []int    // estimated tokens per row, for the length histogram
@@ -153,7 +159,7 @@ func (v *datasetValidator) fail(line int, msg string) error {
 	return nil
 }
 
-var formatKeys = map[string][]string{
+var formatKeys = map[DatasetFormat][]string{
 	FormatChat:       {"messages"},
 	FormatCompletion: {"prompt", "completion"},
 	FormatPreference: {"prompt", "chosen", "rejected"},
@@ -212,7 +218,7 @@ func (v *datasetValidator) row(line int, raw []byte, tooLong bool) error {
 	return nil
 }
 
-func detectFormat(obj map[string]json.RawMessage) string {
+func detectFormat(obj map[string]json.RawMessage) DatasetFormat {
 	_, hasMessages := obj["messages"]
 	_, hasPrompt := obj["prompt"]
 	_, hasCompletion := obj["completion"]
@@ -230,7 +236,7 @@ func detectFormat(obj map[string]json.RawMessage) string {
 }
 
 // checkRow checks the values of a row whose keys are known, and estimates its tokens.
-func checkRow(format string, obj map[string]json.RawMessage) (int, string) {
+func checkRow(format DatasetFormat, obj map[string]json.RawMessage) (int, string) {
 	if format == FormatChat {
 		return checkMessages(obj["messages"])
 	}

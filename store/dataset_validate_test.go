@@ -39,7 +39,7 @@ func TestValidateDatasetAcceptsRealFiles(t *testing.T) {
 	cases := []struct {
 		name   string
 		body   string
-		format string
+		format DatasetFormat
 		rows   int
 	}{
 		{"chat", strings.Join(rows(chatRow, 12), "\n"), FormatChat, 12},

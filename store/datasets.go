@@ -23,7 +23,7 @@ type Dataset struct {
 	ID        int64
 	UserID    int64
 	Name      string
-	Format    string
+	Format    DatasetFormat
 	FileID    string
 	SizeBytes int64
 	Rows      int

@@ -9,7 +9,7 @@ import (
 // form's field names and the worker job spec's keys.
 type RunConfig struct {
 	BaseModel    string  `json:"base_model"`
-	Method       string  `json:"method"` // lora, qlora, dpo or full
+	Method       Method  `json:"method"` // lora, qlora, dpo or full
 	Epochs       int     `json:"epochs"`
 	LearningRate float64 `json:"learning_rate"`
 	BatchSize    int     `json:"batch_size"`
@@ -28,24 +28,72 @@ type RunConfig struct {
 	InitSnapshotID int64 `json:"init_snapshot_id,omitempty"`
 }
 
+// Method is how a run fine-tunes, as stored in the run config's "method".
+type Method string
+
 // Run methods.
 const (
-	MethodLoRA  = "lora"
-	MethodQLoRA = "qlora"
-	MethodDPO   = "dpo"
-	MethodFull  = "full"
+	MethodLoRA  Method = "lora"
+	MethodQLoRA Method = "qlora"
+	MethodDPO   Method = "dpo"
+	MethodFull  Method = "full"
 )
 
+// Methods lists every method.
+var Methods = []Method{MethodLoRA, MethodQLoRA, MethodDPO, MethodFull}
+
+// methodLabels are the methods as people write them: the full label and the short one a
+// table column has room for.
+var methodLabels = map[Method][2]string{
+	MethodLoRA:  {"LoRA", "LoRA"},
+	MethodQLoRA: {"QLoRA", "QLoRA"},
+	MethodDPO:   {"DPO", "DPO"},
+	MethodFull:  {"Full fine-tune", "Full"},
+}
+
+// Valid says whether the method is one of Methods.
+func (m Method) Valid() bool {
+	_, ok := methodLabels[m]
+	return ok
+}
+
+// Label is the method as people write it: "LoRA", "Full fine-tune". An unknown method is
+// shown as it is.
+func (m Method) Label() string {
+	if l, ok := methodLabels[m]; ok {
+		return l[0]
+	}
+	return string(m)
+}
+
+// ShortLabel is Label where room is short: "Full" instead of "Full fine-tune".
+func (m Method) ShortLabel() string {
+	if l, ok := methodLabels[m]; ok {
+		return l[1]
+	}
+	return string(m)
+}
+
 // UsesLoRA says whether rank and alpha mean anything for the method.
-func (c RunConfig) UsesLoRA() bool { return c.Method == MethodLoRA || c.Method == MethodQLoRA }
+func (m Method) UsesLoRA() bool { return m == MethodLoRA || m == MethodQLoRA }
+
+// Accepts says whether the method trains on datasets of a format: DPO on preference
+// pairs, the others on chat or completion rows.
+func (m Method) Accepts(f DatasetFormat) bool {
+	if m == MethodDPO {
+		return f == FormatPreference
+	}
+	return f == FormatChat || f == FormatCompletion
+}
+
+// UsesLoRA says whether rank and alpha mean anything for the run's method.
+func (c RunConfig) UsesLoRA() bool { return c.Method.UsesLoRA() }
 
 // Validate checks the ranges every backend shares and returns messages by field name;
 // what a backend offers (models, methods, GPU types) is checked by the gpu package.
 func (c RunConfig) Validate() map[string]string {
 	bad := map[string]string{}
-	switch c.Method {
-	case MethodLoRA, MethodQLoRA, MethodDPO, MethodFull:
-	default:
+	if !c.Method.Valid() {
 		bad["method"] = fmt.Sprintf("%q is not a method; choose lora, qlora, dpo or full", c.Method)
 	}
 	if c.BaseModel == "" {

@@ -10,19 +10,49 @@ import (
 	"time"
 )
 
-// Run statuses. A run moves queued -> starting -> running -> one of the final three.
+// RunStatus is where a run is in its life, as stored in runs.status and run_events.status.
+// A run moves queued -> starting -> running -> one of the final three.
+type RunStatus string
+
+// Run statuses.
 const (
-	RunQueued    = "queued"
-	RunStarting  = "starting"
-	RunRunning   = "running"
-	RunSucceeded = "succeeded"
-	RunFailed    = "failed"
-	RunCancelled = "cancelled"
+	RunQueued    RunStatus = "queued"
+	RunStarting  RunStatus = "starting"
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+	RunCancelled RunStatus = "cancelled"
 )
 
-// RunFinal says whether a status is an end state.
-func RunFinal(status string) bool {
-	return status == RunSucceeded || status == RunFailed || status == RunCancelled
+// RunStatuses lists every status in the order a run meets them.
+var RunStatuses = []RunStatus{RunQueued, RunStarting, RunRunning, RunSucceeded, RunFailed, RunCancelled}
+
+// runStatusLabels are the statuses in words.
+var runStatusLabels = map[RunStatus]string{
+	RunQueued: "Queued", RunStarting: "Starting", RunRunning: "Running",
+	RunSucceeded: "Succeeded", RunFailed: "Failed", RunCancelled: "Cancelled",
+}
+
+// Final says whether the status is an end state.
+func (s RunStatus) Final() bool {
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled
+}
+
+// Valid says whether the status is one of RunStatuses.
+func (s RunStatus) Valid() bool {
+	_, ok := runStatusLabels[s]
+	return ok
+}
+
+// Label is the status in words: "Running". An unknown status is shown capitalised.
+func (s RunStatus) Label() string {
+	if l, ok := runStatusLabels[s]; ok {
+		return l
+	}
+	if s == "" {
+		return ""
+	}
+	return strings.ToUpper(string(s[:1])) + string(s[1:])
 }
 
 var (
@@ -46,7 +76,7 @@ type Run struct {
 	Config          RunConfig
 	Backend         string
 	JobID           string
-	Status          string
+	Status          RunStatus
 	Reason          string
 	CancelRequested bool
 	Step            int
@@ -62,7 +92,7 @@ type Run struct {
 }
 
 // Final says whether the run has ended.
-func (r Run) Final() bool { return RunFinal(r.Status) }
+func (r Run) Final() bool { return r.Status.Final() }
 
 // GPUTime is the billed time of a finished run, or the time so far of a running one.
 func (r Run) GPUTime(now time.Time) time.Duration {
@@ -74,7 +104,7 @@ func (r Run) GPUTime(now time.Time) time.Duration {
 
 // RunEvent is one entry of a run's timeline.
 type RunEvent struct {
-	Status string
+	Status RunStatus
 	Note   string
 	At     time.Time
 }
@@ -92,14 +122,6 @@ type NewRun struct {
 	MaxQueued int
 	Name      string   // "" gives the default name (model · method · short id)
 	Tags      []string // already validated (RunLabels.Validate)
-}
-
-// FormatForMethod says which dataset formats a method trains on.
-func FormatForMethod(method, format string) bool {
-	if method == MethodDPO {
-		return format == "preference"
-	}
-	return format == "chat" || format == "completion"
 }
 
 // CreateRun queues a run after checking, in the same transaction, that the datasets are
@@ -128,7 +150,7 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 			ids = append(ids, nr.EvalDatasetID)
 		}
 		for _, did := range ids {
-			var format string
+			var format DatasetFormat
 			err := tx.QueryRowContext(ctx, "SELECT format FROM datasets WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
 				did, nr.UserID).Scan(&format)
 			if errors.Is(err, sql.ErrNoRows) {
@@ -137,7 +159,7 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 			if err != nil {
 				return err
 			}
-			if !FormatForMethod(nr.Config.Method, format) {
+			if !nr.Config.Method.Accepts(format) {
 				return ErrDatasetFormat
 			}
 		}
@@ -190,7 +212,7 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 	return s.RunByID(ctx, id)
 }
 
-func addRunEvent(ctx context.Context, tx *sql.Tx, runID int64, status, note string, at int64) error {
+func addRunEvent(ctx context.Context, tx *sql.Tx, runID int64, status RunStatus, note string, at int64) error {
 	_, err := tx.ExecContext(ctx, "INSERT INTO run_events (run_id, status, note, at) VALUES (?, ?, ?, ?)", runID, status, note, at)
 	return err
 }
@@ -314,7 +336,7 @@ func (s *Store) RunEvents(ctx context.Context, runID int64) ([]RunEvent, error) 
 func (s *Store) CancelRun(ctx context.Context, userID, id int64) (Run, error) {
 	now := ms(s.now())
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var status string
+		var status RunStatus
 		var requested bool
 		err := tx.QueryRowContext(ctx, "SELECT status, cancel_requested FROM runs WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
 			id, userID).Scan(&status, &requested)
@@ -325,7 +347,7 @@ func (s *Store) CancelRun(ctx context.Context, userID, id int64) (Run, error) {
 			return err
 		}
 		switch {
-		case RunFinal(status):
+		case status.Final():
 			return ErrRunFinished
 		case status == RunQueued:
 			return finishRunTx(ctx, tx, id, RunCancelled, "cancelled before it started", now)
@@ -351,7 +373,7 @@ func (s *Store) CancelRun(ctx context.Context, userID, id int64) (Run, error) {
 func (s *Store) DeleteRun(ctx context.Context, userID, id int64) error {
 	now := ms(s.now())
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var status string
+		var status RunStatus
 		err := tx.QueryRowContext(ctx, "SELECT status FROM runs WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
 			id, userID).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -436,19 +458,19 @@ func (s *Store) RequeueRun(ctx context.Context, id int64, note string) error {
 // the first heartbeat to end written to the usage ledger. end is normally now; for a
 // worker that went silent it is the last heartbeat, so dead time is never billed.
 // A run that already ended is left as it is (ErrRunFinished).
-func (s *Store) FinishRun(ctx context.Context, id int64, status, reason string, end time.Time) (Run, error) {
-	if !RunFinal(status) {
+func (s *Store) FinishRun(ctx context.Context, id int64, status RunStatus, reason string, end time.Time) (Run, error) {
+	if !status.Final() {
 		return Run{}, fmt.Errorf("store: finish run: %q is not a final status", status)
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var cur string
+		var cur RunStatus
 		if err := tx.QueryRowContext(ctx, "SELECT status FROM runs WHERE id = ?", id).Scan(&cur); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrNotFound
 			}
 			return err
 		}
-		if RunFinal(cur) {
+		if cur.Final() {
 			return ErrRunFinished
 		}
 		return finishRunTx(ctx, tx, id, status, reason, ms(end))
@@ -463,7 +485,7 @@ func (s *Store) FinishRun(ctx context.Context, id int64, status, reason string, 
 }
 
 // finishRunTx writes the end state and the usage row; the caller checked the run is live.
-func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status, reason string, end int64) error {
+func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status RunStatus, reason string, end int64) error {
 	var first sql.NullInt64
 	if err := tx.QueryRowContext(ctx, "SELECT first_heartbeat_at FROM runs WHERE id = ?", id).Scan(&first); err != nil {
 		return err
@@ -516,14 +538,14 @@ func (s *Store) RunTokenHash(ctx context.Context, id int64) ([]byte, error) {
 func (s *Store) Heartbeat(ctx context.Context, id int64, step, totalSteps int) (cancel bool, err error) {
 	now := ms(s.now())
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		var status string
+		var status RunStatus
 		var deleted bool
 		err := tx.QueryRowContext(ctx, "SELECT status, cancel_requested, deleted_at IS NOT NULL FROM runs WHERE id = ?", id).
 			Scan(&status, &cancel, &deleted)
 		if err != nil {
 			return err
 		}
-		if RunFinal(status) {
+		if status.Final() {
 			return ErrRunFinished
 		}
 		cancel = cancel || deleted

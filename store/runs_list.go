@@ -30,7 +30,7 @@ func DefaultRunName(c RunConfig) string {
 	}
 	var b [2]byte
 	rand.Read(b[:])
-	return model + " · " + c.Method + " · " + hex.EncodeToString(b[:])
+	return model + " · " + string(c.Method) + " · " + hex.EncodeToString(b[:])
 }
 
 // RunLabels are what a person writes about a run: its name, tags and notes.
@@ -132,9 +132,9 @@ func ParseRunCursor(s string) (c RunCursor, ok bool) {
 // RunFilter narrows and positions the run list. Zero fields do not filter. Before lists
 // the page just older than a cursor, After the page just newer; neither is the first page.
 type RunFilter struct {
-	Status    string
+	Status    RunStatus
 	DatasetID int64
-	Method    string
+	Method    Method
 	Name      string // a prefix of the name, any case
 	Before    *RunCursor
 	After     *RunCursor
@@ -379,7 +379,7 @@ func (s *Store) MetricNamesOf(ctx context.Context, runIDs []int64) ([]string, er
 
 // RunCounts returns how many of the user's runs (not deleted) are in each status, from
 // the totals the database keeps as runs change.
-func (s *Store) RunCounts(ctx context.Context, userID int64) (map[string]int, error) {
+func (s *Store) RunCounts(ctx context.Context, userID int64) (map[RunStatus]int, error) {
 	stmt, err := s.cachedStmt(ctx, "SELECT status, n FROM run_counts WHERE user_id = ? AND n > 0")
 	if err != nil {
 		return nil, fmt.Errorf("store: run counts: %w", err)
@@ -389,9 +389,9 @@ func (s *Store) RunCounts(ctx context.Context, userID int64) (map[string]int, er
 		return nil, fmt.Errorf("store: run counts: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	out := map[RunStatus]int{}
 	for rows.Next() {
-		var st string
+		var st RunStatus
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, fmt.Errorf("store: run counts: %w", err)
@@ -405,7 +405,7 @@ func (s *Store) RunCounts(ctx context.Context, userID int64) (map[string]int, er
 type DatasetChoice struct {
 	ID     int64
 	Name   string
-	Format string
+	Format DatasetFormat
 }
 
 // DatasetChoices returns the user's datasets (not deleted), newest first, at most limit.

@@ -64,9 +64,9 @@ func TestRunListPagesFiltersAndSearches(t *testing.T) {
 	ctx := context.Background()
 	var all []int64 // newest first
 	for i := range 120 {
-		d, method := f.chat, "lora"
+		d, method := f.chat, MethodLoRA
 		if i%3 == 0 {
-			d, method = f.pref, "dpo"
+			d, method = f.pref, MethodDPO
 		}
 		cfg := testRunConfig(method)
 		r, err := f.s.CreateRun(ctx, NewRun{UserID: f.ada.ID, DatasetID: d.ID, Config: cfg, Backend: "local", Name: fmt.Sprintf("Sweep_%03d", i)})

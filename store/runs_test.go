@@ -51,12 +51,12 @@ func newRunFixture(t *testing.T) *runFixture {
 	return f
 }
 
-func testRunConfig(method string) RunConfig {
+func testRunConfig(method Method) RunConfig {
 	return RunConfig{BaseModel: "m", Method: method, Epochs: 1, LearningRate: 3e-3, BatchSize: 4, LoRARank: 8, LoRAAlpha: 16,
 		MaxSeqLen: 128, Seed: 1, GPUType: "cpu", ValidationSplit: 10}
 }
 
-func (f *runFixture) queue(t *testing.T, method string, d Dataset) Run {
+func (f *runFixture) queue(t *testing.T, method Method, d Dataset) Run {
 	t.Helper()
 	r, err := f.s.CreateRun(context.Background(), NewRun{UserID: d.UserID, DatasetID: d.ID, Config: testRunConfig(method), Backend: "local"})
 	if err != nil {
@@ -145,7 +145,7 @@ func TestRunLifecycleMetersFirstHeartbeatToFinish(t *testing.T) {
 	events, _ := f.s.RunEvents(ctx, r.ID)
 	var got []string
 	for _, e := range events {
-		got = append(got, e.Status)
+		got = append(got, string(e.Status))
 	}
 	if strings.Join(got, ",") != "queued,starting,running,succeeded" {
 		t.Fatalf("timeline = %v", got)

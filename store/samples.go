@@ -10,7 +10,7 @@ var sampleFiles embed.FS
 
 // Sample is a small dataset shipped with tunelab, so a new person can try a run at once.
 type Sample struct {
-	Format string // FormatChat, FormatCompletion or FormatPreference
+	Format DatasetFormat
 	Name   string // shown as the dataset name
 	About  string // one line on what it teaches
 	file   string

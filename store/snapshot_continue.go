@@ -83,7 +83,7 @@ func checkInitSnapshot(ctx context.Context, tx *sql.Tx, nr NewRun) (InitSource, 
 	case got.BaseModel != want.BaseModel:
 		return InitSource{}, &InitSnapshotError{Field: "base_model", Want: want.BaseModel}
 	case got.Method != want.Method:
-		return InitSource{}, &InitSnapshotError{Field: "method", Want: want.Method}
+		return InitSource{}, &InitSnapshotError{Field: "method", Want: string(want.Method)}
 	case got.UsesLoRA() && got.LoRARank != want.LoRARank:
 		return InitSource{}, &InitSnapshotError{Field: "lora_rank", Want: fmt.Sprint(want.LoRARank)}
 	}
@@ -114,7 +114,7 @@ type RunLineage struct {
 type ContinuedRun struct {
 	ID     int64
 	Step   int // the snapshot's step
-	Status string
+	Status RunStatus
 }
 
 // RunLineage returns the lineage of one of the user's runs (deleted continuations are

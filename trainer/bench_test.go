@@ -10,8 +10,8 @@ import (
 // BenchmarkTrainStep is one DefaultConfig step (gradients and Adam) on a
 // batch of sample-like rows.
 func BenchmarkTrainStep(b *testing.B) {
-	for _, method := range []string{MethodLoRA, MethodFull} {
-		b.Run(method, func(b *testing.B) {
+	for _, method := range []Method{MethodLoRA, MethodFull} {
+		b.Run(string(method), func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.Method = method
 			m := NewModel(cfg.modelSize(), cfg.Seed)
@@ -36,8 +36,8 @@ func BenchmarkTrainStep(b *testing.B) {
 // BenchmarkDefaultRun trains DefaultConfig on ~200 generated chat rows, once per method,
 // to check the "about a minute on 2 cores" target: go test -run X -bench DefaultRun -benchtime 1x ./trainer
 func BenchmarkDefaultRun(b *testing.B) {
-	for _, method := range []string{MethodLoRA, MethodFull} {
-		b.Run(method, func(b *testing.B) {
+	for _, method := range []Method{MethodLoRA, MethodFull} {
+		b.Run(string(method), func(b *testing.B) {
 			for b.Loop() {
 				cfg := DefaultConfig()
 				cfg.Method = method

@@ -6,19 +6,25 @@ import (
 	"math"
 )
 
+// Method is how a run trains, named as in the job spec's "method".
+type Method string
+
 // Methods the CPU trainer offers. qlora needs 4-bit kernels and is GPU only.
 const (
-	MethodFull = "full"
-	MethodLoRA = "lora"
-	MethodDPO  = "dpo"
+	MethodFull Method = "full"
+	MethodLoRA Method = "lora"
+	MethodDPO  Method = "dpo"
 )
 
+// methodQLoRA is refused with ErrQLoRA: it needs 4-bit kernels.
+const methodQLoRA Method = "qlora"
+
 // Methods lists the methods the CPU trainer offers, for backends to show.
-var Methods = []string{MethodFull, MethodLoRA, MethodDPO}
+var Methods = []Method{MethodFull, MethodLoRA, MethodDPO}
 
 // Config is one training run's settings.
 type Config struct {
-	Method       string  // full, lora or dpo
+	Method       Method  // full, lora or dpo
 	Epochs       int     // passes over the training rows
 	LearningRate float64 // peak learning rate after warm-up
 	BatchSize    int     // rows (or pairs) per step
@@ -73,7 +79,7 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch c.Method {
 	case MethodFull, MethodLoRA, MethodDPO:
-	case "qlora":
+	case methodQLoRA:
 		errs = append(errs, ErrQLoRA)
 	default:
 		bad("method: %q is unknown; use full, lora or dpo", c.Method)

@@ -38,7 +38,7 @@ func checkGradients(t *testing.T, o *objective, loss func() float64) {
 	t.Logf("%d values checked, worst relative error %.2g", checked, worst)
 }
 
-func tinyCheckConfig(method string) Config {
+func tinyCheckConfig(method Method) Config {
 	c := smallConfig(method)
 	c.ContextChars, c.EmbedDim, c.HiddenDim, c.LoRARank = 3, 2, 4, 2
 	return c

@@ -6,7 +6,7 @@ import (
 )
 
 // smallConfig is a model small enough for -race on 2 cores.
-func smallConfig(method string) Config {
+func smallConfig(method Method) Config {
 	c := DefaultConfig()
 	c.Method = method
 	c.Epochs = 6

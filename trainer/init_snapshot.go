@@ -43,7 +43,7 @@ func LoadInitSnapshot(r io.Reader, cfg Config) (*InitWeights, error) {
 	if meta["format"] != snapshotFormat {
 		return nil, fmt.Errorf("init snapshot: format %q is not %s, the built-in trainer's", meta["format"], snapshotFormat)
 	}
-	lora := meta["method"] == MethodLoRA
+	lora := Method(meta["method"]) == MethodLoRA
 	switch {
 	case lora && cfg.Method != MethodLoRA:
 		return nil, fmt.Errorf("init snapshot: it holds lora adapters; a %s run needs a whole model", cfg.Method)

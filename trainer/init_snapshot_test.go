@@ -35,8 +35,8 @@ func trainSnapshot(t *testing.T, cfg Config, data TrainingData) (snap []byte, fi
 }
 
 func TestContinuedRunStartsFromTheSnapshotsWeights(t *testing.T) {
-	for _, method := range []string{MethodLoRA, MethodFull} {
-		t.Run(method, func(t *testing.T) {
+	for _, method := range []Method{MethodLoRA, MethodFull} {
+		t.Run(string(method), func(t *testing.T) {
 			cfg := smallConfig(method)
 			data := TrainingData{Examples: additionExamples(60, 1)}
 			snap, fresh, trained := trainSnapshot(t, cfg, data)

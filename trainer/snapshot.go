@@ -43,7 +43,7 @@ func tensor(name string, v []float64, shape ...int) Tensor {
 func snapshotMetadata(cfg Config, step int, baseGiven bool) map[string]string {
 	m := map[string]string{
 		"format":     snapshotFormat,
-		"method":     cfg.Method,
+		"method":     string(cfg.Method),
 		"vocab":      "bytes+eos",
 		"vocab_size": strconv.Itoa(VocabSize),
 		"context":    strconv.Itoa(cfg.ContextChars),
@@ -102,7 +102,7 @@ func ReadModel(r io.Reader, base *Model) (*Model, error) {
 		}
 		return nil
 	}
-	if meta["method"] != MethodLoRA {
+	if Method(meta["method"]) != MethodLoRA {
 		m := &Model{w: newWeights(size)}
 		names := []string{"embedding.weight", "hidden.weight", "hidden.bias", "output.weight", "output.bias"}
 		for i, t := range m.w.tensors() {

@@ -115,7 +115,7 @@ func (r *run) prepareData(d TrainingData) error {
 	}
 	if len(d.Examples) == 0 {
 		if len(d.Pairs) > 0 {
-			return errors.New("dataset: " + r.cfg.Method + " needs chat or completion rows; preference rows are for dpo")
+			return errors.New("dataset: " + string(r.cfg.Method) + " needs chat or completion rows; preference rows are for dpo")
 		}
 		return errors.New("dataset: no training rows")
 	}

@@ -14,8 +14,8 @@ import (
 )
 
 func TestTrainFullAndLoRALowerEvalLoss(t *testing.T) {
-	for _, method := range []string{MethodFull, MethodLoRA} {
-		t.Run(method, func(t *testing.T) {
+	for _, method := range []Method{MethodFull, MethodLoRA} {
+		t.Run(string(method), func(t *testing.T) {
 			cfg := smallConfig(method)
 			var reports []map[string]float64
 			res, err := Train(context.Background(), cfg, TrainingData{Examples: additionExamples(60, 1)}, Hooks{
@@ -188,13 +188,13 @@ func TestSameSeedSameRun(t *testing.T) {
 
 func TestSnapshots(t *testing.T) {
 	for _, tc := range []struct {
-		method    string
+		method    Method
 		wantNames []string
 	}{
 		{MethodLoRA, []string{"hidden.lora_A", "hidden.lora_B", "output.lora_A", "output.lora_B"}},
 		{MethodFull, []string{"embedding.weight", "hidden.bias", "hidden.weight", "output.bias", "output.weight"}},
 	} {
-		t.Run(tc.method, func(t *testing.T) {
+		t.Run(string(tc.method), func(t *testing.T) {
 			cfg := smallConfig(tc.method)
 			cfg.Epochs = 2
 			cfg.SnapshotEvery = 3
@@ -236,7 +236,7 @@ func TestSnapshots(t *testing.T) {
 			if !slices.Equal(names, tc.wantNames) {
 				t.Errorf("tensors %v, want %v", names, tc.wantNames)
 			}
-			if meta["method"] != tc.method || meta["vocab_size"] != "257" || (tc.method == MethodLoRA && (meta["rank"] != "4" || meta["alpha"] != "8")) {
+			if Method(meta["method"]) != tc.method || meta["vocab_size"] != "257" || (tc.method == MethodLoRA && (meta["rank"] != "4" || meta["alpha"] != "8")) {
 				t.Errorf("metadata %v", meta)
 			}
 			loaded, err := ReadModel(bytes.NewReader(snaps[len(snaps)-1].data), nil)

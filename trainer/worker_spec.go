@@ -56,7 +56,7 @@ func (s jobSpec) trainerConfig() (Config, BaseModel, error) {
 			sc.BaseModel, strings.Join(ids, " and "))
 	}
 	c := DefaultConfig()
-	c.Method = sc.Method
+	c.Method = Method(sc.Method)
 	c.Epochs = sc.Epochs
 	c.LearningRate = sc.LearningRate
 	c.BatchSize = sc.BatchSize

@@ -126,7 +126,7 @@ func DashboardPage(d Dashboard) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = runStatusBadge(c.Status, c.Label, "").Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = runStatusBadge(c.Status, c.Tone, c.Label, "").Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

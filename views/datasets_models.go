@@ -11,20 +11,22 @@ type DatasetList struct {
 
 // DatasetRow is one dataset in the list.
 type DatasetRow struct {
-	URL     string // /datasets/{id}
-	Name    string
-	Format  string // "chat", "completion", "preference"
-	Rows    string // formatted, e.g. "1,204"
-	Tokens  string // formatted estimate, e.g. "≈ 48.2k"
-	Size    string // e.g. "1.4 MB"
-	Created string // e.g. "23 Nov 2026"
+	URL        string // /datasets/{id}
+	Name       string
+	Format     string // "chat", "completion", "preference"
+	FormatTone string // the format badge's tone, the same for a format on every screen
+	Rows       string // formatted, e.g. "1,204"
+	Tokens     string // formatted estimate, e.g. "≈ 48.2k"
+	Size       string // e.g. "1.4 MB"
+	Created    string // e.g. "23 Nov 2026"
 }
 
 // SampleOption is a shipped sample dataset offered as "try with a sample".
 type SampleOption struct {
-	Format string // posted as field "format" to /datasets/samples
-	Name   string
-	About  string
+	Format     string // posted as field "format" to /datasets/samples
+	FormatTone string
+	Name       string
+	About      string
 }
 
 // UploadForm is the upload form and what went wrong with the last upload.
@@ -40,6 +42,7 @@ type UploadForm struct {
 type DatasetDetail struct {
 	Name       string
 	Format     string
+	FormatTone string
 	Rows       string
 	Tokens     string
 	Size       string

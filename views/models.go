@@ -68,6 +68,7 @@ type Dashboard struct {
 type StatusCount struct {
 	Status string
 	Label  string
+	Tone   string // the status badge's tone
 	Count  int
 	Href   string // /runs?status=...
 }

@@ -35,12 +35,13 @@ type RunRow struct {
 	Name         string // "tiny-chat · lora · 7f3a", or what the person named it
 	Tags         []string
 	Model        string // base model name
-	Method       string // "lora", "qlora", "dpo", "full"
+	Method       string // the method in words, short: "LoRA", "Full"
 	Dataset      string
 	LearningRate string // "0.003"
 	Epochs       string // "3"
-	Status       string // queued, starting, running, succeeded, failed, cancelled (badge colour)
+	Status       string // queued, starting, running, succeeded, failed, cancelled (data-status, CSS class)
 	Label        string // the status in words: "Running", "Failed"...
+	Tone         string // the status badge's tone: "neutral", "accent", "success", "danger"
 	Percent      int    // 0..100, the progress bar
 	Progress     string // "360 / 720 steps", or "" before the first heartbeat
 	ETA          string // "about 12 s left", "" when unknown or ended
@@ -140,8 +141,12 @@ type RunDetail struct {
 // RunLive is the part of the run page that the server re-renders and sends over SSE
 // whenever something changes: status, progress, timeline, log tail and snapshots.
 type RunLive struct {
-	Status     string
+	Status     string // the raw status (data-status, CSS classes)
 	Label      string
+	Tone       string // the status badge's tone
+	Sentence   string // what the run is doing, in words; "" once it ended other than succeeded
+	Failed     bool   // show the failure callout with Reason
+	Cancelled  bool   // show the cancellation callout with Reason
 	Reason     string // why it failed or was cancelled
 	RetryURL   string // POST; set once a run failed, so the callout offers a retry without a reload
 	Cancelling bool   // a cancel was asked and the worker has not confirmed it yet

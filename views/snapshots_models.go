@@ -13,4 +13,5 @@ type ContinuedRunRow struct {
 	Step   string // the snapshot's step, "720"
 	Status string
 	Label  string // the status in words
+	Tone   string // the status badge's tone
 }

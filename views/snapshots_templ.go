@@ -251,7 +251,7 @@ func SnapshotsCard(l RunLive) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = runStatusBadge(c.Status, c.Label, "continued-run-status").Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = runStatusBadge(c.Status, c.Tone, c.Label, "continued-run-status").Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
