@@ -151,13 +151,21 @@ func TestCancelInsideALongStep(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	started := time.Now()
-	_, err := Train(ctx, cfg, TrainingData{Examples: long}, Hooks{})
+	// Not a timing check (the machine may be busy): a step that was under way when the
+	// deadline passed must never complete. Without the checks inside a batch it would,
+	// and Progress would hear of it after the deadline.
+	finishedLate := 0
+	hooks := Hooks{Progress: func(step, total int) {
+		if ctx.Err() != nil {
+			finishedLate++
+		}
+	}}
+	_, err := Train(ctx, cfg, TrainingData{Examples: long}, hooks)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Train returned %v, want context.DeadlineExceeded", err)
 	}
-	if late := time.Since(started) - 300*time.Millisecond; late > time.Second {
-		t.Fatalf("Train returned %v after the deadline", late)
+	if finishedLate > 0 {
+		t.Fatalf("%d step(s) ran to completion after the deadline", finishedLate)
 	}
 }
 
