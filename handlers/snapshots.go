@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"tunelab/store"
+	"tunelab/trainer/protocol"
 	"tunelab/views"
 )
 
@@ -191,23 +192,14 @@ func initSnapshotRetryMessage(err error) string {
 	return "It continued from a snapshot that has since been deleted. Start a new run instead."
 }
 
-// jobInitSnapshot is the job spec's init_snapshot: the weights the worker starts from.
-type jobInitSnapshot struct {
-	URL       string `json:"url"`
-	RunID     int64  `json:"run_id"` // the run that saved it
-	Step      int    `json:"step"`
-	SHA256    string `json:"sha256"`
-	SizeBytes int64  `json:"size_bytes"`
-}
-
 // initSnapshotSpec is the job spec's init_snapshot of a run that continues from one, or nil.
 // A snapshot already purged keeps its URL (which answers 404), so the worker fails the run
 // saying so rather than training from the base model.
-func (a *app) initSnapshotSpec(ctx context.Context, run store.Run) (*jobInitSnapshot, error) {
+func (a *app) initSnapshotSpec(ctx context.Context, run store.Run) (*protocol.InitSnapshot, error) {
 	if run.Config.InitSnapshotID == 0 {
 		return nil, nil
 	}
-	spec := &jobInitSnapshot{URL: fmt.Sprintf("/api/v1/worker/runs/%d/init-snapshot", run.ID)}
+	spec := &protocol.InitSnapshot{URL: fmt.Sprintf("%s%d/init-snapshot", protocol.PathPrefix, run.ID)}
 	sn, err := a.store.RunInitSnapshot(ctx, run.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return spec, nil
@@ -245,7 +237,7 @@ func (a *app) workerInitSnapshot(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
-	h.Set("X-Snapshot-SHA256", sn.SHA256)
+	h.Set(protocol.HeaderSnapshotSHA256, sn.SHA256)
 	h.Set("Cache-Control", "no-store")
 	if _, err := io.Copy(w, f); err != nil {
 		a.log.ErrorContext(r.Context(), "init snapshot download", "run", workerRun(r), "snapshot", sn.ID, "err", err)
