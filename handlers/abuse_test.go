@@ -211,7 +211,7 @@ func TestFormBodiesAreCapped(t *testing.T) {
 
 // hashCounter wraps the store's password-hashing calls and notes how many run at once.
 type hashCounter struct {
-	*store.Store
+	passwordStore
 	now, peak atomic.Int64
 }
 
@@ -225,12 +225,12 @@ func (h *hashCounter) track() func() {
 
 func (h *hashCounter) Authenticate(ctx context.Context, email, password string) (store.User, error) {
 	defer h.track()()
-	return h.Store.Authenticate(ctx, email, password)
+	return h.passwordStore.Authenticate(ctx, email, password)
 }
 
 func (h *hashCounter) CreateUser(ctx context.Context, nu store.NewUser) (store.User, error) {
 	defer h.track()()
-	return h.Store.CreateUser(ctx, nu)
+	return h.passwordStore.CreateUser(ctx, nu)
 }
 
 func TestPasswordHashingIsBounded(t *testing.T) {
@@ -243,9 +243,11 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := &hashCounter{Store: st}
-	srv := httptest.NewServer(New(Deps{Store: hc, SessionStore: st.Sessions(), Vault: vault,
-		Logger: slog.New(slog.DiscardHandler), Runs: Runs{Backend: fakeBackend{}}, Config: Config{TrustProxy: true}}))
+	hc := &hashCounter{passwordStore: st}
+	a := newApp(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault,
+		Logger: slog.New(slog.DiscardHandler), Runs: Runs{Backend: fakeBackend{}}, Config: Config{TrustProxy: true}})
+	a.passwords = hc
+	srv := httptest.NewServer(a.routes())
 	defer srv.Close()
 
 	var wg sync.WaitGroup

@@ -17,14 +17,6 @@ import (
 // Snapshots on the run page: delete one (after a confirmation dialog), and continue from
 // one (a new run that starts from its weights, with the worker API's init snapshot).
 
-// snapshotStore is what this file needs of the store (part of Store).
-type snapshotStore interface {
-	DeleteSnapshot(ctx context.Context, userID, runID, id int64) error
-	InitSnapshotSource(ctx context.Context, userID, snapshotID int64) (store.InitSource, error)
-	RunLineage(ctx context.Context, userID, runID int64) (store.RunLineage, error)
-	RunInitSnapshot(ctx context.Context, runID int64) (store.Snapshot, error)
-}
-
 // deleteSnapshot marks one of the person's snapshots deleted: hidden at once everywhere
 // (its download answers 404), its file removed by the hourly purge. The run may be running.
 func (a *app) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
