@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"tunelab/store"
+	"tunelab/store/storetest"
 )
 
 func TestWorkerBadTokensNeverLimitARealWorker(t *testing.T) {
@@ -234,15 +234,7 @@ func (h *hashCounter) CreateUser(ctx context.Context, nu store.NewUser) (store.U
 }
 
 func TestPasswordHashingIsBounded(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"), store.Options{Argon2: testArgon2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	vault, err := store.NewVault(filepath.Join(t.TempDir(), "files"), make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, vault := storetest.OpenTemp(t)
 	hc := &hashCounter{passwordStore: st}
 	a := newApp(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault,
 		Logger: slog.New(slog.DiscardHandler), Runs: Runs{Backend: fakeBackend{}}, Config: Config{TrustProxy: true}})
