@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// Benchmark 3 of issue 4 (`go tool task bench`): memory per idle SSE viewer, server side
+// The SSE memory benchmark (`go tool task bench`): memory per idle SSE viewer, server side
 // only. The built binary serves in a child process; its VmRSS (from /proc) is read before
 // and after 2,000 idle viewers open /runs/{id}/events on raw HTTP/1.1 connections, and
 // again after 130 s of idling.

@@ -19,6 +19,7 @@ import (
 	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
+	"tunelab/trainer"
 )
 
 func main() {
@@ -113,7 +114,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	}
 
 	hub := gpu.NewHub()
-	backend, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers")})
+	models, defaults := builtinCatalogue()
+	backend, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
+		Models: models, Defaults: defaults})
 	if err != nil {
 		ln.Close()
 		return err
@@ -218,4 +221,25 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// builtinCatalogue is what the local backend offers: the built-in CPU trainer's models and
+// its default settings, as the run form shows them.
+func builtinCatalogue() ([]gpu.Model, gpu.Defaults) {
+	models := make([]gpu.Model, len(trainer.BaseModels))
+	for i, m := range trainer.BaseModels {
+		models[i] = gpu.Model{ID: m.ID, Name: m.Name, About: m.About}
+	}
+	d := trainer.DefaultConfig()
+	return models, gpu.Defaults{
+		Epochs:          d.Epochs,
+		LearningRate:    d.LearningRate,
+		BatchSize:       d.BatchSize,
+		LoRARank:        d.LoRARank,
+		LoRAAlpha:       d.LoRAAlpha,
+		MaxSeqLen:       d.MaxSeqLen,
+		Seed:            d.Seed,
+		ValidationSplit: d.EvalFraction * 100,
+		SnapshotEvery:   d.SnapshotEvery,
+	}
 }

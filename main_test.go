@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tunelab/trainer"
 )
 
 func envMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -228,4 +230,21 @@ func writeSelfSigned(t *testing.T, dir string) (string, string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
+}
+
+// The local backend offers the built-in trainer's catalogue and defaults, handed to it here.
+func TestBuiltinCatalogueIsTheTrainers(t *testing.T) {
+	models, d := builtinCatalogue()
+	if len(models) != len(trainer.BaseModels) {
+		t.Fatalf("%d models, the trainer has %d", len(models), len(trainer.BaseModels))
+	}
+	for i, m := range trainer.BaseModels {
+		if models[i].ID != m.ID || models[i].Name != m.Name || models[i].About != m.About {
+			t.Errorf("model %d = %+v, want %s", i, models[i], m.ID)
+		}
+	}
+	c := trainer.DefaultConfig()
+	if d.Epochs != c.Epochs || d.LearningRate != c.LearningRate || d.LoRARank != c.LoRARank || d.ValidationSplit != c.EvalFraction*100 {
+		t.Fatalf("defaults %+v from %+v", d, c)
+	}
 }

@@ -26,7 +26,7 @@ import (
 	"tunelab/store"
 )
 
-// The reliability test of issue 4: the built binary serves in a child process while
+// The crash-safety test of metric ingest: the built binary serves in a child process while
 // workers post metric batches; the server is killed with SIGKILL at random moments and
 // restarted on the same port and data directory. After every restart each acknowledged
 // point must be there, none twice, and the run's sequence numbers must be 1..n exactly.

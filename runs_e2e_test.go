@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"tunelab/store"
+	"tunelab/store/storetest"
 )
 
 // These tests run the real server in this process with the real local backend: its
@@ -112,14 +113,10 @@ func (a *appClient) startRun(dataset int64, method string, epochs int) int64 {
 }
 
 // openStore opens the server's database beside it (WAL allows a second connection).
+// openStore opens a server's database beside it, as the server opens it.
 func openStore(t *testing.T, dataDir string) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(dataDir, "tunelab.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return storetest.Open(t, filepath.Join(dataDir, "tunelab.db"), store.Options{})
 }
 
 // waitRun polls until ok(run) or the deadline, and fails the test with the last state.

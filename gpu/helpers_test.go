@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tunelab/store"
+	"tunelab/store/storetest"
 )
 
 // clock is a settable time source shared by the store and the dispatcher.
@@ -48,13 +49,9 @@ func newFixture(t *testing.T) *fixture {
 	ctx := context.Background()
 	c := newClock()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "t.db")
-	s := openStore(t, path, c)
+	path := filepath.Join(dir, storetest.DBFile)
+	s, v := storetest.OpenDir(t, dir, store.Options{Now: c.Now})
 	u, err := s.CreateUser(ctx, store.NewUser{Email: "ada@example.com", Password: "a long and unusual passphrase", TermsVersion: "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := store.NewVault(filepath.Join(dir, "vault"), make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +73,10 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, ctx: ctx, clock: c, store: s, path: path, userID: u.ID, dataset: d.ID}
 }
 
+// openStore opens the fixture's database file again, as a restarted server would.
 func openStore(t *testing.T, path string, c *clock) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), path, store.Options{Now: c.Now, Argon2: store.Argon2Params{Time: 1, Memory: 64, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return storetest.Open(t, path, store.Options{Now: c.Now, Argon2: storetest.CheapArgon2})
 }
 
 func (f *fixture) queue(backend string) int64 {

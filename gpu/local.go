@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"tunelab/store"
-	"tunelab/trainer"
 )
 
 // LocalConfig configures the local backend.
@@ -27,6 +26,11 @@ type LocalConfig struct {
 	Env     []string
 	// KillAfter is how long a cancelled worker has between SIGTERM and SIGKILL; default 5 s.
 	KillAfter time.Duration
+	// Models and Defaults are what the worker's built-in trainer offers: its model catalogue
+	// and the run form's starting values. main passes them from the trainer package, so this
+	// package does not depend on the trainer.
+	Models   []Model
+	Defaults Defaults
 }
 
 // Local runs workers as child processes of this machine, the default backend. Each worker
@@ -57,6 +61,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		cfg.Command = []string{exe, "worker"}
 	}
 	cfg.Command = slices.Clone(cfg.Command)
+	cfg.Models = slices.Clone(cfg.Models)
 	if cfg.Slots <= 0 {
 		cfg.Slots = 1
 	}
@@ -77,31 +82,16 @@ func (l *Local) Name() string { return "local" }
 // Offer implements Backend: the built-in CPU trainer's models and methods (no qlora, which
 // needs 4-bit GPU kernels) on this machine's CPU.
 func (l *Local) Offer() Offer {
-	models := make([]Model, len(trainer.BaseModels))
-	for i, m := range trainer.BaseModels {
-		models[i] = Model{ID: m.ID, Name: m.Name, About: m.About}
-	}
-	d := trainer.DefaultConfig()
 	return Offer{
-		Models:  models,
+		Models:  slices.Clone(l.cfg.Models),
 		Methods: []store.Method{store.MethodLoRA, store.MethodDPO, store.MethodFull},
 		GPUTypes: []GPUType{{
 			ID:    "cpu",
 			Name:  "This machine's CPU",
 			About: fmt.Sprintf("Trains on this server's %d CPU cores; no GPU is used.", runtime.NumCPU()),
 		}},
-		Slots: l.cfg.Slots,
-		Defaults: Defaults{
-			Epochs:          d.Epochs,
-			LearningRate:    d.LearningRate,
-			BatchSize:       d.BatchSize,
-			LoRARank:        d.LoRARank,
-			LoRAAlpha:       d.LoRAAlpha,
-			MaxSeqLen:       d.MaxSeqLen,
-			Seed:            d.Seed,
-			ValidationSplit: d.EvalFraction * 100,
-			SnapshotEvery:   d.SnapshotEvery,
-		},
+		Slots:    l.cfg.Slots,
+		Defaults: l.cfg.Defaults,
 	}
 }
 

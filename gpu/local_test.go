@@ -211,12 +211,15 @@ func TestLocalFollowsAWorkerOfAnEarlierServer(t *testing.T) {
 }
 
 func TestLocalOffer(t *testing.T) {
-	l, err := NewLocal(LocalConfig{Slots: 3})
+	models := []Model{{ID: "tunelab/byte-mlp-small", Name: "Byte MLP small", About: "quick"}}
+	want := Defaults{Epochs: 60, LearningRate: 3e-3, BatchSize: 16, LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 42, ValidationSplit: 10}
+	l, err := NewLocal(LocalConfig{Slots: 3, Models: models, Defaults: want})
 	if err != nil {
 		t.Fatal(err)
 	}
+	models[0].Name = "changed by the caller later"
 	o := l.Offer()
-	if l.Name() != "local" || o.Slots != 3 || len(o.Models) == 0 {
+	if l.Name() != "local" || o.Slots != 3 || len(o.Models) != 1 || o.Models[0].Name != "Byte MLP small" {
 		t.Fatalf("offer %+v", o)
 	}
 	if orList(o.Methods) != "lora, dpo or full" {
@@ -225,7 +228,6 @@ func TestLocalOffer(t *testing.T) {
 	if len(o.GPUTypes) != 1 || o.GPUTypes[0].ID != "cpu" || !strings.Contains(o.GPUTypes[0].About, "no GPU") {
 		t.Fatalf("gpu types %+v", o.GPUTypes)
 	}
-	want := Defaults{Epochs: 60, LearningRate: 3e-3, BatchSize: 16, LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 42, ValidationSplit: 10}
 	if o.Defaults != want {
 		t.Fatalf("defaults %+v, want %+v", o.Defaults, want)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"tunelab/store"
+	"tunelab/store/storetest"
 )
 
 func TestWorkerBadTokensNeverLimitARealWorker(t *testing.T) {
@@ -211,7 +211,7 @@ func TestFormBodiesAreCapped(t *testing.T) {
 
 // hashCounter wraps the store's password-hashing calls and notes how many run at once.
 type hashCounter struct {
-	*store.Store
+	passwordStore
 	now, peak atomic.Int64
 }
 
@@ -225,27 +225,21 @@ func (h *hashCounter) track() func() {
 
 func (h *hashCounter) Authenticate(ctx context.Context, email, password string) (store.User, error) {
 	defer h.track()()
-	return h.Store.Authenticate(ctx, email, password)
+	return h.passwordStore.Authenticate(ctx, email, password)
 }
 
 func (h *hashCounter) CreateUser(ctx context.Context, nu store.NewUser) (store.User, error) {
 	defer h.track()()
-	return h.Store.CreateUser(ctx, nu)
+	return h.passwordStore.CreateUser(ctx, nu)
 }
 
 func TestPasswordHashingIsBounded(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"), store.Options{Argon2: testArgon2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	vault, err := store.NewVault(filepath.Join(t.TempDir(), "files"), make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &hashCounter{Store: st}
-	srv := httptest.NewServer(New(Deps{Store: hc, SessionStore: st.Sessions(), Vault: vault,
-		Logger: slog.New(slog.DiscardHandler), Runs: Runs{Backend: fakeBackend{}}, Config: Config{TrustProxy: true}}))
+	st, vault := storetest.OpenTemp(t)
+	hc := &hashCounter{passwordStore: st}
+	a := newApp(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault,
+		Logger: slog.New(slog.DiscardHandler), Runs: Runs{Backend: fakeBackend{}}, Config: Config{TrustProxy: true}})
+	a.passwords = hc
+	srv := httptest.NewServer(a.routes())
 	defer srv.Close()
 
 	var wg sync.WaitGroup

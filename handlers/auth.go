@@ -58,7 +58,7 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 		nu.TermsVersion = TermsVersion
 	}
 	var u store.User
-	ok, err := a.hashing(w, r, func() (err error) { u, err = a.store.CreateUser(r.Context(), nu); return err })
+	ok, err := a.hashing(w, r, func() (err error) { u, err = a.passwords.CreateUser(r.Context(), nu); return err })
 	if !ok {
 		return
 	}
@@ -147,7 +147,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 
 	var u store.User
 	ok, err := a.hashing(w, r, func() (err error) {
-		u, err = a.store.Authenticate(r.Context(), f.Email, r.PostFormValue("password"))
+		u, err = a.passwords.Authenticate(r.Context(), f.Email, r.PostFormValue("password"))
 		return err
 	})
 	if !ok {

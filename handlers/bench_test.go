@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Benchmarks of issue 4 (`go tool task bench`; README "Benchmarks"). Each one measures
+// The performance benchmarks (`go tool task bench`; README "Benchmarks"). Each one measures
 // its figure and a baseline in the same call and prints a RESULT line with both, the
 // target and whether it is met. They do their own bounded amount of work once per call:
 // run them with -benchtime 1x. All load goes to 127.0.0.1.

@@ -4,7 +4,6 @@ package handlers
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,51 +14,11 @@ import (
 	"tunelab/store"
 )
 
-// Store is what the handlers need from the database.
-type Store interface {
-	Ping(ctx context.Context) error
+// passwordStore is the part of the store that hashes passwords: signing up and signing
+// in. Tests wrap it to count concurrent hashes; everything else uses the store itself.
+type passwordStore interface {
 	CreateUser(ctx context.Context, nu store.NewUser) (store.User, error)
 	Authenticate(ctx context.Context, email, password string) (store.User, error)
-	UserByID(ctx context.Context, id int64) (store.User, error)
-	ChangePassword(ctx context.Context, userID int64, current, next string) error
-	ListUsers(ctx context.Context, limit int) ([]store.User, int, error)
-	DeleteUserSessions(ctx context.Context, userID int64, keepToken string) (int64, error)
-	RecordSecurityEvent(ctx context.Context, e store.SecurityEvent) error
-	RecentSecurityEvents(ctx context.Context, limit int) ([]store.SecurityEvent, error)
-	CreateDataset(ctx context.Context, v *store.Vault, nd store.NewDataset) (store.Dataset, error)
-	Dataset(ctx context.Context, userID, id int64) (store.Dataset, error)
-	Datasets(ctx context.Context, userID int64) ([]store.Dataset, error)
-	DeleteDataset(ctx context.Context, userID, id int64) error
-	DatasetByID(ctx context.Context, id int64) (store.Dataset, error)
-
-	CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error)
-	Run(ctx context.Context, userID, id int64) (store.Run, error)
-	RunByID(ctx context.Context, id int64) (store.Run, error)
-	Runs(ctx context.Context, userID int64) ([]store.Run, error)
-	RunEvents(ctx context.Context, runID int64) ([]store.RunEvent, error)
-	CancelRun(ctx context.Context, userID, id int64) (store.Run, error)
-	DeleteRun(ctx context.Context, userID, id int64) error
-	RunTokenHash(ctx context.Context, id int64) ([]byte, error)
-	RunIDForToken(ctx context.Context, tokenHash []byte) (int64, error)
-	Heartbeat(ctx context.Context, id int64, step, totalSteps int) (bool, error)
-	FinishRun(ctx context.Context, id int64, status store.RunStatus, reason string, end time.Time) (store.Run, error)
-	AppendMetrics(ctx context.Context, runID int64, pts []store.MetricPoint) ([]store.MetricPoint, error)
-	MetricsAfter(ctx context.Context, runID, afterSeq int64, limit int) ([]store.MetricPoint, error)
-	RunMetricSeq(ctx context.Context, runID int64) (int64, error)
-	LatestMetricStep(ctx context.Context, runID int64, name string) (step int, at time.Time, ok bool, err error)
-	MetricSeries(ctx context.Context, runID int64) ([]store.Series, error)
-	MetricHistory(ctx context.Context, runID int64, name string, from, to *int, maxPoints int) (store.History, error)
-	ExportMetrics(ctx context.Context, runID int64, fn func(store.MetricPoint) error) error
-	SetRunIngestToken(ctx context.Context, userID, runID int64, hash []byte) error
-	RunForIngestToken(ctx context.Context, hash []byte) (int64, error)
-	AppendLogs(ctx context.Context, runID int64, lines []string) ([]store.LogLine, error)
-	LogTail(ctx context.Context, runID int64, n int) ([]store.LogLine, error)
-	CreateSnapshot(ctx context.Context, v *store.Vault, ns store.NewSnapshot, r io.Reader) (store.Snapshot, error)
-	Snapshots(ctx context.Context, userID, runID int64) ([]store.Snapshot, error)
-	Snapshot(ctx context.Context, userID, runID, id int64) (store.Snapshot, error)
-	SnapshotAtStep(ctx context.Context, runID int64, step int) (store.Snapshot, error)
-	snapshotStore
-	runListStore
 }
 
 // Runs is how the HTTP layer reaches the run machinery.
@@ -96,7 +55,7 @@ type Config struct {
 
 // Deps is everything New wires together.
 type Deps struct {
-	Store        Store
+	Store        *store.Store
 	SessionStore scs.Store
 	Vault        *store.Vault // encrypted files: datasets, snapshots
 	Logger       *slog.Logger
@@ -121,15 +80,16 @@ const (
 )
 
 type app struct {
-	store    Store
-	vault    *store.Vault
-	sessions *scs.SessionManager
-	log      *slog.Logger
-	cfg      Config
-	now      func() time.Time
-	limits   *rateLimits
-	runs     Runs
-	stopping <-chan struct{}
+	store     *store.Store
+	passwords passwordStore // the store, unless a test counts password hashes
+	vault     *store.Vault
+	sessions  *scs.SessionManager
+	log       *slog.Logger
+	cfg       Config
+	now       func() time.Time
+	limits    *rateLimits
+	runs      Runs
+	stopping  <-chan struct{}
 
 	// Sign-in throttling, the password-hashing bound, and the live streams' session watch.
 	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
@@ -138,7 +98,10 @@ type app struct {
 }
 
 // New returns the whole HTTP handler of a tunelab server.
-func New(d Deps) http.Handler {
+func New(d Deps) http.Handler { return newApp(d).routes() }
+
+// newApp wires the dependencies together, filling in defaults.
+func newApp(d Deps) *app {
 	now := d.Now
 	if now == nil {
 		now = time.Now
@@ -157,15 +120,16 @@ func New(d Deps) http.Handler {
 	sm.Cookie.Path = "/"
 	sm.Cookie.Domain = ""
 	a := &app{
-		store:    d.Store,
-		vault:    d.Vault,
-		sessions: sm,
-		log:      d.Logger,
-		cfg:      d.Config,
-		now:      now,
-		limits:   newRateLimits(now),
-		runs:     d.Runs,
-		stopping: d.Stopping,
+		store:     d.Store,
+		passwords: d.Store,
+		vault:     d.Vault,
+		sessions:  sm,
+		log:       d.Logger,
+		cfg:       d.Config,
+		now:       now,
+		limits:    newRateLimits(now),
+		runs:      d.Runs,
+		stopping:  d.Stopping,
 	}
 	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
 	if a.sleep == nil {
@@ -181,7 +145,7 @@ func New(d Deps) http.Handler {
 		a.runs.Hub = gpu.NewHub()
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
-	return a.routes()
+	return a
 }
 
 // sessionCookieName uses the __Host- prefix whenever the cookie can be Secure, which

@@ -34,12 +34,14 @@ type metricsMessage struct {
 	Points []livePointJSON `json:"points"`
 }
 
+// runEvents serves the stream: it subscribes, finds where the browser's copy ends
+// (resumePoint), catches it up from the store (replayRunEvents), and then follows the hub
+// until the run ends or the viewer leaves (liveRunEvents).
 func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.runByPath(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // the server's WriteTimeout must not cut a live stream
 	h := w.Header()
@@ -54,39 +56,14 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
 	defer unsubscribe()
 
-	// Where to start: the browser's Last-Event-ID on a reconnect, else ?after= from the
-	// page's data island, else now (history comes from the island, not the stream).
-	var lastSent int64
-	switch after, id := r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID"); {
-	case id != "":
-		lastSent, _ = strconv.ParseInt(id, 10, 64)
-	case after != "":
-		lastSent, _ = strconv.ParseInt(after, 10, 64)
-	default:
-		seq, err := a.store.RunMetricSeq(ctx, run.ID)
-		if err != nil {
-			a.log.ErrorContext(ctx, "run events", "run", run.ID, "err", err)
-			return
-		}
-		lastSent = seq
-	}
-	ok, final := a.sendPanel(bw, r, run.ID)
-	if !ok {
+	after, err := a.resumePoint(r, run.ID)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "run events", "run", run.ID, "err", err)
 		return
 	}
-	for {
-		pts, err := a.store.MetricsAfter(ctx, run.ID, lastSent, historyChunk)
-		if err != nil {
-			a.log.ErrorContext(ctx, "run events history", "run", run.ID, "err", err)
-			return
-		}
-		if len(pts) == 0 {
-			break
-		}
-		lastSent = writeMetrics(bw, pts)
-		if len(pts) < historyChunk {
-			break
-		}
+	lastSent, final, ok := a.replayRunEvents(bw, r, run.ID, after)
+	if !ok {
+		return
 	}
 	if final {
 		// Everything is sent; "done" tells the page to close the stream, not reconnect.
@@ -97,9 +74,56 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	if !flush() {
 		return
 	}
+	a.liveRunEvents(bw, flush, r, run.ID, events, lastSent)
+}
 
-	// The stream lives only as long as its session: a sign-out (here or elsewhere) ends it
-	// at once, any other revocation by the next keep-alive.
+// resumePoint is the sequence number the stream continues after: the browser's
+// Last-Event-ID on a reconnect, else ?after= from the page's data island, else the run's
+// latest (history then comes from the island, not the stream).
+func (a *app) resumePoint(r *http.Request, runID int64) (int64, error) {
+	switch after, id := r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID"); {
+	case id != "":
+		seq, _ := strconv.ParseInt(id, 10, 64)
+		return seq, nil
+	case after != "":
+		seq, _ := strconv.ParseInt(after, 10, 64)
+		return seq, nil
+	}
+	return a.store.RunMetricSeq(r.Context(), runID)
+}
+
+// replayRunEvents catches a viewer up: the live panel as it is now, then every stored point
+// after the resume point, in chunks. It returns the last sequence number sent, whether the
+// run has ended, and false when the stream should end (the run is gone or the store failed).
+func (a *app) replayRunEvents(bw *bufio.Writer, r *http.Request, runID, after int64) (lastSent int64, final, ok bool) {
+	lastSent = after
+	ok, final = a.sendPanel(bw, r, runID)
+	if !ok {
+		return lastSent, false, false
+	}
+	for {
+		pts, err := a.store.MetricsAfter(r.Context(), runID, lastSent, historyChunk)
+		if err != nil {
+			a.log.ErrorContext(r.Context(), "run events history", "run", runID, "err", err)
+			return lastSent, false, false
+		}
+		if len(pts) == 0 {
+			return lastSent, final, true
+		}
+		lastSent = writeMetrics(bw, pts)
+		if len(pts) < historyChunk {
+			return lastSent, final, true
+		}
+	}
+}
+
+// liveRunEvents follows the run's hub topic: new points as they come (each sent once, by
+// sequence number), the panel re-rendered at most every panelEvery, and a keep-alive comment
+// every keepAliveEvery. It ends when the viewer leaves, the server stops, the viewer is too
+// slow for the hub, the run ends ("done" after the last points), or the viewer's session
+// does: a sign-out (here or elsewhere) at once, any other revocation by the next keep-alive.
+func (a *app) liveRunEvents(bw *bufio.Writer, flush func() bool, r *http.Request, runID int64, events <-chan *gpu.Event, lastSent int64) {
+	ctx := r.Context()
 	u, _ := userFrom(ctx)
 	signedOut, stopWatching := a.signOuts.watch(u.ID)
 	defer stopWatching()
@@ -140,14 +164,14 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-panelDue:
 			panelDue = nil
-			ok, final := a.sendPanel(bw, r, run.ID)
+			ok, final := a.sendPanel(bw, r, runID)
 			if !ok {
 				return
 			}
 			if final {
 				// Points the worker sent before finishing may still be on their way
 				// through the hub; the store has them all.
-				if pts, err := a.store.MetricsAfter(ctx, run.ID, lastSent, historyChunk); err == nil && len(pts) > 0 {
+				if pts, err := a.store.MetricsAfter(ctx, runID, lastSent, historyChunk); err == nil && len(pts) > 0 {
 					lastSent = writeMetrics(bw, pts)
 				}
 				bw.WriteString("event: done\ndata: {}\n\n")

@@ -2,14 +2,12 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/a-h/templ"
@@ -17,21 +15,6 @@ import (
 	"tunelab/store"
 	"tunelab/views"
 )
-
-// runListStore is what the run and dataset lists, the dashboard, billing figure and
-// run labels read and write.
-type runListStore interface {
-	ListRuns(ctx context.Context, userID int64, f store.RunFilter) (store.RunPage, error)
-	RunsByID(ctx context.Context, userID int64, ids []int64) ([]store.Run, error)
-	RunsMetric(ctx context.Context, runIDs []int64, name string) (map[int64]store.RunMetricSummary, error)
-	MetricNamesOf(ctx context.Context, runIDs []int64) ([]string, error)
-	SetRunLabels(ctx context.Context, userID, id int64, l store.RunLabels) error
-	RunCounts(ctx context.Context, userID int64) (map[store.RunStatus]int, error)
-	GPUSecondsInPeriod(ctx context.Context, userID int64, t time.Time) (int64, error)
-	DatasetChoices(ctx context.Context, userID int64, limit int) ([]store.DatasetChoice, error)
-	DatasetCount(ctx context.Context, userID int64) (int, error)
-	ListDatasets(ctx context.Context, userID, before, after int64, limit int) (store.DatasetPage, error)
-}
 
 // runsPerPage is how many runs one page of the run list shows.
 const runsPerPage = 50

@@ -10,19 +10,12 @@ import (
 	"strings"
 
 	"tunelab/store"
+	"tunelab/trainer/protocol"
 	"tunelab/views"
 )
 
 // Snapshots on the run page: delete one (after a confirmation dialog), and continue from
 // one (a new run that starts from its weights, with the worker API's init snapshot).
-
-// snapshotStore is what this file needs of the store (part of Store).
-type snapshotStore interface {
-	DeleteSnapshot(ctx context.Context, userID, runID, id int64) error
-	InitSnapshotSource(ctx context.Context, userID, snapshotID int64) (store.InitSource, error)
-	RunLineage(ctx context.Context, userID, runID int64) (store.RunLineage, error)
-	RunInitSnapshot(ctx context.Context, runID int64) (store.Snapshot, error)
-}
 
 // deleteSnapshot marks one of the person's snapshots deleted: hidden at once everywhere
 // (its download answers 404), its file removed by the hourly purge. The run may be running.
@@ -191,23 +184,14 @@ func initSnapshotRetryMessage(err error) string {
 	return "It continued from a snapshot that has since been deleted. Start a new run instead."
 }
 
-// jobInitSnapshot is the job spec's init_snapshot: the weights the worker starts from.
-type jobInitSnapshot struct {
-	URL       string `json:"url"`
-	RunID     int64  `json:"run_id"` // the run that saved it
-	Step      int    `json:"step"`
-	SHA256    string `json:"sha256"`
-	SizeBytes int64  `json:"size_bytes"`
-}
-
 // initSnapshotSpec is the job spec's init_snapshot of a run that continues from one, or nil.
 // A snapshot already purged keeps its URL (which answers 404), so the worker fails the run
 // saying so rather than training from the base model.
-func (a *app) initSnapshotSpec(ctx context.Context, run store.Run) (*jobInitSnapshot, error) {
+func (a *app) initSnapshotSpec(ctx context.Context, run store.Run) (*protocol.InitSnapshot, error) {
 	if run.Config.InitSnapshotID == 0 {
 		return nil, nil
 	}
-	spec := &jobInitSnapshot{URL: fmt.Sprintf("/api/v1/worker/runs/%d/init-snapshot", run.ID)}
+	spec := &protocol.InitSnapshot{URL: fmt.Sprintf("%s%d/init-snapshot", protocol.PathPrefix, run.ID)}
 	sn, err := a.store.RunInitSnapshot(ctx, run.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return spec, nil
@@ -245,7 +229,7 @@ func (a *app) workerInitSnapshot(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
-	h.Set("X-Snapshot-SHA256", sn.SHA256)
+	h.Set(protocol.HeaderSnapshotSHA256, sn.SHA256)
 	h.Set("Cache-Control", "no-store")
 	if _, err := io.Copy(w, f); err != nil {
 		a.log.ErrorContext(r.Context(), "init snapshot download", "run", workerRun(r), "snapshot", sn.ID, "err", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"tunelab/store"
+	"tunelab/trainer/protocol"
 )
 
 // runWithSnapshot starts a run through the form, claims it, sends a heartbeat (running)
@@ -221,11 +222,11 @@ func TestContinueFromSnapshot(t *testing.T) {
 	}
 	spec := ts.workerCall("GET", fmt.Sprintf("/api/v1/worker/runs/%d/job", next), tok, nil, nil)
 	var job struct {
-		InitSnapshot *jobInitSnapshot `json:"init_snapshot"`
+		InitSnapshot *protocol.InitSnapshot `json:"init_snapshot"`
 	}
 	json.Unmarshal([]byte(spec.body), &job)
 	sum := sha256.Sum256(body)
-	want := jobInitSnapshot{URL: fmt.Sprintf("/api/v1/worker/runs/%d/init-snapshot", next), RunID: src, Step: 40,
+	want := protocol.InitSnapshot{URL: fmt.Sprintf("/api/v1/worker/runs/%d/init-snapshot", next), RunID: src, Step: 40,
 		SHA256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(body))}
 	if spec.status != 200 || job.InitSnapshot == nil || *job.InitSnapshot != want {
 		t.Fatalf("job spec: %d %s", spec.status, spec.body)

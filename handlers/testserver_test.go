@@ -18,6 +18,7 @@ import (
 
 	"tunelab/gpu"
 	"tunelab/store"
+	"tunelab/store/storetest"
 )
 
 // testServer is the real handler over a real temporary SQLite file, with a clock the
@@ -104,27 +105,20 @@ func (ts *testServer) advance(d time.Duration) {
 }
 
 // cheap hashing keeps the many sign-ups fast; store tests cover the production cost.
-var testArgon2 = store.Argon2Params{Time: 1, Memory: 64, Threads: 1}
+var testArgon2 = storetest.CheapArgon2
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"),
-		store.Options{Argon2: testArgon2, Now: ts.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	st, vault := storetest.OpenDir(t, dir, store.Options{Argon2: testArgon2, Now: ts.clock})
 	ts.store = st
-	ts.vaultDir = filepath.Join(t.TempDir(), "files")
-	vault, err := store.NewVault(ts.vaultDir, make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts.vaultDir = filepath.Join(dir, storetest.VaultDir)
 	ts.hub = gpu.NewHub()
 	runs := Runs{Backend: fakeBackend{}, Hub: ts.hub, Wake: func() { ts.wakes.Add(1) }, HeartbeatInterval: 5 * time.Second, MaxSnapshotBytes: 1 << 20}
 	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock, Sleep: ts.sleep})
 	ts.Server = httptest.NewServer(h)
-	t.Cleanup(func() { ts.Close(); st.Close() })
+	t.Cleanup(ts.Close) // before the store closes: cleanups run last first
 	return ts
 }
 

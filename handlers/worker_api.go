@@ -18,12 +18,12 @@ import (
 
 	"tunelab/gpu"
 	"tunelab/store"
+	"tunelab/trainer/protocol"
 )
 
 // The worker API (docs/worker-api.md): JSON in, JSON out, one bearer token per run.
 
 const (
-	maxWorkerJSON     = 1 << 20
 	maxMetricsJSON    = 4 << 20 // 10,000 points with long names fit
 	maxMetricPoints   = 10_000
 	maxLogLines       = 200
@@ -38,18 +38,6 @@ const (
 var metricName = regexp.MustCompile(`^[a-z][a-z0-9_./-]{0,63}$`)
 
 type workerRunKey struct{}
-
-// apiError writes {"error":{"code","message"}}.
-func apiError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
 
 // bearerRequest reads the run id of the path and the bearer token of a token-authenticated
 // API request, answering when either is unusable. missing is the 401 message for a bad
@@ -121,79 +109,43 @@ func (a *app) workerAuth(next http.Handler) http.Handler {
 
 func workerRun(r *http.Request) int64 { id, _ := r.Context().Value(workerRunKey{}).(int64); return id }
 
-// decodeStrict reads exactly one JSON object with no unknown fields into v.
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
-	return decodeStrictMax(w, r, v, maxWorkerJSON)
-}
-
-func decodeStrictMax(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value in the body")
-	}
-	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			err = errors.New("unexpected data after the JSON object")
-		}
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The body is over %d bytes.", limit))
-			return false
-		}
-		apiError(w, http.StatusBadRequest, "invalid_json", "The body is not valid JSON for this endpoint: "+err.Error())
-		return false
-	}
-	return true
-}
-
-// jobSpec is the answer to GET /job.
-type jobSpec struct {
-	RunID             int64            `json:"run_id"`
-	Config            store.RunConfig  `json:"config"`
-	Dataset           jobDataset       `json:"dataset"`
-	EvalDataset       *jobDataset      `json:"eval_dataset"`
-	HeartbeatInterval int              `json:"heartbeat_interval_seconds"`
-	MaxSnapshotBytes  int64            `json:"max_snapshot_bytes"`
-	InitSnapshot      *jobInitSnapshot `json:"init_snapshot"` // the weights a continued run starts from, or null
-}
-
-type jobDataset struct {
-	Format string `json:"format"`
-	Rows   int    `json:"rows"`
-	URL    string `json:"url"`
-}
-
 func (a *app) workerJob(w http.ResponseWriter, r *http.Request) {
 	run, err := a.store.RunByID(r.Context(), workerRun(r))
 	if err != nil {
 		a.workerServerError(w, r, err)
 		return
 	}
-	base := fmt.Sprintf("/api/v1/worker/runs/%d/dataset", run.ID)
+	base := fmt.Sprintf("%s%d/dataset", protocol.PathPrefix, run.ID)
 	d, err := a.store.DatasetByID(r.Context(), run.DatasetID)
 	if err != nil {
 		a.workerServerError(w, r, err)
 		return
 	}
-	spec := jobSpec{RunID: run.ID, Config: run.Config, Dataset: jobDataset{string(d.Format), d.Rows, base},
-		HeartbeatInterval: int(a.runs.HeartbeatInterval.Seconds()), MaxSnapshotBytes: a.runs.MaxSnapshotBytes}
+	spec := protocol.Job{RunID: run.ID, Config: wireConfig(run.Config), Dataset: protocol.Dataset{Format: string(d.Format), Rows: d.Rows, URL: base},
+		HeartbeatIntervalSeconds: float64(int(a.runs.HeartbeatInterval.Seconds())), MaxSnapshotBytes: a.runs.MaxSnapshotBytes}
 	if run.EvalDatasetID != 0 {
 		e, err := a.store.DatasetByID(r.Context(), run.EvalDatasetID)
 		if err != nil {
 			a.workerServerError(w, r, err)
 			return
 		}
-		spec.EvalDataset = &jobDataset{string(e.Format), e.Rows, base + "?which=eval"}
+		spec.EvalDataset = &protocol.Dataset{Format: string(e.Format), Rows: e.Rows, URL: base + "?which=eval"}
 	}
 	if spec.InitSnapshot, err = a.initSnapshotSpec(r.Context(), run); err != nil {
 		a.workerServerError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, spec)
+}
+
+// wireConfig is a run's config as the job spec carries it.
+func wireConfig(c store.RunConfig) protocol.Config {
+	return protocol.Config{
+		BaseModel: c.BaseModel, Method: string(c.Method), Epochs: c.Epochs, LearningRate: c.LearningRate,
+		BatchSize: c.BatchSize, LoRARank: c.LoRARank, LoRAAlpha: c.LoRAAlpha, MaxSeqLen: c.MaxSeqLen,
+		Seed: c.Seed, GPUType: c.GPUType, ValidationSplit: c.ValidationSplit, SnapshotEvery: c.SnapshotEvery,
+		InitSnapshotID: c.InitSnapshotID,
+	}
 }
 
 func (a *app) workerDataset(w http.ResponseWriter, r *http.Request) {
@@ -237,11 +189,7 @@ func (a *app) workerDataset(w http.ResponseWriter, r *http.Request) {
 // "wait": true the answer is held for up to the heartbeat interval and sent at once when a
 // cancel (or delete) is asked, so a worker hears it within a second, not an interval later.
 func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Step       *int `json:"step"`
-		TotalSteps *int `json:"total_steps"`
-		Wait       bool `json:"wait"`
-	}
+	var in protocol.Heartbeat
 	if !decodeStrict(w, r, &in) {
 		return
 	}
@@ -270,7 +218,7 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if in.Wait && !cancel {
 		cancel = a.awaitCancel(r, id, events)
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"cancel": cancel})
+	writeJSON(w, http.StatusOK, protocol.HeartbeatReply{Cancel: cancel})
 }
 
 // awaitCancel holds a heartbeat until a status change asks the run to stop, the heartbeat
@@ -304,14 +252,6 @@ func (a *app) awaitCancel(r *http.Request, id int64, events <-chan *gpu.Event) b
 	}
 }
 
-type metricsBatch struct {
-	Points []struct {
-		Name  string          `json:"name"`
-		Step  *int            `json:"step"`
-		Value json.RawMessage `json:"value"`
-	} `json:"points"`
-}
-
 // parseMetricValue reads a finite number, or one of the strings "NaN", "Infinity",
 // "-Infinity" (JSON has no such numbers), which are stored as events.
 func parseMetricValue(raw json.RawMessage) (float64, string, bool) {
@@ -335,7 +275,7 @@ func parseMetricValue(raw json.RawMessage) (float64, string, bool) {
 }
 
 // parseMetrics validates a batch whole: the first bad point is named and nothing is kept.
-func parseMetrics(in metricsBatch) ([]store.MetricPoint, string) {
+func parseMetrics(in protocol.MetricBatch) ([]store.MetricPoint, string) {
 	if len(in.Points) == 0 || len(in.Points) > maxMetricPoints {
 		return nil, fmt.Sprintf("points must hold 1 to %d points.", maxMetricPoints)
 	}
@@ -380,7 +320,7 @@ func (a *app) workerMetrics(w http.ResponseWriter, r *http.Request) {
 // ingestMetrics stores one batch for a run and answers once it is durable; a full ingest
 // queue answers 429 with Retry-After and stores nothing.
 func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64) {
-	var in metricsBatch
+	var in protocol.MetricBatch
 	if !decodeStrictMax(w, r, &in, maxMetricsJSON) {
 		return
 	}
@@ -402,13 +342,11 @@ func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64)
 	if len(added) > 0 {
 		a.publish(gpu.Event{RunID: runID, Kind: gpu.EventMetrics, Metrics: added, Frame: metricsFrame(added)})
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added), "duplicates": len(pts) - len(added)})
+	writeJSON(w, http.StatusOK, protocol.MetricsReply{Accepted: len(added), Duplicates: len(pts) - len(added)})
 }
 
 func (a *app) workerLogs(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Lines []string `json:"lines"`
-	}
+	var in protocol.LogBatch
 	if !decodeStrict(w, r, &in) {
 		return
 	}
@@ -423,7 +361,7 @@ func (a *app) workerLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(gpu.Event{RunID: id, Kind: gpu.EventLogs, Logs: added})
-	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(added)})
+	writeJSON(w, http.StatusOK, protocol.LogsReply{Accepted: len(added)})
 }
 
 var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -434,13 +372,13 @@ func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_field", "The path's step must be a whole number from 0 to 1000000000.")
 		return
 	}
-	sum := strings.ToLower(r.Header.Get("X-Snapshot-SHA256"))
+	sum := strings.ToLower(r.Header.Get(protocol.HeaderSnapshotSHA256))
 	if !hexSHA256.MatchString(sum) {
 		apiError(w, http.StatusBadRequest, "invalid_field", "X-Snapshot-SHA256 must be the 64 hex digits of the body's sha256.")
 		return
 	}
 	var final bool
-	switch r.Header.Get("X-Snapshot-Final") {
+	switch r.Header.Get(protocol.HeaderSnapshotFinal) {
 	case "", "false":
 	case "true":
 		final = true
@@ -478,15 +416,12 @@ func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, snapshotJSON(sn))
 }
 
-func snapshotJSON(s store.Snapshot) map[string]any {
-	return map[string]any{"id": s.ID, "step": s.Step, "final": s.Final, "size_bytes": s.SizeBytes, "sha256": s.SHA256}
+func snapshotJSON(s store.Snapshot) protocol.Snapshot {
+	return protocol.Snapshot{ID: s.ID, Step: s.Step, Final: s.Final, SizeBytes: s.SizeBytes, SHA256: s.SHA256}
 }
 
 func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Status string `json:"status"`
-		Reason string `json:"reason"`
-	}
+	var in protocol.Finish
 	if !decodeStrict(w, r, &in) {
 		return
 	}
@@ -511,7 +446,7 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
 	a.wake() // a slot is free
-	writeJSON(w, http.StatusOK, map[string]string{"status": in.Status})
+	writeJSON(w, http.StatusOK, protocol.FinishReply{Status: in.Status})
 }
 
 func (a *app) workerServerError(w http.ResponseWriter, r *http.Request, err error) {

@@ -114,15 +114,6 @@ func (iw *InitWeights) start(cfg Config) (*Model, error) {
 	return m, nil
 }
 
-// initSnapshotRef is the job spec's init_snapshot.
-type initSnapshotRef struct {
-	URL       string `json:"url"`
-	RunID     int64  `json:"run_id"`
-	Step      int    `json:"step"`
-	SHA256    string `json:"sha256"`
-	SizeBytes int64  `json:"size_bytes"`
-}
-
 // loadInit downloads the snapshot the job starts from, when it names one, checks its
 // digest and shapes, and puts it in data.Init.
 func (w *worker) loadInit(ctx context.Context, data *TrainingData) error {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"tunelab/trainer/protocol"
 )
 
 // WorkerOptions configure RunWorker.
@@ -29,9 +31,9 @@ var ErrRunCancelled = errors.New("the run was cancelled from the server")
 
 // Statuses a worker finishes a run with.
 const (
-	statusSucceeded = "succeeded"
-	statusFailed    = "failed"
-	statusCancelled = "cancelled"
+	statusSucceeded = protocol.StatusSucceeded
+	statusFailed    = protocol.StatusFailed
+	statusCancelled = protocol.StatusCancelled
 )
 
 // Protocol limits (docs/worker-api.md).
@@ -53,7 +55,7 @@ type worker struct {
 
 	step, total atomic.Int64 // progress, for heartbeats
 
-	metrics *uploader[metricPoint]
+	metrics *uploader[protocol.MetricPoint]
 	logs    *uploader[string]
 	warned  map[string]bool // metrics already reported as non-finite; training goroutine only
 
@@ -236,11 +238,7 @@ func (w *worker) flush() error {
 }
 
 func (w *worker) finish(ctx context.Context, status, reason string) error {
-	body := struct {
-		Status string `json:"status"`
-		Reason string `json:"reason"`
-	}{status, reason}
-	return w.c.postJSON(ctx, "finish the run", "/finish", body, nil)
+	return w.c.postJSON(ctx, "finish the run", "/finish", protocol.Finish{Status: status, Reason: reason}, nil)
 }
 
 // heartbeats tells the server the worker is alive, at once and then every
@@ -255,14 +253,8 @@ func (w *worker) heartbeats(ctx context.Context) {
 	for {
 		sent := time.Now()
 		total := min(w.total.Load(), maxStep)
-		body := struct {
-			Step       int64 `json:"step"`
-			TotalSteps int64 `json:"total_steps"`
-			Wait       bool  `json:"wait"`
-		}{min(w.step.Load(), total), total, true}
-		var reply struct {
-			Cancel bool `json:"cancel"`
-		}
+		body := protocol.NewHeartbeat(int(min(w.step.Load(), total)), int(total), true)
+		var reply protocol.HeartbeatReply
 		err := w.c.postJSON(ctx, "send a heartbeat", "/heartbeat", body, &reply)
 		switch {
 		case ctx.Err() != nil:

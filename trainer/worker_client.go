@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"tunelab/trainer/protocol"
 )
 
 // Backoff between retries of one request: it doubles from retryFirst up to
@@ -85,7 +87,7 @@ func endsRun(err error) bool {
 		return false
 	}
 	return ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden ||
-		(ae.Status == http.StatusConflict && ae.Code == "run_finished")
+		(ae.Status == http.StatusConflict && ae.Code == protocol.CodeRunFinished)
 }
 
 // call is one request, built afresh for every attempt.
@@ -283,12 +285,7 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 }
 
 func readAPIError(resp *http.Response) error {
-	var env struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var env protocol.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &apiError{Status: resp.StatusCode}
 	if json.Unmarshal(b, &env) == nil {

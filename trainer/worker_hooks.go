@@ -14,14 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-)
 
-// metricPoint is one entry of POST /metrics.
-type metricPoint struct {
-	Name  string  `json:"name"`
-	Step  int     `json:"step"`
-	Value float64 `json:"value"`
-}
+	"tunelab/trainer/protocol"
+)
 
 func (w *worker) onProgress(step, total int) {
 	w.total.Store(int64(total))
@@ -31,7 +26,7 @@ func (w *worker) onProgress(step, total int) {
 // onMetrics queues the report for the metrics uploader and logs a line; it
 // never waits on the network.
 func (w *worker) onMetrics(step int, m map[string]float64) error {
-	points := make([]metricPoint, 0, len(m))
+	points := make([]protocol.MetricPoint, 0, len(m))
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		v := m[name]
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -41,25 +36,19 @@ func (w *worker) onMetrics(step int, m map[string]float64) error {
 			}
 			continue
 		}
-		points = append(points, metricPoint{Name: name, Step: step, Value: v})
+		points = append(points, protocol.NewMetricPoint(name, step, v))
 	}
 	w.metrics.add(points...)
 	w.say("%s", stepLine(step, int(w.total.Load()), m))
 	return nil
 }
 
-func (w *worker) postMetrics(ctx context.Context, batch []metricPoint) error {
-	body := struct {
-		Points []metricPoint `json:"points"`
-	}{batch}
-	return w.c.postJSON(ctx, "send metrics", "/metrics", body, nil)
+func (w *worker) postMetrics(ctx context.Context, batch []protocol.MetricPoint) error {
+	return w.c.postJSON(ctx, "send metrics", "/metrics", protocol.MetricBatch{Points: batch}, nil)
 }
 
 func (w *worker) postLogs(ctx context.Context, batch []string) error {
-	body := struct {
-		Lines []string `json:"lines"`
-	}{batch}
-	return w.c.postJSON(ctx, "send log lines", "/logs", body, nil)
+	return w.c.postJSON(ctx, "send log lines", "/logs", protocol.LogBatch{Lines: batch}, nil)
 }
 
 // snapshotHook saves each snapshot to a temporary file while hashing it,
@@ -91,11 +80,9 @@ func (w *worker) snapshotHook(ctx context.Context) func(int, bool, func(io.Write
 		}
 		sum := hex.EncodeToString(hash.Sum(nil))
 		header := http.Header{}
-		header.Set("X-Snapshot-SHA256", sum)
-		header.Set("X-Snapshot-Final", strconv.FormatBool(final))
-		var reply struct {
-			SHA256 string `json:"sha256"`
-		}
+		header.Set(protocol.HeaderSnapshotSHA256, sum)
+		header.Set(protocol.HeaderSnapshotFinal, strconv.FormatBool(final))
+		var reply protocol.Snapshot
 		err = w.c.do(ctx, call{
 			what:   fmt.Sprintf("upload the snapshot at step %d", step),
 			method: http.MethodPut, url: w.c.base + "/snapshots/" + strconv.Itoa(step),

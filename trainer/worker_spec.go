@@ -8,39 +8,14 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"tunelab/trainer/protocol"
 )
 
-// jobSpec is the answer to GET /job (docs/worker-api.md). Its config mirrors
-// the server's run config; unknown fields are ignored so an older worker
-// still runs jobs from a newer server.
-type jobSpec struct {
-	RunID  int64 `json:"run_id"`
-	Config struct {
-		BaseModel       string  `json:"base_model"`
-		Method          string  `json:"method"`
-		Epochs          int     `json:"epochs"`
-		LearningRate    float64 `json:"learning_rate"`
-		BatchSize       int     `json:"batch_size"`
-		LoRARank        int     `json:"lora_rank"`
-		LoRAAlpha       float64 `json:"lora_alpha"`
-		MaxSeqLen       int     `json:"max_seq_len"`
-		Seed            int64   `json:"seed"`
-		GPUType         string  `json:"gpu_type"`
-		ValidationSplit float64 `json:"validation_split"` // percent
-		SnapshotEvery   int     `json:"snapshot_every"`
-	} `json:"config"`
-	Dataset           datasetRef       `json:"dataset"`
-	EvalDataset       *datasetRef      `json:"eval_dataset"`
-	HeartbeatInterval float64          `json:"heartbeat_interval_seconds"`
-	MaxSnapshotBytes  int64            `json:"max_snapshot_bytes"` // 0: no cap
-	InitSnapshot      *initSnapshotRef `json:"init_snapshot"`      // a continued run's starting weights
-}
-
-type datasetRef struct {
-	Format string `json:"format"`
-	Rows   int    `json:"rows"`
-	URL    string `json:"url"`
-}
+// jobSpec is the answer to GET /job (docs/worker-api.md). The worker decodes
+// it leniently: unknown fields are ignored so an older worker still runs jobs
+// from a newer server.
+type jobSpec struct{ protocol.Job }
 
 // trainerConfig maps the spec onto DefaultConfig. A spec the CPU trainer
 // cannot run is refused here, before anything is downloaded.
@@ -75,10 +50,10 @@ func (s jobSpec) trainerConfig() (Config, BaseModel, error) {
 
 // heartbeatEvery is the spec's interval, 5 s when it names none.
 func (s jobSpec) heartbeatEvery() time.Duration {
-	if !(s.HeartbeatInterval > 0) {
+	if !(s.HeartbeatIntervalSeconds > 0) {
 		return 5 * time.Second
 	}
-	return max(time.Duration(s.HeartbeatInterval*float64(time.Second)), 10*time.Millisecond)
+	return max(time.Duration(s.HeartbeatIntervalSeconds*float64(time.Second)), 10*time.Millisecond)
 }
 
 // loadData downloads and parses the dataset and, when the spec has one, the
@@ -99,7 +74,7 @@ func (w *worker) loadData(ctx context.Context) (TrainingData, Rows, Rows, error)
 	return data, train, eval, nil
 }
 
-func (w *worker) download(ctx context.Context, what string, ref datasetRef, fallback string) (Rows, error) {
+func (w *worker) download(ctx context.Context, what string, ref protocol.Dataset, fallback string) (Rows, error) {
 	u := w.c.base + fallback
 	if ref.URL != "" {
 		var err error
