@@ -45,8 +45,9 @@ func bucketShift(level int) uint { return uint(4 * level) }
 var ErrIngestBusy = errors.New("store: metric ingest is busy; retry shortly")
 
 // ErrRunIngestBusy is returned when one run already holds its share of the ingest queue
-// (IngestPerRun batches): that run waits, every other run's batches still get in.
-var ErrRunIngestBusy = errors.New("store: this run has too many metric batches waiting; retry shortly")
+// (IngestPerRun batches): that run waits, every other run's batches still get in. It is
+// also an ErrIngestBusy.
+var ErrRunIngestBusy = fmt.Errorf("store: this run has too many metric batches waiting (%w)", ErrIngestBusy)
 
 // Quotas bound what one run may store; zero fields take the defaults.
 type Quotas struct {
