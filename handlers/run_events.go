@@ -3,8 +3,6 @@ package handlers
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,10 +26,6 @@ const (
 	// historyChunk is how many stored points one history event carries.
 	historyChunk = 2000
 )
-
-type metricsMessage struct {
-	Points []livePointJSON `json:"points"`
-}
 
 func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.runByPath(w, r)
@@ -164,8 +158,12 @@ func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
 
 // metricsFrame encodes points (in seq order) as one SSE "metrics" event.
 func metricsFrame(pts []store.MetricPoint) []byte {
-	b, _ := json.Marshal(metricsMessage{Points: livePoints(pts)})
-	return fmt.Appendf(nil, "id: %d\nevent: metrics\ndata: %s\n\n", pts[len(pts)-1].Seq, b)
+	b := make([]byte, 0, 64+80*len(pts))
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, pts[len(pts)-1].Seq, 10)
+	b = append(b, "\nevent: metrics\ndata: "...)
+	b = appendLivePoints(b, pts)
+	return append(b, "\n\n"...)
 }
 
 // sendPanel renders the live panel and writes it as an unnamed SSE message; final says
