@@ -93,26 +93,86 @@ func (s *Store) AppendMetrics(ctx context.Context, runID int64, pts []MetricPoin
 	}
 }
 
-// writeTx is one write transaction with its prepared statements, each prepared once per
-// transaction however many batches and series use it.
-type writeTx struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-	args  []any
+// The statements of the append path.
+const (
+	qRunSeq       = "SELECT metric_seq FROM runs WHERE id = ?"
+	qSeries       = "SELECT id, first_step, last_step FROM metric_series WHERE run_id = ? AND name = ?"
+	qSeriesCount  = "SELECT COUNT(*) FROM metric_series WHERE run_id = ?"
+	qNewSeries    = "INSERT INTO metric_series (run_id, name) VALUES (?, ?) RETURNING id"
+	qStepsIn      = "SELECT step FROM metric_points WHERE series_id = ? AND step BETWEEN ? AND ?"
+	qSeqRange     = "INSERT INTO metric_seq_ranges (run_id, seq_hi, seq_lo, series_id, step_lo, step_hi) VALUES (?, ?, ?, ?, ?, ?)"
+	qSetRunSeq    = "UPDATE runs SET metric_seq = ? WHERE id = ?"
+	qUpdateSeries = `UPDATE metric_series SET points = points + ?,
+		first_step = MIN(COALESCE(first_step, ?), ?),
+		last_value = CASE WHEN last_step IS NULL OR ? > last_step THEN ? ELSE last_value END,
+		last_step = MAX(COALESCE(last_step, ?), ?)
+		WHERE id = ?`
+	qRollupsHead = `INSERT INTO metric_rollups
+		(series_id, level, bucket, n, min, min_step, max, max_step, last_step, last_value, last_at)`
+	qRollupsTail = `ON CONFLICT (series_id, level, bucket) DO UPDATE SET
+			n = n + excluded.n,
+			min_step = CASE WHEN excluded.min < min THEN excluded.min_step ELSE min_step END,
+			min = MIN(min, excluded.min),
+			max_step = CASE WHEN excluded.max > max THEN excluded.max_step ELSE max_step END,
+			max = MAX(max, excluded.max),
+			last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
+			last_at = CASE WHEN excluded.last_step >= last_step THEN excluded.last_at ELSE last_at END,
+			last_step = MAX(last_step, excluded.last_step)`
+)
+
+// ingestQueries is every statement of the append path, prepared once on the writer
+// connection when the store opens (each transaction then reuses them).
+func ingestQueries() []string {
+	qs := []string{qRunSeq, qSeries, qSeriesCount, qNewSeries, qStepsIn, qSeqRange, qSetRunSeq, qUpdateSeries}
+	for n := pointsPerStmt; n >= 1; n /= 2 {
+		qs = append(qs, pointsQuery(n, false), pointsQuery(n, true))
+	}
+	for n := rollupsPerStm; n >= 1; n /= 2 {
+		qs = append(qs, valuesQuery(qRollupsHead, qRollupsTail, rollupCols, n))
+	}
+	return qs
 }
 
-func newWriteTx(ctx context.Context, tx *sql.Tx) *writeTx {
-	return &writeTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}}
+// prepareIngest prepares the append path's statements on the writer (before the writer
+// goroutine starts: the single connection must be free).
+func (s *Store) prepareIngest(ctx context.Context) error {
+	s.ingestStmts = map[string]*sql.Stmt{}
+	for _, q := range ingestQueries() {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("store: prepare ingest: %w", err)
+		}
+		s.ingestStmts[q] = st
+	}
+	return nil
+}
+
+// writeTx is one write transaction with its statements: those prepared when the store
+// opened are reused, any other is prepared once per transaction.
+type writeTx struct {
+	ctx    context.Context
+	tx     *sql.Tx
+	shared map[string]*sql.Stmt
+	stmts  map[string]*sql.Stmt
+	args   []any
+}
+
+func (s *Store) newWriteTx(ctx context.Context, tx *sql.Tx) *writeTx {
+	return &writeTx{ctx: ctx, tx: tx, shared: s.ingestStmts, stmts: map[string]*sql.Stmt{}}
 }
 
 func (t *writeTx) stmt(query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.tx.PrepareContext(t.ctx, query)
-	if err != nil {
-		return nil, err
+	var st *sql.Stmt
+	if shared, ok := t.shared[query]; ok {
+		st = t.tx.StmtContext(t.ctx, shared)
+	} else {
+		var err error
+		if st, err = t.tx.PrepareContext(t.ctx, query); err != nil {
+			return nil, err
+		}
 	}
 	t.stmts[query] = st
 	return st, nil
@@ -172,11 +232,75 @@ func valuesQuery(head, tail string, width, rows int) string {
 }
 
 const (
-	pointCols     = 6  // series_id, step, value, kind, at, seq
-	pointsPerStmt = 64 // 384 parameters a statement
+	pointsPerStmt = 128 // rows of one multi-row insert of points
 	rollupCols    = 11
-	rollupsPerStm = 32
+	rollupsPerStm = 32 // 352 parameters a statement
 )
+
+// pointsQuery inserts n consecutive points of one series: ?1 is the series, ?2 the time,
+// ?3 the first row's sequence number (the others follow it); then each row's step and
+// value, and its kind when withKind (else the rows are finite: kind 0).
+func pointsQuery(n int, withKind bool) string {
+	key := fmt.Sprintf("points|%d|%v", n, withKind)
+	if q, ok := valuesQueries.Load(key); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO metric_points (series_id, step, value, kind, at, seq) VALUES ")
+	p := 4
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if withKind {
+			fmt.Fprintf(&b, "(?1, ?%d, ?%d, ?%d, ?2, ?3 + %d)", p, p+1, p+2, i)
+			p += 3
+		} else {
+			fmt.Fprintf(&b, "(?1, ?%d, ?%d, 0, ?2, ?3 + %d)", p, p+1, i)
+			p += 2
+		}
+	}
+	q := b.String()
+	valuesQueries.Store(key, q)
+	return q
+}
+
+// insertPoints writes a series' fresh points (in step order, with consecutive sequence
+// numbers) in multi-row inserts.
+func (t *writeTx) insertPoints(seriesID int64, fresh []MetricPoint, now int64) error {
+	for len(fresh) > 0 {
+		n := pointsPerStmt
+		for n > len(fresh) {
+			n /= 2
+		}
+		chunk := fresh[:n]
+		fresh = fresh[n:]
+		withKind := false
+		for _, p := range chunk {
+			if p.Kind != KindFinite {
+				withKind = true
+				break
+			}
+		}
+		args := append(t.args[:0], seriesID, now, chunk[0].Seq)
+		for _, p := range chunk {
+			if withKind {
+				var v any
+				if p.Kind == KindFinite {
+					v = p.Value
+				}
+				args = append(args, p.Step, v, kindCode[p.Kind])
+			} else {
+				args = append(args, p.Step, p.Value)
+			}
+		}
+		t.args = args
+		if err := t.exec(pointsQuery(n, withKind), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // seriesBatch is one metric's share of a batch.
 type seriesBatch struct {
@@ -204,12 +328,12 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 		groups[g].idx = append(groups[g].idx, i)
 	}
 	var seq int64
-	if err := t.queryRow("SELECT metric_seq FROM runs WHERE id = ?", runID).Scan(&seq); err != nil {
+	if err := t.queryRow(qRunSeq, runID).Scan(&seq); err != nil {
 		return nil, fmt.Errorf("run %d: %w", runID, err)
 	}
 	newSeries := 0
 	for _, g := range groups {
-		err := t.queryRow("SELECT id, first_step, last_step FROM metric_series WHERE run_id = ? AND name = ?", runID, g.name).
+		err := t.queryRow(qSeries, runID, g.name).
 			Scan(&g.id, &g.firstStep, &g.lastStep)
 		if errors.Is(err, sql.ErrNoRows) {
 			newSeries++
@@ -221,7 +345,7 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 	}
 	if newSeries > 0 {
 		var have int64
-		if err := t.queryRow("SELECT COUNT(*) FROM metric_series WHERE run_id = ?", runID).Scan(&have); err != nil {
+		if err := t.queryRow(qSeriesCount, runID).Scan(&have); err != nil {
 			return nil, err
 		}
 		if have+int64(newSeries) > int64(q.SeriesPerRun) {
@@ -242,13 +366,12 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 		return nil, &QuotaError{Quota: "points", Limit: q.PointsPerRun, Have: seq, Add: int64(total)}
 	}
 	added := make([]MetricPoint, 0, total)
-	rows := t.args[:0]
 	for _, g := range groups {
 		if len(g.fresh) == 0 {
 			continue
 		}
 		if g.id == 0 {
-			if err := t.queryRow("INSERT INTO metric_series (run_id, name) VALUES (?, ?) RETURNING id", runID, g.name).Scan(&g.id); err != nil {
+			if err := t.queryRow(qNewSeries, runID, g.name).Scan(&g.id); err != nil {
 				return nil, err
 			}
 		}
@@ -257,24 +380,18 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 			p := &g.fresh[i]
 			seq++
 			p.Seq, p.At = seq, fromMS(now)
-			var v any
-			if p.Kind == KindFinite {
-				v = p.Value
-			}
-			rows = append(rows, g.id, p.Step, v, kindCode[p.Kind], now, seq)
+		}
+		if err := t.insertPoints(g.id, g.fresh, now); err != nil {
+			return nil, err
 		}
 		added = append(added, g.fresh...)
 		if err := updateSeries(t, g.id, g.fresh); err != nil {
 			return nil, err
 		}
-		if err := t.exec("INSERT INTO metric_seq_ranges (run_id, seq_hi, seq_lo, series_id, step_lo, step_hi) VALUES (?, ?, ?, ?, ?, ?)",
+		if err := t.exec(qSeqRange,
 			runID, seq, seqLo, g.id, g.fresh[0].Step, g.fresh[len(g.fresh)-1].Step); err != nil {
 			return nil, err
 		}
-	}
-	t.args = rows[:0]
-	if err := t.multiRow("INSERT INTO metric_points (series_id, step, value, kind, at, seq)", "", pointCols, pointsPerStmt, rows); err != nil {
-		return nil, err
 	}
 	var folds []rollupRow
 	for _, g := range groups {
@@ -285,7 +402,7 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 	if err := writeRollups(t, folds); err != nil {
 		return nil, err
 	}
-	if err := t.exec("UPDATE runs SET metric_seq = ? WHERE id = ?", seq, runID); err != nil {
+	if err := t.exec(qSetRunSeq, seq, runID); err != nil {
 		return nil, err
 	}
 	return added, nil
@@ -337,7 +454,7 @@ func (g *seriesBatch) pickFresh(t *writeTx, pts []MetricPoint) error {
 
 // stepsIn returns the steps a series already has in [lo, hi].
 func stepsIn(t *writeTx, seriesID int64, lo, hi int) (map[int]bool, error) {
-	st, err := t.stmt("SELECT step FROM metric_points WHERE series_id = ? AND step BETWEEN ? AND ?")
+	st, err := t.stmt(qStepsIn)
 	if err != nil {
 		return nil, err
 	}
@@ -364,11 +481,7 @@ func updateSeries(t *writeTx, seriesID int64, fresh []MetricPoint) error {
 	if last.Kind == KindFinite {
 		lastValue = last.Value
 	}
-	return t.exec(`UPDATE metric_series SET points = points + ?,
-		first_step = MIN(COALESCE(first_step, ?), ?),
-		last_value = CASE WHEN last_step IS NULL OR ? > last_step THEN ? ELSE last_value END,
-		last_step = MAX(COALESCE(last_step, ?), ?)
-		WHERE id = ?`, len(fresh), first.Step, first.Step, last.Step, lastValue, last.Step, last.Step, seriesID)
+	return t.exec(qUpdateSeries, len(fresh), first.Step, first.Step, last.Step, lastValue, last.Step, last.Step, seriesID)
 }
 
 // rollup is the summary of one bucket.
@@ -432,17 +545,7 @@ func writeRollups(t *writeTx, folds []rollupRow) error {
 	for _, r := range folds {
 		args = append(args, r.series, r.level, r.bucket, r.n, r.min, r.minStep, r.max, r.maxStep, r.lastStep, r.lastValue, r.lastAt)
 	}
-	return t.multiRow(`INSERT INTO metric_rollups
-		(series_id, level, bucket, n, min, min_step, max, max_step, last_step, last_value, last_at)`,
-		`ON CONFLICT (series_id, level, bucket) DO UPDATE SET
-			n = n + excluded.n,
-			min_step = CASE WHEN excluded.min < min THEN excluded.min_step ELSE min_step END,
-			min = MIN(min, excluded.min),
-			max_step = CASE WHEN excluded.max > max THEN excluded.max_step ELSE max_step END,
-			max = MAX(max, excluded.max),
-			last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
-			last_at = CASE WHEN excluded.last_step >= last_step THEN excluded.last_at ELSE last_at END,
-			last_step = MAX(last_step, excluded.last_step)`, rollupCols, rollupsPerStm, args)
+	return t.multiRow(qRollupsHead, qRollupsTail, rollupCols, rollupsPerStm, args)
 }
 
 // MetricsAfter returns a run's points with seq > afterSeq in seq order, at most limit. It

@@ -339,7 +339,7 @@ func (s *Store) rebuildMissingRollups(ctx context.Context) error {
 			if len(pts) == 0 {
 				return nil
 			}
-			t := newWriteTx(ctx, tx)
+			t := s.newWriteTx(ctx, tx)
 			defer t.close()
 			return writeRollups(t, foldRollups(nil, id, pts, ats[len(ats)-1]))
 		})

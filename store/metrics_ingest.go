@@ -63,7 +63,7 @@ func (s *Store) commitGroup(group []*ingestRequest) {
 	ctx := context.Background()
 	now := ms(s.now())
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		t := newWriteTx(ctx, tx)
+		t := s.newWriteTx(ctx, tx)
 		defer t.close()
 		for _, r := range group {
 			added, err := appendTx(t, r.runID, r.points, now, s.quotas)
@@ -143,7 +143,7 @@ var errStoreClosed = errors.New("store: closed")
 func (s *Store) AppendMetricsDirect(ctx context.Context, runID int64, pts []MetricPoint) ([]MetricPoint, error) {
 	var added []MetricPoint
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		t := newWriteTx(ctx, tx)
+		t := s.newWriteTx(ctx, tx)
 		defer t.close()
 		var err error
 		added, err = appendTx(t, runID, pts, ms(s.now()), s.quotas)

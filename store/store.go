@@ -37,6 +37,7 @@ type Store struct {
 	ingestClosed bool
 	ingestOnce   sync.Once
 	quotas       Quotas
+	ingestStmts  map[string]*sql.Stmt // the append path's statements, prepared on the writer
 }
 
 // Options tunes Open; the zero value is what production uses.
@@ -90,6 +91,10 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := s.prepareIngest(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
