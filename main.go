@@ -83,7 +83,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		return err
 	}
 
-	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{})
+	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{
+		Quotas: store.Quotas{SeriesPerRun: cfg.QuotaSeriesPerRun, PointsPerRun: cfg.QuotaPointsPerRun}})
 	if err != nil {
 		return err
 	}

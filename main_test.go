@@ -48,6 +48,8 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad heartbeat", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "often"}, nil, "such as 30s"},
 		{"timeout below twice the interval", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "10s", "TUNELAB_HEARTBEAT_TIMEOUT": "15s"}, nil, "at least twice"},
 		{"bad dataset retention", map[string]string{"TUNELAB_DATASET_RETENTION": "forever"}, nil, "TUNELAB_DATASET_RETENTION"},
+		{"bad series quota", map[string]string{"TUNELAB_QUOTA_SERIES_PER_RUN": "0"}, nil, "TUNELAB_QUOTA_SERIES_PER_RUN"},
+		{"bad points quota", map[string]string{"TUNELAB_QUOTA_POINTS_PER_RUN": "lots"}, nil, "TUNELAB_QUOTA_POINTS_PER_RUN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +66,13 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9" || c.DataDir != "/d" || c.BaseURL != "https://tune.example" || !c.secure() || !c.production() {
 		t.Fatalf("config = %+v", c)
+	}
+	if c.QuotaSeriesPerRun != 1_000 || c.QuotaPointsPerRun != 50_000_000 {
+		t.Fatalf("default quotas: %d series, %d points", c.QuotaSeriesPerRun, c.QuotaPointsPerRun)
+	}
+	c, err = loadConfig("serve", nil, envMap(map[string]string{"TUNELAB_QUOTA_SERIES_PER_RUN": "20", "TUNELAB_QUOTA_POINTS_PER_RUN": "5000"}))
+	if err != nil || c.QuotaSeriesPerRun != 20 || c.QuotaPointsPerRun != 5000 {
+		t.Fatalf("quotas: %d series, %d points, %v", c.QuotaSeriesPerRun, c.QuotaPointsPerRun, err)
 	}
 }
 

@@ -87,11 +87,14 @@ func (ts *testServer) advance(d time.Duration) {
 // cheap hashing keeps the many sign-ups fast; store tests cover the production cost.
 var testArgon2 = store.Argon2Params{Time: 1, Memory: 64, Threads: 1}
 
-func newTestServer(t testing.TB, cfg Config) *testServer {
+func newTestServer(t testing.TB, cfg Config, storeOpts ...func(*store.Options)) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"),
-		store.Options{Argon2: testArgon2, Now: ts.clock})
+	opts := store.Options{Argon2: testArgon2, Now: ts.clock}
+	for _, o := range storeOpts {
+		o(&opts)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -381,7 +381,9 @@ func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64)
 		return
 	}
 	a.ingested(len(added))
-	if len(added) > 0 {
+	// The live frame is encoded once, and only when someone watches: a viewer who arrives
+	// after this check reads these (already durable) points from the store.
+	if len(added) > 0 && a.runs.Hub.Viewers(runID) > 0 {
 		a.publish(gpu.Event{RunID: runID, Kind: "metrics", Metrics: added, Frame: metricsFrame(added)})
 	}
 	w.Header().Set("Content-Type", "application/json")
