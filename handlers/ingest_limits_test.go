@@ -75,7 +75,9 @@ func TestIngestFloodOfOneRunDoesNotRefuseAnother(t *testing.T) {
 			statuses[r.status]++
 			mu.Unlock()
 			if r.status == http.StatusTooManyRequests {
-				var e struct{ Error struct{ Code, Message string } }
+				var e struct {
+					Error struct{ Code, Message string }
+				}
 				json.Unmarshal([]byte(r.body), &e)
 				if e.Error.Code != "rate_limited" || !strings.Contains(e.Error.Message, "This run") || r.header.Get("Retry-After") == "" {
 					t.Errorf("flooder's 429: %v %s", r.header, r.body)
