@@ -45,6 +45,8 @@ type config struct {
 	// Metric quotas: a batch that would take a run past one is refused whole (422).
 	QuotaSeriesPerRun int   // distinct metric names a run may log
 	QuotaPointsPerRun int64 // points a run may store
+
+	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -82,6 +84,8 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 		TLSKey:    env("TUNELAB_TLS_KEY", ""),
 		Operator:  env("TUNELAB_OPERATOR", ""),
 		Contact:   env("TUNELAB_CONTACT", ""),
+
+		MetricsToken: env("TUNELAB_METRICS_TOKEN", ""),
 	}
 	var errs []error
 	if v := env("TUNELAB_TRUST_PROXY", "false"); v != "" {

@@ -138,6 +138,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			Operator:       cfg.Operator,
 			Contact:        cfg.Contact,
 			MaxUploadBytes: cfg.MaxUploadMB * 1_000_000,
+			MetricsToken:   cfg.MetricsToken,
 		},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Stopping: streams.Done(),

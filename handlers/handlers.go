@@ -83,6 +83,8 @@ type Config struct {
 	BillingConfigured bool
 	// MaxUploadBytes caps a dataset upload (default 100 MB).
 	MaxUploadBytes int64
+	// MetricsToken is the operator's bearer token for GET /metrics; empty: no endpoint.
+	MetricsToken string
 }
 
 // Deps is everything New wires together.
@@ -118,6 +120,7 @@ type app struct {
 	limits   *rateLimits
 	runs     Runs
 	stopping <-chan struct{}
+	ops      *opsMetrics
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -149,6 +152,7 @@ func New(d Deps) http.Handler {
 		limits:   newRateLimits(now),
 		runs:     d.Runs,
 		stopping: d.Stopping,
+		ops:      newOpsMetrics(d.Store, d.Config.MetricsToken),
 	}
 	if a.runs.HeartbeatInterval <= 0 {
 		a.runs.HeartbeatInterval = 5 * time.Second

@@ -46,6 +46,8 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	// Subscribe before reading history so nothing falls between the two; ids dedupe.
 	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
 	defer unsubscribe()
+	a.ops.viewers.Inc()
+	defer a.ops.viewers.Dec()
 
 	// Where to start: the browser's Last-Event-ID on a reconnect, else ?after= from the
 	// page's data island, else now (history comes from the island, not the stream).

@@ -50,6 +50,11 @@ func (s *Store) runIngest() {
 			}
 		}
 		s.commitGroup(group)
+		committed := 0
+		for _, r := range group {
+			committed += len(r.added)
+		}
+		s.stats.record(n, committed)
 		for _, r := range group {
 			s.finish(r)
 		}

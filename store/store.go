@@ -38,6 +38,7 @@ type Store struct {
 	ingestOnce   sync.Once
 	quotas       Quotas
 	ingestStmts  map[string]*sql.Stmt // the append path's statements, prepared on the writer
+	stats        ingestStats
 }
 
 // Options tunes Open; the zero value is what production uses.
