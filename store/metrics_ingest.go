@@ -206,7 +206,7 @@ const rawTable = `CREATE TABLE IF NOT EXISTS bench_raw_points (series_id INTEGER
 // PrefillRawBaseline creates the raw baseline table and fills it with n rows in SQL.
 func (s *Store) PrefillRawBaseline(ctx context.Context, n int) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, rawTable); err != nil {
+		if _, err := tx.ExecContext(ctx, rawTable); err != nil || n <= 0 {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `WITH RECURSIVE st(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM st WHERE n + 1 < ?)
