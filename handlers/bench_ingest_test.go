@@ -74,6 +74,9 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	if err := st.PrefillRawBaseline(ctx, ingestPrefill); err != nil {
 		b.Fatal(err)
 	}
+	if err := st.CheckpointWAL(ctx); err != nil {
+		b.Fatal(err)
+	}
 	size, _ := st.UsedBytes(ctx)
 	b.Logf("prefilled %s points and %s baseline rows in %.1f s (%d MB)", thousands(ingestPrefill), thousands(ingestPrefill),
 		time.Since(start).Seconds(), size>>20)
@@ -123,9 +126,13 @@ func BenchmarkIngestHTTP(b *testing.B) {
 			b.ReportMetric(rawRate, "raw-rows/s")
 			b.ReportMetric(pct, "%raw")
 			b.ReportMetric(perPoint, "B/point")
+			rateVerdict, pctVerdict := verdict(rate >= targetRate), verdict(pct >= targetPctRaw)
+			if clients == 1 {
+				rateVerdict, pctVerdict = "figure only", "figure only" // the targets are for 4 and 8 clients
+			}
 			benchResult(b, "1 ingest     %d client(s) x %d-point batches (10 metrics x 100 steps, fresh series, JSON encoded per batch, db of 10M points): %s points/s acknowledged (target >= %s: %s) | raw keyed inserts %s rows/s | %.0f%% of raw (target >= %d%%: %s) | %.1f bytes a point on disk (target <= %d: %s)   [%s points, %d answered 429]",
-				clients, ingestBatch, thousands(rate), thousands(targetRate), verdict(rate >= targetRate || clients == 1),
-				thousands(rawRate), pct, targetPctRaw, verdict(pct >= targetPctRaw || clients == 1),
+				clients, ingestBatch, thousands(rate), thousands(targetRate), rateVerdict,
+				thousands(rawRate), pct, targetPctRaw, pctVerdict,
 				perPoint, targetPerPoint, verdict(perPoint <= targetPerPoint), thousands(float64(points)), refused)
 		})
 	}

@@ -190,6 +190,13 @@ func (s *Store) PrefillMetrics(ctx context.Context, runID int64, series, steps i
 	})
 }
 
+// CheckpointWAL copies the write-ahead log into the database and truncates it, as a server
+// running for a while has done: after a bulk fill the log would otherwise stay huge.
+func (s *Store) CheckpointWAL(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}
+
 // RawPoint is a row of the raw baseline table.
 type RawPoint struct {
 	Series, Step int64
