@@ -32,8 +32,8 @@ import (
 const (
 	ingestBatch      = 1000    // points a batch
 	ingestSteps      = 100     // steps a batch, of every metric
-	ingestPerClients = 400_000 // points a measurement, spread over the clients
-	ingestRounds     = 4       // alternating slices of baseline and HTTP
+	ingestPerClients = 800_000 // points a measurement, spread over the clients
+	ingestRounds     = 8       // alternating slices of baseline and HTTP
 	ingestPrefill    = 10_000_000
 	rawPerTx         = 10_000
 
