@@ -6,6 +6,8 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -356,6 +358,62 @@ func TestMetricsAfterReadsBackfilledAndInterleavedBatches(t *testing.T) {
 					t.Fatalf("after %d limit %d: %+v, want %+v", after, limit, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+// Migration 0008 rebuilds the sequence ranges of points stored before it from the islands
+// of consecutive sequence numbers; the live stream must read them back exactly.
+func TestSeqRangesMigrationRebuildsRangesOfStoredPoints(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	r := f.queue(t, "lora", f.chat)
+	for k := range 6 {
+		var pts []MetricPoint
+		for s := k * 7; s < k*7+7; s++ {
+			pts = append(pts, MetricPoint{Name: "loss", Step: 100 - s, Value: 1}, MetricPoint{Name: "acc", Step: s, Value: 2})
+		}
+		if k%2 == 1 {
+			pts = append(pts, MetricPoint{Name: "nan", Step: k, Kind: KindNaN})
+		}
+		if _, err := f.s.AppendMetrics(ctx, r.ID, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := f.s.MetricsAfter(ctx, r.ID, 0, 1000)
+	if err != nil || len(want) != 87 {
+		t.Fatalf("%d points, %v", len(want), err)
+	}
+	all, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backfill string
+	for _, m := range all {
+		if m.version == 8 {
+			for _, stmt := range strings.Split(m.sql, ";") {
+				if strings.Contains(stmt, "INSERT INTO metric_seq_ranges") {
+					backfill = stmt
+				}
+			}
+		}
+	}
+	if backfill == "" {
+		t.Fatal("migration 0008 has no backfill")
+	}
+	if _, err := f.s.w.ExecContext(ctx, "DELETE FROM metric_seq_ranges"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.w.ExecContext(ctx, backfill); err != nil {
+		t.Fatal(err)
+	}
+	for after := range int64(len(want)) {
+		got, err := f.s.MetricsAfter(ctx, r.ID, after, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := want[after:min(len(want), int(after)+10)]; !slices.Equal(got, exp) {
+			t.Fatalf("after %d: %+v, want %+v", after, got, exp)
 		}
 	}
 }
