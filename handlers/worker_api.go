@@ -263,7 +263,9 @@ func parseMetricValue(raw json.RawMessage) (float64, string, bool) {
 // readMetricsBatch reads a batch body: the usual shape through scanMetricsBatch, anything
 // else through encoding/json with the strict rules of decodeStrict (and its answers).
 func readMetricsBatch(w http.ResponseWriter, r *http.Request) ([]metricInput, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMetricsJSON))
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxMetricsJSON)+bytes.MinRead)) // room for the final Read, so no regrowth
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxMetricsJSON))
+	body := buf.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -100,7 +100,7 @@ const (
 	qSeriesCount  = "SELECT COUNT(*) FROM metric_series WHERE run_id = ?"
 	qNewSeries    = "INSERT INTO metric_series (run_id, name) VALUES (?, ?) RETURNING id"
 	qStepsIn      = "SELECT step FROM metric_points WHERE series_id = ? AND step BETWEEN ? AND ?"
-	qSeqRange     = "INSERT INTO metric_seq_ranges (run_id, seq_hi, seq_lo, series_id, step_lo, step_hi) VALUES (?, ?, ?, ?, ?, ?)"
+	qSeqRanges    = "INSERT INTO metric_seq_ranges (run_id, seq_hi, seq_lo, series_id, step_lo, step_hi)"
 	qSetRunSeq    = "UPDATE runs SET metric_seq = ? WHERE id = ?"
 	qUpdateSeries = `UPDATE metric_series SET points = points + ?,
 		first_step = MIN(COALESCE(first_step, ?), ?),
@@ -123,7 +123,10 @@ const (
 // ingestQueries is every statement of the append path, prepared once on the writer
 // connection when the store opens (each transaction then reuses them).
 func ingestQueries() []string {
-	qs := []string{qRunSeq, qSeries, qSeriesCount, qNewSeries, qStepsIn, qSeqRange, qSetRunSeq, qUpdateSeries}
+	qs := []string{qRunSeq, qSeries, qSeriesCount, qNewSeries, qStepsIn, qSetRunSeq, qUpdateSeries}
+	for n := rangesPerStmt; n >= 1; n /= 2 {
+		qs = append(qs, valuesQuery(qSeqRanges, "", rangeCols, n))
+	}
 	for n := pointsPerStmt; n >= 1; n /= 2 {
 		qs = append(qs, pointsQuery(n, false), pointsQuery(n, true))
 	}
@@ -232,6 +235,8 @@ func valuesQuery(head, tail string, width, rows int) string {
 }
 
 const (
+	rangeCols     = 6
+	rangesPerStmt = 16
 	pointsPerStmt = 128 // rows of one multi-row insert of points
 	rollupCols    = 11
 	rollupsPerStm = 32 // 352 parameters a statement
@@ -366,6 +371,7 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 		return nil, &QuotaError{Quota: "points", Limit: q.PointsPerRun, Have: seq, Add: int64(total)}
 	}
 	added := make([]MetricPoint, 0, total)
+	ranges := make([]any, 0, rangeCols*len(groups))
 	for _, g := range groups {
 		if len(g.fresh) == 0 {
 			continue
@@ -388,10 +394,10 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 		if err := updateSeries(t, g.id, g.fresh); err != nil {
 			return nil, err
 		}
-		if err := t.exec(qSeqRange,
-			runID, seq, seqLo, g.id, g.fresh[0].Step, g.fresh[len(g.fresh)-1].Step); err != nil {
-			return nil, err
-		}
+		ranges = append(ranges, runID, seq, seqLo, g.id, g.fresh[0].Step, g.fresh[len(g.fresh)-1].Step)
+	}
+	if err := t.multiRow(qSeqRanges, "", rangeCols, rangesPerStmt, ranges); err != nil {
+		return nil, err
 	}
 	var folds []rollupRow
 	for _, g := range groups {
