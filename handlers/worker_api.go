@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"tunelab/gpu"
 	"tunelab/store"
@@ -263,7 +264,16 @@ func parseMetricValue(raw json.RawMessage) (float64, string, bool) {
 // readMetricsBatch reads a batch body: the usual shape through scanMetricsBatch, anything
 // else through encoding/json with the strict rules of decodeStrict (and its answers).
 func readMetricsBatch(w http.ResponseWriter, r *http.Request) ([]metricInput, bool) {
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxMetricsJSON)+bytes.MinRead)) // room for the final Read, so no regrowth
+	// Nothing read keeps a reference into the body (names are copied), so its buffer goes
+	// back to the pool.
+	buf := batchBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			batchBuffers.Put(buf)
+		}
+	}()
+	buf.Grow(int(min(max(r.ContentLength, 0), maxMetricsJSON)) + bytes.MinRead) // room for the final Read, so no regrowth
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxMetricsJSON))
 	body := buf.Bytes()
 	if err != nil {
@@ -294,6 +304,8 @@ func readMetricsBatch(w http.ResponseWriter, r *http.Request) ([]metricInput, bo
 	}
 	return in, true
 }
+
+var batchBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // parseMetrics validates a batch whole: the first bad point is named and nothing is kept.
 func parseMetrics(in []metricInput) ([]store.MetricPoint, string) {

@@ -357,20 +357,22 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 			return nil, &QuotaError{Quota: "series", Limit: int64(q.SeriesPerRun), Have: have, Add: int64(newSeries)}
 		}
 	}
-	total := 0
+	// Every series' fresh points lie in one array, series after series: together they are
+	// the batch's new points, with no second copy.
+	added := make([]MetricPoint, 0, len(pts))
 	for _, g := range groups {
-		if err := g.pickFresh(t, pts); err != nil {
+		var err error
+		if added, err = g.pickFresh(t, pts, added); err != nil {
 			return nil, err
 		}
-		total += len(g.fresh)
 	}
+	total := len(added)
 	if total == 0 {
 		return nil, nil
 	}
 	if seq+int64(total) > q.PointsPerRun {
 		return nil, &QuotaError{Quota: "points", Limit: q.PointsPerRun, Have: seq, Add: int64(total)}
 	}
-	added := make([]MetricPoint, 0, total)
 	ranges := make([]any, 0, rangeCols*len(groups))
 	for _, g := range groups {
 		if len(g.fresh) == 0 {
@@ -390,7 +392,6 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 		if err := t.insertPoints(g.id, g.fresh, now); err != nil {
 			return nil, err
 		}
-		added = append(added, g.fresh...)
 		if err := updateSeries(t, g.id, g.fresh); err != nil {
 			return nil, err
 		}
@@ -414,10 +415,10 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 	return added, nil
 }
 
-// pickFresh sets g.fresh to the batch's points of the series not stored yet, in step
-// order (so the keyed inserts append to the table). A step twice in one batch keeps the
-// first.
-func (g *seriesBatch) pickFresh(t *writeTx, pts []MetricPoint) error {
+// pickFresh appends to out the batch's points of the series not stored yet, in step order
+// (so the keyed inserts append to the table), and sets g.fresh to them. A step twice in
+// one batch keeps the first. out must have room for them (g.fresh shares its array).
+func (g *seriesBatch) pickFresh(t *writeTx, pts, out []MetricPoint) ([]MetricPoint, error) {
 	lo, hi := pts[g.idx[0]].Step, pts[g.idx[0]].Step
 	sorted := true
 	for k, i := range g.idx {
@@ -433,15 +434,16 @@ func (g *seriesBatch) pickFresh(t *writeTx, pts []MetricPoint) error {
 	if g.id != 0 && g.firstStep.Valid && int64(hi) >= g.firstStep.Int64 && int64(lo) <= g.lastStep.Int64 {
 		var err error
 		if existing, err = stepsIn(t, g.id, lo, hi); err != nil {
-			return err
+			return out, err
 		}
 	}
-	g.fresh = make([]MetricPoint, 0, len(g.idx))
+	start := len(out)
 	if sorted && len(existing) == 0 {
 		for _, i := range g.idx {
-			g.fresh = append(g.fresh, pts[i])
+			out = append(out, pts[i])
 		}
-		return nil
+		g.fresh = out[start:]
+		return out, nil
 	}
 	if existing == nil {
 		existing = map[int]bool{}
@@ -452,10 +454,11 @@ func (g *seriesBatch) pickFresh(t *writeTx, pts []MetricPoint) error {
 			continue
 		}
 		existing[p.Step] = true
-		g.fresh = append(g.fresh, p)
+		out = append(out, p)
 	}
+	g.fresh = out[start:]
 	slices.SortStableFunc(g.fresh, func(a, b MetricPoint) int { return cmp.Compare(a.Step, b.Step) })
-	return nil
+	return out, nil
 }
 
 // stepsIn returns the steps a series already has in [lo, hi].
