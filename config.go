@@ -45,6 +45,11 @@ type config struct {
 	// Per-account quotas; 0 turns one off.
 	QuotaQueuedRuns   int   // queued runs a person may have waiting
 	QuotaDatasetBytes int64 // bytes of stored datasets per person
+	// Metric quotas: a batch that would take a run past one is refused whole (422).
+	QuotaSeriesPerRun int   // distinct metric names a run may log
+	QuotaPointsPerRun int64 // points a run may store
+
+	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -82,6 +87,8 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 		TLSKey:    env("TUNELAB_TLS_KEY", ""),
 		Operator:  env("TUNELAB_OPERATOR", ""),
 		Contact:   env("TUNELAB_CONTACT", ""),
+
+		MetricsToken: env("TUNELAB_METRICS_TOKEN", ""),
 	}
 	var errs []error
 	if v := env("TUNELAB_TRUST_PROXY", "false"); v != "" {
@@ -106,6 +113,22 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 			errs = append(errs, fmt.Errorf("TUNELAB_LOCAL_SLOTS=%q: use a whole number of jobs at once from 1 to 64", v))
 		}
 		c.LocalSlots = n
+	}
+	c.QuotaSeriesPerRun = store.DefaultSeriesPerRun
+	if v := env("TUNELAB_QUOTA_SERIES_PER_RUN", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_SERIES_PER_RUN=%q: use a whole number of metric names a run from 1 to 1000000", v))
+		}
+		c.QuotaSeriesPerRun = n
+	}
+	c.QuotaPointsPerRun = store.DefaultPointsPerRun
+	if v := env("TUNELAB_QUOTA_POINTS_PER_RUN", ""); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1_000_000_000_000 {
+			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_POINTS_PER_RUN=%q: use a whole number of points a run from 1 to 1000000000000", v))
+		}
+		c.QuotaPointsPerRun = n
 	}
 	c.LocalWorker = strings.Fields(env("TUNELAB_LOCAL_WORKER", ""))
 	c.WorkerURL = strings.TrimRight(env("TUNELAB_WORKER_URL", ""), "/")

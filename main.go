@@ -84,7 +84,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		return err
 	}
 
-	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{})
+	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{
+		Quotas: store.Quotas{SeriesPerRun: cfg.QuotaSeriesPerRun, PointsPerRun: cfg.QuotaPointsPerRun}})
 	if err != nil {
 		return err
 	}
@@ -144,6 +145,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			DatasetRetention:  cfg.DatasetRetention,
 			QueuedRunsQuota:   cfg.QuotaQueuedRuns,
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
+			MetricsToken:   cfg.MetricsToken,
 		},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Stopping: streams.Done(),

@@ -54,6 +54,8 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
 		{"production over plain HTTP", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key}, nil, "production needs HTTPS"},
 		{"production with an http base URL", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key, "TUNELAB_BASE_URL": "http://tune.example"}, nil, "production needs HTTPS"},
+		{"bad series quota", map[string]string{"TUNELAB_QUOTA_SERIES_PER_RUN": "0"}, nil, "TUNELAB_QUOTA_SERIES_PER_RUN"},
+		{"bad points quota", map[string]string{"TUNELAB_QUOTA_POINTS_PER_RUN": "lots"}, nil, "TUNELAB_QUOTA_POINTS_PER_RUN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +90,20 @@ func TestQuotaSettings(t *testing.T) {
 		if err != nil || c.QuotaDatasetBytes != want || c.QuotaQueuedRuns != 3 {
 			t.Errorf("TUNELAB_QUOTA_DATASET_BYTES=%q: %d bytes, %d runs, %v; want %d", v, c.QuotaDatasetBytes, c.QuotaQueuedRuns, err, want)
 		}
+	}
+}
+
+func TestMetricQuotaSettings(t *testing.T) {
+	c, err := loadConfig("serve", nil, envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.QuotaSeriesPerRun != 1_000 || c.QuotaPointsPerRun != 50_000_000 {
+		t.Fatalf("default quotas: %d series, %d points", c.QuotaSeriesPerRun, c.QuotaPointsPerRun)
+	}
+	c, err = loadConfig("serve", nil, envMap(map[string]string{"TUNELAB_QUOTA_SERIES_PER_RUN": "20", "TUNELAB_QUOTA_POINTS_PER_RUN": "5000"}))
+	if err != nil || c.QuotaSeriesPerRun != 20 || c.QuotaPointsPerRun != 5000 {
+		t.Fatalf("quotas: %d series, %d points, %v", c.QuotaSeriesPerRun, c.QuotaPointsPerRun, err)
 	}
 }
 

@@ -51,6 +51,8 @@ type Config struct {
 	// DatasetRetention is how long a dataset is kept after its last run ended, as the
 	// Privacy Policy states it (default store.DefaultDatasetRetention).
 	DatasetRetention time.Duration
+	// MetricsToken is the operator's bearer token for GET /metrics; empty: no endpoint.
+	MetricsToken string
 }
 
 // Deps is everything New wires together.
@@ -95,6 +97,7 @@ type app struct {
 	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
 	hashSlots chan struct{}                                    // one token per password hash in progress
 	signOuts  *signOuts                                        // wakes live streams when a session may have ended
+	ops      *opsMetrics
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -130,6 +133,7 @@ func newApp(d Deps) *app {
 		limits:    newRateLimits(now),
 		runs:      d.Runs,
 		stopping:  d.Stopping,
+		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
 	}
 	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
 	if a.sleep == nil {

@@ -21,6 +21,7 @@ func (a *app) routes() http.Handler {
 	// Static files and health: no session.
 	mux.Handle("GET /static/", static.Handler())
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /metrics", a.showMetrics) // operator bearer token; 404 when none is set
 
 	// Accounts.
 	mux.Handle("GET /signup", public.thenFunc(a.showSignUp))
@@ -84,5 +85,5 @@ func (a *app) routes() http.Handler {
 	// Anything else is a 404 page (with the session, so the nav shows who is signed in).
 	mux.Handle("/", public.thenFunc(a.notFound))
 
-	return chain{a.recoverPanics, a.logRequests, a.securityHeaders, a.crossOriginProtection, a.compress}.then(mux)
+	return chain{a.recoverPanics, a.logRequests, a.securityHeaders, a.crossOriginProtection, a.compress, a.observeRequests}.then(mux)
 }

@@ -3,8 +3,6 @@ package handlers
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,10 +28,6 @@ const (
 	historyChunk = 2000
 )
 
-type metricsMessage struct {
-	Points []livePointJSON `json:"points"`
-}
-
 // runEvents serves the stream: it subscribes, finds where the browser's copy ends
 // (resumePoint), catches it up from the store (replayRunEvents), and then follows the hub
 // until the run ends or the viewer leaves (liveRunEvents).
@@ -55,6 +49,8 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	// Subscribe before reading history so nothing falls between the two; ids dedupe.
 	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
 	defer unsubscribe()
+	a.ops.viewers.Inc()
+	defer a.ops.viewers.Dec()
 
 	after, err := a.resumePoint(r, run.ID)
 	if err != nil {
@@ -202,8 +198,12 @@ func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
 
 // metricsFrame encodes points (in seq order) as one SSE "metrics" event.
 func metricsFrame(pts []store.MetricPoint) []byte {
-	b, _ := json.Marshal(metricsMessage{Points: livePoints(pts)})
-	return fmt.Appendf(nil, "id: %d\nevent: metrics\ndata: %s\n\n", pts[len(pts)-1].Seq, b)
+	b := make([]byte, 0, 64+80*len(pts))
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, pts[len(pts)-1].Seq, 10)
+	b = append(b, "\nevent: metrics\ndata: "...)
+	b = appendLivePoints(b, pts)
+	return append(b, "\n\n"...)
 }
 
 // sendPanel renders the live panel and writes it as an unnamed SSE message; final says

@@ -107,11 +107,15 @@ func (ts *testServer) advance(d time.Duration) {
 // cheap hashing keeps the many sign-ups fast; store tests cover the production cost.
 var testArgon2 = storetest.CheapArgon2
 
-func newTestServer(t testing.TB, cfg Config) *testServer {
+func newTestServer(t testing.TB, cfg Config, storeOpts ...func(*store.Options)) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
 	dir := t.TempDir()
-	st, vault := storetest.OpenDir(t, dir, store.Options{Argon2: testArgon2, Now: ts.clock})
+	opts := store.Options{Argon2: testArgon2, Now: ts.clock}
+	for _, o := range storeOpts {
+		o(&opts)
+	}
+	st, vault := storetest.OpenDir(t, dir, opts)
 	ts.store = st
 	ts.vaultDir = filepath.Join(dir, storetest.VaultDir)
 	ts.hub = gpu.NewHub()

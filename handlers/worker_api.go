@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"sync"
 
 	"tunelab/gpu"
 	"tunelab/store"
@@ -263,45 +265,94 @@ func parseMetricValue(raw json.RawMessage) (float64, string, bool) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return 0, "", false
 	}
-	switch strings.ToLower(s) {
-	case "nan":
-		return 0, store.KindNaN, true
-	case "infinity", "inf", "+infinity", "+inf":
-		return 0, store.KindPosInf, true
-	case "-infinity", "-inf":
-		return 0, store.KindNegInf, true
-	}
-	return 0, "", false
+	kind, ok := nonFiniteKind(s)
+	return 0, kind, ok
 }
 
+// readMetricsBatch reads a batch body: the usual shape through scanMetricsBatch, anything
+// else through encoding/json with the strict rules of decodeStrict (and its answers).
+func readMetricsBatch(w http.ResponseWriter, r *http.Request) ([]metricInput, bool) {
+	// Nothing read keeps a reference into the body (names are copied), so its buffer goes
+	// back to the pool.
+	buf := batchBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			batchBuffers.Put(buf)
+		}
+	}()
+	buf.Grow(int(min(max(r.ContentLength, 0), maxMetricsJSON)) + bytes.MinRead) // room for the final Read, so no regrowth
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxMetricsJSON))
+	body := buf.Bytes()
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The body is over %d bytes.", maxMetricsJSON))
+		} else {
+			apiError(w, http.StatusBadRequest, "invalid_json", "The body could not be read: "+err.Error())
+		}
+		return nil, false
+	}
+	if in, ok := scanMetricsBatch(body); ok {
+		return in, true
+	}
+	var batch protocol.MetricBatch
+	rr := r.Clone(r.Context())
+	rr.Body = io.NopCloser(bytes.NewReader(body))
+	if !decodeStrictMax(w, rr, &batch, maxMetricsJSON) {
+		return nil, false
+	}
+	in := make([]metricInput, len(batch.Points))
+	for i, p := range batch.Points {
+		in[i] = metricInput{Name: p.Name, HasStep: p.Step != nil}
+		if p.Step != nil {
+			in[i].Step = *p.Step
+		}
+		in[i].Value, in[i].Kind, in[i].ValueOK = parseMetricValue(p.Value)
+	}
+	return in, true
+}
+
+var batchBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // parseMetrics validates a batch whole: the first bad point is named and nothing is kept.
-func parseMetrics(in protocol.MetricBatch) ([]store.MetricPoint, string) {
-	if len(in.Points) == 0 || len(in.Points) > maxMetricPoints {
+func parseMetrics(in []metricInput) ([]store.MetricPoint, string) {
+	if len(in) == 0 || len(in) > maxMetricPoints {
 		return nil, fmt.Sprintf("points must hold 1 to %d points.", maxMetricPoints)
 	}
-	pts := make([]store.MetricPoint, len(in.Points))
+	pts := make([]store.MetricPoint, len(in))
+	lastStep := make(map[string]int, 16) // a batch in step order per metric has no repeats
+	ordered := true
+	for i, p := range in {
+		if !validMetricName(p.Name) {
+			return nil, fmt.Sprintf("points[%d].name %q must match %s (lower-case letters, digits, _ . / -; at most 64).", i, clipName(p.Name), metricName)
+		}
+		if !p.HasStep || p.Step < 0 || p.Step > maxStep {
+			return nil, fmt.Sprintf("points[%d].step must be a whole number from 0 to 1000000000.", i)
+		}
+		if !p.ValueOK || p.Kind == store.KindFinite && (math.IsNaN(p.Value) || math.IsInf(p.Value, 0)) {
+			return nil, fmt.Sprintf(`points[%d].value must be a finite number, or "NaN", "Infinity" or "-Infinity".`, i)
+		}
+		if last, ok := lastStep[p.Name]; ok && p.Step <= last {
+			ordered = false
+		}
+		lastStep[p.Name] = p.Step
+		pts[i] = store.MetricPoint{Name: p.Name, Step: p.Step, Value: p.Value, Kind: p.Kind}
+	}
+	if ordered {
+		return pts, ""
+	}
 	type key struct {
 		name string
 		step int
 	}
-	seen := make(map[key]int, len(in.Points))
-	for i, p := range in.Points {
-		if !metricName.MatchString(p.Name) {
-			return nil, fmt.Sprintf("points[%d].name %q must match %s (lower-case letters, digits, _ . / -; at most 64).", i, clipName(p.Name), metricName)
-		}
-		if p.Step == nil || *p.Step < 0 || *p.Step > maxStep {
-			return nil, fmt.Sprintf("points[%d].step must be a whole number from 0 to 1000000000.", i)
-		}
-		v, kind, ok := parseMetricValue(p.Value)
-		if !ok {
-			return nil, fmt.Sprintf(`points[%d].value must be a finite number, or "NaN", "Infinity" or "-Infinity".`, i)
-		}
-		k := key{p.Name, *p.Step}
+	seen := make(map[key]int, len(in))
+	for i, p := range pts {
+		k := key{p.Name, p.Step}
 		if j, dup := seen[k]; dup {
-			return nil, fmt.Sprintf("points[%d] repeats points[%d]: %s at step %d twice in one batch.", i, j, p.Name, *p.Step)
+			return nil, fmt.Sprintf("points[%d] repeats points[%d]: %s at step %d twice in one batch.", i, j, p.Name, p.Step)
 		}
 		seen[k] = i
-		pts[i] = store.MetricPoint{Name: p.Name, Step: *p.Step, Value: v, Kind: kind}
 	}
 	return pts, ""
 }
@@ -317,11 +368,12 @@ func (a *app) workerMetrics(w http.ResponseWriter, r *http.Request) {
 	a.ingestMetrics(w, r, workerRun(r))
 }
 
-// ingestMetrics stores one batch for a run and answers once it is durable; a full ingest
-// queue answers 429 with Retry-After and stores nothing.
+// ingestMetrics stores one batch for a run and answers once it is durable. A full ingest
+// queue, or a run holding its whole share of it, answers 429 with Retry-After; a batch past
+// a run quota answers 422; either way nothing of the batch is stored.
 func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64) {
-	var in protocol.MetricBatch
-	if !decodeStrictMax(w, r, &in, maxMetricsJSON) {
+	in, ok := readMetricsBatch(w, r)
+	if !ok {
 		return
 	}
 	pts, problem := parseMetrics(in)
@@ -330,19 +382,45 @@ func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64)
 		return
 	}
 	added, err := a.store.AppendMetrics(r.Context(), runID, pts)
-	if errors.Is(err, store.ErrIngestBusy) {
+	var quota *store.RunQuotaError
+	switch {
+	case errors.Is(err, store.ErrRunIngestBusy):
+		a.ingestRefused("run_busy")
+		w.Header().Set("Retry-After", "1")
+		apiError(w, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("This run already has %d metric batches waiting to be stored; send this batch again in a second (other runs are not held up).", store.IngestPerRun))
+		return
+	case errors.Is(err, store.ErrIngestBusy):
+		a.ingestRefused("busy")
 		w.Header().Set("Retry-After", "1")
 		apiError(w, http.StatusTooManyRequests, "rate_limited", "The server is busy storing metrics; send this batch again in a second.")
 		return
-	}
-	if err != nil {
+	case errors.As(err, &quota):
+		a.ingestRefused("quota_" + quota.Quota)
+		apiError(w, http.StatusUnprocessableEntity, "quota_exceeded", quotaMessage(quota))
+		return
+	case err != nil:
 		a.workerServerError(w, r, err)
 		return
 	}
-	if len(added) > 0 {
+	a.ingested(len(added))
+	// The live frame is encoded once, and only when someone watches: a viewer who arrives
+	// after this check reads these (already durable) points from the store.
+	if len(added) > 0 && a.runs.Hub.Viewers(runID) > 0 {
 		a.publish(gpu.Event{RunID: runID, Kind: gpu.EventMetrics, Metrics: added, Frame: metricsFrame(added)})
 	}
-	writeJSON(w, http.StatusOK, protocol.MetricsReply{Accepted: len(added), Duplicates: len(pts) - len(added)})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(fmt.Appendf(nil, "{\"accepted\":%d,\"duplicates\":%d}\n", len(added), len(pts)-len(added)))
+}
+
+// quotaMessage names the quota a batch would pass, and its setting.
+func quotaMessage(q *store.RunQuotaError) string {
+	if q.Quota == "series" {
+		return fmt.Sprintf("This batch would give the run %d metric series; the limit is %d a run (TUNELAB_QUOTA_SERIES_PER_RUN). Nothing of the batch was stored; send fewer distinct names.",
+			q.Have+q.Add, q.Limit)
+	}
+	return fmt.Sprintf("This batch would give the run %d points; the limit is %d a run (TUNELAB_QUOTA_POINTS_PER_RUN). The run has %d; nothing of the batch was stored.",
+		q.Have+q.Add, q.Limit, q.Have)
 }
 
 func (a *app) workerLogs(w http.ResponseWriter, r *http.Request) {

@@ -442,7 +442,7 @@ func (s *Store) rebuildMissingRollups(ctx context.Context) error {
 	rows.Close()
 	for _, id := range ids {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			pr, err := tx.QueryContext(ctx, "SELECT step, value, at FROM metric_points WHERE series_id = ? AND kind = 0", id)
+			pr, err := tx.QueryContext(ctx, "SELECT step, value, at FROM metric_points WHERE series_id = ? AND kind = 0 ORDER BY step", id)
 			if err != nil {
 				return err
 			}
@@ -458,7 +458,9 @@ func (s *Store) rebuildMissingRollups(ctx context.Context) error {
 			if len(pts) == 0 {
 				return nil
 			}
-			return updateRollups(ctx, tx, id, pts, ats[len(ats)-1])
+			t := s.newWriteTx(ctx, tx)
+			defer t.close()
+			return writeRollups(t, foldRollups(nil, id, pts, ats[len(ats)-1]))
 		})
 		if err != nil {
 			return fmt.Errorf("store: rebuild rollups of series %d: %w", id, err)

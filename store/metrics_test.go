@@ -6,6 +6,8 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,5 +256,180 @@ func TestLatestMetricStep(t *testing.T) {
 	step, at, ok, err := f.s.LatestMetricStep(ctx, r.ID, "loss")
 	if err != nil || !ok || step != 20 || at.IsZero() {
 		t.Fatalf("LatestMetricStep = %d %v %v %v", step, at, ok, err)
+	}
+}
+
+func TestIngestGivesEachRunABoundedShareOfTheQueue(t *testing.T) {
+	f := newRunFixture(t)
+	flooder, other := f.queue(t, "lora", f.chat), f.queue(t, "lora", f.chat)
+	hold := make(chan struct{})
+	started := make(chan struct{})
+	go f.s.tx(context.Background(), func(*sql.Tx) error { close(started); <-hold; return nil })
+	<-started
+	send := func(run int64, step int, out chan<- error) {
+		_, err := f.s.AppendMetrics(context.Background(), run, []MetricPoint{{Name: "loss", Step: step, Value: 1}})
+		out <- err
+	}
+	// The flooder sends far more than its share while nothing drains.
+	flood := make(chan error, 3*IngestPerRun)
+	for i := range 3 * IngestPerRun {
+		go send(flooder.ID, i, flood)
+	}
+	refused := 0
+	for refused < 2*IngestPerRun {
+		if err := <-flood; !errors.Is(err, ErrRunIngestBusy) {
+			t.Fatalf("flooder: %v, want ErrRunIngestBusy", err)
+		}
+		refused++
+	}
+	// The other run's batches still get into the queue.
+	mine := make(chan error, IngestPerRun)
+	for i := range IngestPerRun {
+		go send(other.ID, i, mine)
+	}
+	close(hold)
+	for range IngestPerRun {
+		if err := <-mine; err != nil {
+			t.Fatalf("other run refused: %v", err)
+		}
+	}
+	for range IngestPerRun {
+		if err := <-flood; err != nil {
+			t.Fatalf("flooder's queued batch: %v", err)
+		}
+	}
+}
+
+func TestIngestQuotasRefuseTheWholeBatch(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	f.s.quotas = Quotas{SeriesPerRun: 2, PointsPerRun: 10}
+	r := f.queue(t, "lora", f.chat)
+	pts := func(names []string, steps ...int) []MetricPoint {
+		var out []MetricPoint
+		for _, n := range names {
+			for _, s := range steps {
+				out = append(out, MetricPoint{Name: n, Step: s, Value: 1})
+			}
+		}
+		return out
+	}
+	if _, err := f.s.AppendMetrics(ctx, r.ID, pts([]string{"a", "b"}, 0, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	var q *RunQuotaError
+	if _, err := f.s.AppendMetrics(ctx, r.ID, pts([]string{"a", "c"}, 3)); !errors.As(err, &q) || q.Quota != "series" || q.Limit != 2 || q.Have != 2 || q.Add != 1 {
+		t.Fatalf("third series: %v", err)
+	}
+	if _, err := f.s.AppendMetrics(ctx, r.ID, pts([]string{"a", "b"}, 3, 4, 5)); !errors.As(err, &q) || q.Quota != "points" || q.Have != 6 || q.Add != 6 {
+		t.Fatalf("points past the quota: %v", err)
+	}
+	// Duplicates do not count; exactly up to the limit is fine.
+	added, err := f.s.AppendMetrics(ctx, r.ID, pts([]string{"a", "b"}, 1, 2, 3, 4))
+	if err != nil || len(added) != 4 {
+		t.Fatalf("up to the limit: %d added, %v", len(added), err)
+	}
+	stored, _ := f.s.MetricsAfter(ctx, r.ID, 0, 100)
+	if len(stored) != 10 {
+		t.Fatalf("%d points stored, want 10 (nothing of a refused batch)", len(stored))
+	}
+}
+
+func TestMetricsAfterReadsBackfilledAndInterleavedBatches(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	r := f.queue(t, "lora", f.chat)
+	// Out of order steps, a backfill between stored steps, several series.
+	batches := [][]MetricPoint{
+		{{Name: "loss", Step: 10, Value: 1}, {Name: "acc", Step: 10, Value: 2}, {Name: "loss", Step: 0, Value: 3}},
+		{{Name: "loss", Step: 5, Value: 4}, {Name: "loss", Step: 20, Value: 5}},
+		{{Name: "acc", Step: 0, Value: 6}, {Name: "loss", Step: 15, Value: 7}, {Name: "loss", Step: 10, Value: 8}},
+	}
+	for _, b := range batches {
+		if _, err := f.s.AppendMetrics(ctx, r.ID, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := f.s.MetricsAfter(ctx, r.ID, 0, 100)
+	if err != nil || len(all) != 7 {
+		t.Fatalf("%d points, %v", len(all), err)
+	}
+	for i, p := range all {
+		if p.Seq != int64(i+1) {
+			t.Fatalf("point %d has seq %d", i, p.Seq)
+		}
+	}
+	for after := range 7 {
+		for limit := 1; limit <= 7; limit++ {
+			got, err := f.s.MetricsAfter(ctx, r.ID, int64(after), limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := all[after:min(7, after+limit)]
+			if len(got) != len(want) {
+				t.Fatalf("after %d limit %d: %d points, want %d", after, limit, len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("after %d limit %d: %+v, want %+v", after, limit, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// Migration 0008 rebuilds the sequence ranges of points stored before it from the islands
+// of consecutive sequence numbers; the live stream must read them back exactly.
+func TestSeqRangesMigrationRebuildsRangesOfStoredPoints(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	r := f.queue(t, "lora", f.chat)
+	for k := range 6 {
+		var pts []MetricPoint
+		for s := k * 7; s < k*7+7; s++ {
+			pts = append(pts, MetricPoint{Name: "loss", Step: 100 - s, Value: 1}, MetricPoint{Name: "acc", Step: s, Value: 2})
+		}
+		if k%2 == 1 {
+			pts = append(pts, MetricPoint{Name: "nan", Step: k, Kind: KindNaN})
+		}
+		if _, err := f.s.AppendMetrics(ctx, r.ID, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := f.s.MetricsAfter(ctx, r.ID, 0, 1000)
+	if err != nil || len(want) != 87 {
+		t.Fatalf("%d points, %v", len(want), err)
+	}
+	all, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backfill string
+	for _, m := range all {
+		if m.version == 8 {
+			for _, stmt := range strings.Split(m.sql, ";") {
+				if strings.Contains(stmt, "INSERT INTO metric_seq_ranges") {
+					backfill = stmt
+				}
+			}
+		}
+	}
+	if backfill == "" {
+		t.Fatal("migration 0008 has no backfill")
+	}
+	if _, err := f.s.w.ExecContext(ctx, "DELETE FROM metric_seq_ranges"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.w.ExecContext(ctx, backfill); err != nil {
+		t.Fatal(err)
+	}
+	for after := range int64(len(want)) {
+		got, err := f.s.MetricsAfter(ctx, r.ID, after, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := want[after:min(len(want), int(after)+10)]; !slices.Equal(got, exp) {
+			t.Fatalf("after %d: %+v, want %+v", after, got, exp)
+		}
 	}
 }

@@ -34,9 +34,13 @@ type Store struct {
 	// Metric ingest (group commit), see metrics_ingest.go.
 	ingest       chan *ingestRequest
 	ingestDone   chan struct{}
-	ingestMu     sync.RWMutex // held for reading while queueing; Close takes it to close the queue
+	ingestMu     sync.Mutex // guards the per-run counts and closing the queue
+	ingestPerRun map[int64]int
 	ingestClosed bool
 	ingestOnce   sync.Once
+	quotas       Quotas
+	ingestStmts  map[string]*sql.Stmt // the append path's statements, prepared on the writer
+	stats        ingestStats
 }
 
 // Options tunes Open; the zero value is what production uses.
@@ -44,6 +48,7 @@ type Options struct {
 	Now     func() time.Time // clock for created_at and expiry checks; time.Now when nil
 	Readers int              // size of the read pool; 2×GOMAXPROCS (at least 4) when 0
 	Argon2  Argon2Params     // password hashing cost; DefaultArgon2 when zero
+	Quotas  Quotas           // per-run metric limits; zero fields take the defaults
 }
 
 // common pragmas for both pools. synchronous=FULL: an acknowledged write (billing, usage,
@@ -66,7 +71,13 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, now: opt.Now, argon2: opt.Argon2}
+	s := &Store{w: w, now: opt.Now, argon2: opt.Argon2, quotas: opt.Quotas}
+	if s.quotas.SeriesPerRun <= 0 {
+		s.quotas.SeriesPerRun = DefaultSeriesPerRun
+	}
+	if s.quotas.PointsPerRun <= 0 {
+		s.quotas.PointsPerRun = DefaultPointsPerRun
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -86,6 +97,10 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	if err := s.prepareIngest(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite3", "file:"+abs+"?_query_only=1&"+commonPragmas)
 	if err != nil {
 		w.Close()
@@ -99,6 +114,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	r.SetMaxIdleConns(n)
 	s.r = r
 	s.ingest, s.ingestDone = make(chan *ingestRequest, IngestQueue), make(chan struct{})
+	s.ingestPerRun = map[int64]int{}
 	go s.runIngest()
 	if err := checkPragmas(ctx, r, "reader"); err != nil {
 		s.Close()
