@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			DatasetRetention:  cfg.DatasetRetention,
 			QueuedRunsQuota:   cfg.QuotaQueuedRuns,
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
-			MetricsToken:   cfg.MetricsToken,
+			MetricsToken:      cfg.MetricsToken,
 		},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Stopping: streams.Done(),

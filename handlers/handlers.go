@@ -97,7 +97,7 @@ type app struct {
 	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
 	hashSlots chan struct{}                                    // one token per password hash in progress
 	signOuts  *signOuts                                        // wakes live streams when a session may have ended
-	ops      *opsMetrics
+	ops       *opsMetrics
 }
 
 // New returns the whole HTTP handler of a tunelab server.
