@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"tunelab/handlers"
 	"tunelab/store"
 )
 
@@ -44,6 +45,7 @@ type config struct {
 
 	// Per-account quotas; 0 turns one off.
 	QuotaQueuedRuns   int   // queued runs a person may have waiting
+	QuotaStreams      int   // live run streams a person may hold open at once
 	QuotaDatasetBytes int64 // bytes of stored datasets per person
 	// Metric quotas: a batch that would take a run past one is refused whole (422).
 	QuotaSeriesPerRun int   // distinct metric names a run may log
@@ -145,6 +147,14 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_QUEUED_RUNS=%q: use a whole number of runs from 0 (no limit) to 1000000", v))
 		}
 		c.QuotaQueuedRuns = n
+	}
+	c.QuotaStreams = handlers.DefaultStreamsQuota
+	if v := env("TUNELAB_QUOTA_STREAMS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100_000 {
+			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_STREAMS=%q: use a whole number of open live streams from 0 (no limit) to 100000", v))
+		}
+		c.QuotaStreams = n
 	}
 	c.QuotaDatasetBytes = store.DefaultQuotaDatasetBytes
 	if v := env("TUNELAB_QUOTA_DATASET_BYTES", ""); v != "" {

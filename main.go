@@ -144,6 +144,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 
 			DatasetRetention:  cfg.DatasetRetention,
 			QueuedRunsQuota:   cfg.QuotaQueuedRuns,
+			StreamsQuota:      cfg.QuotaStreams,
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
 			MetricsToken:      cfg.MetricsToken,
 		},

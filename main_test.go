@@ -51,6 +51,7 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"timeout below twice the interval", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "10s", "TUNELAB_HEARTBEAT_TIMEOUT": "15s"}, nil, "at least twice"},
 		{"bad dataset retention", map[string]string{"TUNELAB_DATASET_RETENTION": "forever"}, nil, "TUNELAB_DATASET_RETENTION"},
 		{"bad queued runs quota", map[string]string{"TUNELAB_QUOTA_QUEUED_RUNS": "-1"}, nil, "TUNELAB_QUOTA_QUEUED_RUNS"},
+		{"bad streams quota", map[string]string{"TUNELAB_QUOTA_STREAMS": "many"}, nil, "TUNELAB_QUOTA_STREAMS"},
 		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
 		{"production over plain HTTP", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key}, nil, "production needs HTTPS"},
 		{"production with an http base URL", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key, "TUNELAB_BASE_URL": "http://tune.example"}, nil, "production needs HTTPS"},
@@ -82,7 +83,7 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 
 func TestQuotaSettings(t *testing.T) {
 	c, err := loadConfig("serve", nil, envMap(nil))
-	if err != nil || c.QuotaQueuedRuns != 20 || c.QuotaDatasetBytes != 5_000_000_000 {
+	if err != nil || c.QuotaQueuedRuns != 20 || c.QuotaDatasetBytes != 5_000_000_000 || c.QuotaStreams != 32 {
 		t.Fatalf("defaults: %d queued runs, %d bytes, %v", c.QuotaQueuedRuns, c.QuotaDatasetBytes, err)
 	}
 	for v, want := range map[string]int64{"0": 0, "123": 123, "500MB": 500_000_000, "2 GB": 2_000_000_000, "1tb": 1_000_000_000_000, "10kB": 10_000} {

@@ -47,6 +47,7 @@ type Config struct {
 	MaxUploadBytes int64
 	// Per-account quotas (TUNELAB_QUOTA_*); 0: no limit.
 	QueuedRunsQuota   int   // queued runs a person may have waiting
+	StreamsQuota      int   // live run streams (SSE) a person may hold open at once
 	DatasetQuotaBytes int64 // bytes of stored datasets per person
 	// DatasetRetention is how long a dataset is kept after its last run ended, as the
 	// Privacy Policy states it (default store.DefaultDatasetRetention).
@@ -97,6 +98,7 @@ type app struct {
 	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
 	hashSlots chan struct{}                                    // one token per password hash in progress
 	signOuts  *signOuts                                        // wakes live streams when a session may have ended
+	streams   streamCounts                                     // open live streams per person (StreamsQuota)
 	ops       *opsMetrics
 }
 

@@ -19,12 +19,13 @@ import (
 // does not exist (404).
 
 type opsMetrics struct {
-	reg      *prometheus.Registry
-	points   prometheus.Counter
-	refused  *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	viewers  prometheus.Gauge
-	tokenSum [sha256.Size]byte // of the operator token; zero when none is configured
+	reg            *prometheus.Registry
+	points         prometheus.Counter
+	refused        *prometheus.CounterVec
+	streamsRefused prometheus.Counter
+	latency        *prometheus.HistogramVec
+	viewers        prometheus.Gauge
+	tokenSum       [sha256.Size]byte // of the operator token; zero when none is configured
 }
 
 func newOpsMetrics(st *store.Store, token string) *opsMetrics {
@@ -37,12 +38,14 @@ func newOpsMetrics(st *store.Store, token string) *opsMetrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tunelab_http_request_duration_seconds",
 			Help: "Time to answer HTTP requests, by route pattern (event streams count until they close).", Buckets: prometheus.DefBuckets},
 			[]string{"route"}),
+		streamsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tunelab_sse_refused_total",
+			Help: "Live run streams refused because their person already held TUNELAB_QUOTA_STREAMS open."}),
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tunelab_sse_viewers", Help: "Open live event streams of run pages."}),
 	}
 	if token != "" {
 		m.tokenSum = sha256.Sum256([]byte(token))
 	}
-	m.reg.MustRegister(m.points, m.refused, m.latency, m.viewers)
+	m.reg.MustRegister(m.points, m.refused, m.streamsRefused, m.latency, m.viewers)
 	if st != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tunelab_ingest_queue_depth",
 			Help: "Metric batches waiting for the database writer."}, func() float64 { return float64(st.IngestQueueDepth()) }))

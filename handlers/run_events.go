@@ -36,6 +36,12 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, ok := a.streams.acquire(run.UserID, a.cfg.StreamsQuota)
+	if !ok {
+		a.refuseStream(w, r)
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // the server's WriteTimeout must not cut a live stream
 	h := w.Header()
