@@ -22,8 +22,12 @@ type compareRunJSON struct {
 	Label      string     `json:"label"`
 	URL        string     `json:"url"`
 	HistoryURL string     `json:"history_url"`
-	StartedAt  *int64     `json:"started_at_ms"` // first heartbeat: relative time counts from it
-	Series     seriesJSON `json:"series"`
+	StartedAt  *int64      `json:"started_at_ms"` // first heartbeat: relative time counts from it
+	Series     *seriesJSON `json:"series"`        // null: a live run that has not logged the metric yet
+	// A run that has not ended: its status in words, and its event stream (the run page's),
+	// which continues after the last point the island was built from.
+	Live      string `json:"live,omitempty"`
+	EventsURL string `json:"events_url,omitempty"`
 }
 
 type compareJSON struct {
@@ -34,7 +38,8 @@ type compareJSON struct {
 // showCompare overlays one metric of several of the person's runs
 // (GET /compare?run=1&run=3&metric=loss), each line labelled by the run's name, with a
 // table of their configurations that marks the settings that differ. The form offers the
-// chosen runs and the 50 newest.
+// chosen runs and the 50 newest. Runs that have not ended are followed live: the island
+// gives each its event stream (the run page's), and the page adds their new points.
 func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
 	q := r.URL.Query()
@@ -97,16 +102,32 @@ func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 		if !metricName.MatchString(metric) {
 			continue
 		}
-		h, err := a.store.MetricHistory(r.Context(), run.ID, metric, nil, nil, maxChartPoints)
-		if errors.Is(err, store.ErrNoSeries) {
-			continue
+		cr := compareRunJSON{RunID: run.ID, Label: label, URL: fmt.Sprintf("/runs/%d", run.ID),
+			HistoryURL: fmt.Sprintf("/runs/%d/metrics/history", run.ID)}
+		if !run.Final() {
+			// The stream continues after the sequence read before the history, so no point
+			// falls between the two (one in both is drawn once: the page keys points by step).
+			seq, err := a.store.RunMetricSeq(r.Context(), run.ID)
+			if err != nil {
+				a.serverError(w, r, err)
+				return
+			}
+			cr.Live = run.Status.Label()
+			cr.EventsURL = fmt.Sprintf("/runs/%d/events?after=%d", run.ID, seq)
 		}
-		if err != nil {
+		h, err := a.store.MetricHistory(r.Context(), run.ID, metric, nil, nil, maxChartPoints)
+		switch {
+		case errors.Is(err, store.ErrNoSeries) && cr.Live == "":
+			continue
+		case errors.Is(err, store.ErrNoSeries):
+			// A live run gets a line (and a legend row) for the points still to come.
+		case err != nil:
 			a.serverError(w, r, err)
 			return
+		default:
+			sj := historyJSON(h)
+			cr.Series = &sj
 		}
-		cr := compareRunJSON{RunID: run.ID, Label: label, URL: fmt.Sprintf("/runs/%d", run.ID),
-			HistoryURL: fmt.Sprintf("/runs/%d/metrics/history", run.ID), Series: historyJSON(h)}
 		if !run.FirstHeartbeat.IsZero() {
 			ms := run.FirstHeartbeat.UnixMilli()
 			cr.StartedAt = &ms
@@ -161,7 +182,11 @@ func configTable(runs []store.Run, o gpu.Offer) views.ConfigTable {
 		{"Tags", func(r store.Run) string { return strings.Join(r.Tags, ", ") }},
 	}
 	for _, r := range runs {
-		t.Runs = append(t.Runs, r.Name)
+		col := views.ConfigRun{ID: strconv.FormatInt(r.ID, 10), Name: r.Name}
+		if !r.Final() {
+			col.Live = r.Status.Label()
+		}
+		t.Runs = append(t.Runs, col)
 	}
 	for _, f := range fields {
 		row := views.ConfigRow{Label: f.label}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -51,5 +52,74 @@ func TestRunPageCarriesTheMetricsIsland(t *testing.T) {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("run page lacks %s", want)
 		}
+	}
+}
+
+// A compared run that has not ended is followed live: its island entry names its event
+// stream (continuing after the points the island holds) and its status, a live run with no
+// points yet still gets a line, and the configuration table marks it. An ended run has
+// neither, and an ended run without the metric no line.
+func TestCompareFollowsRunsThatHaveNotEnded(t *testing.T) {
+	ts, c, runA, tokA, runB, tokB := workerSetup(t)
+	ds := ts.datasetFor(c, completionLines(20))
+	ts.startRun(c, runValues(ds))
+	runD, tokD := ts.claim(t)
+	runC := ts.startRun(c, runValues(ds)) // queued: no points yet
+	ts.post(runA, "metrics", tokA, `{"points":[{"name":"loss","step":1,"value":3},{"name":"loss","step":2,"value":1.5}]}`)
+	if r := ts.post(runA, "finish", tokA, `{"status":"succeeded"}`); r.status != http.StatusOK {
+		t.Fatalf("finish: %d %s", r.status, r.body)
+	}
+	ts.post(runB, "heartbeat", tokB, `{"step":1,"total_steps":10}`)
+	ts.post(runB, "metrics", tokB, `{"points":[{"name":"loss","step":1,"value":4},{"name":"acc","step":1,"value":0.5}]}`)
+	ts.post(runD, "metrics", tokD, `{"points":[{"name":"acc","step":1,"value":0.5}]}`)
+	if r := ts.post(runD, "finish", tokD, `{"status":"failed","reason":"x"}`); r.status != http.StatusOK {
+		t.Fatalf("finish: %d %s", r.status, r.body)
+	}
+
+	page := ts.do(c, "GET", fmt.Sprintf("/compare?run=%d&run=%d&run=%d&run=%d&metric=loss", runA, runB, runC, runD), nil, nil)
+	m := regexp.MustCompile(`(?s)<script id="compare-data" type="application/json" nonce="[^"]+">(.*?)</script>`).FindStringSubmatch(page.body)
+	if page.status != http.StatusOK || m == nil {
+		i := strings.Index(page.body, "compare-data")
+		t.Fatalf("compare: %d, no data island: %q", page.status, page.body[max(0, i-80):min(len(page.body), i+200)])
+	}
+	var island struct {
+		Runs []struct {
+			RunID     int64           `json:"run_id"`
+			Live      string          `json:"live"`
+			EventsURL string          `json:"events_url"`
+			Series    json.RawMessage `json:"series"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &island); err != nil {
+		t.Fatal(err)
+	}
+	type entry struct{ live, events, series string }
+	got := map[int64]entry{}
+	for _, r := range island.Runs {
+		got[r.RunID] = entry{r.Live, r.EventsURL, string(r.Series)[:min(4, len(r.Series))]}
+	}
+	want := map[int64]entry{
+		runA: {"", "", "{\"na"},
+		runB: {"Running", fmt.Sprintf("/runs/%d/events?after=2", runB), "{\"na"}, // the run's own sequence: its two points
+		runC: {"Queued", fmt.Sprintf("/runs/%d/events?after=0", runC), "null"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("island runs %v, want %v (an ended run without the metric has no line)", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("run %d in the island: %+v, want %+v", id, got[id], w)
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`data-compare-live="%d" data-testid="config-live">Running<`, runB),
+		fmt.Sprintf(`data-compare-live="%d" data-testid="config-live">Queued<`, runC),
+	} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("configuration table lacks %s", want)
+		}
+	}
+	if n := strings.Count(page.body, `data-testid="config-live"`); n != 2 {
+		t.Errorf("%d runs marked live in the configuration table, want 2", n)
 	}
 }

@@ -273,7 +273,8 @@ func TestCompareLabelsByNameAndMarksDifferingSettings(t *testing.T) {
 	ts.do(c, "POST", fmt.Sprintf("/runs/%d/edit", a), url.Values{"name": {"slow lr"}}, nil)
 	ts.do(c, "POST", fmt.Sprintf("/runs/%d/edit", b), url.Values{"name": {"fast lr"}}, nil)
 	page := ts.do(c, "GET", fmt.Sprintf("/compare?run=%d&run=%d", a, b), nil, nil)
-	if !strings.Contains(page.body, `data-testid="compare-configs"`) || !strings.Contains(page.body, "<th scope=\"col\">slow lr</th>") {
+	// (The runs are queued: each head also carries its status.)
+	if !strings.Contains(page.body, `data-testid="compare-configs"`) || !regexp.MustCompile(`<th scope="col">slow lr[ <]`).MatchString(page.body) {
 		t.Fatal("no configuration table headed by run names")
 	}
 	differs := regexp.MustCompile(`data-testid="config-differs"><th scope="row">([^<]+)<`).FindAllStringSubmatch(page.body, -1)

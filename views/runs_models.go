@@ -223,8 +223,9 @@ type Compare struct {
 	Metrics []string // metric names to choose from
 	Runs    []CompareRun
 	// Data is the JSON island #compare-data: {metric, runs: [{run_id, label, url, history_url,
-	// started_at_ms (optional), series: SeriesHistory or null}]}. The chart is drawn when at
-	// least two runs are checked.
+	// started_at_ms (optional), series: SeriesHistory or null, and for a run that has not
+	// ended: live (its status in words), events_url (its event stream, after the island's
+	// last point)}]}. The chart is drawn when at least two runs are checked.
 	Data   any
 	Action string // "/compare"
 	// Configs is the configuration table of the chosen runs: a column per run, a row per
@@ -234,8 +235,15 @@ type Compare struct {
 
 // ConfigTable compares settings side by side.
 type ConfigTable struct {
-	Runs []string // column heads: run names
+	Runs []ConfigRun // column heads
 	Rows []ConfigRow
+}
+
+// ConfigRun heads one column of the configuration table.
+type ConfigRun struct {
+	ID   string // the run's id, for the page's script to find it
+	Name string
+	Live string // the status of a run that has not ended ("Running"), else ""
 }
 
 // ConfigRow is one setting across the compared runs.

@@ -29,6 +29,7 @@
 //   xRange(name)  [min, max] of the x scale of the chart that draws that metric / run id, in
 //                 the x axis' units (steps, seconds since the start, or Unix seconds); null
 //                 when no chart draws it yet
+//   streams()     how many live runs' event streams the compare page has open
 
 import { initCharts } from "./chart/pages.js";
 import { sources, charts, state, dirtyAll } from "./chart/state.js";
@@ -51,6 +52,7 @@ window.tunelabCharts = {
     }
     return s.describe(null);
   },
+  streams: function () { return state.streams.length; },
   runs: function () {
     return state.page && state.page.kind === "compare" ? Array.from(sources.keys()) : [];
   },

@@ -48,7 +48,21 @@ export function Chart(el, kind) {
     this.ro = new ResizeObserver(function () { self.resize(); });
     this.ro.observe(this.plot);
   }
+  if (this.plot) {
+    this.plot.addEventListener("keydown", function (e) { self.onKey(e); });
+    this.label();
+  }
 }
+
+var X_WORDS = { step: "training step", relative: "relative time", wall: "wall-clock time" };
+
+// label names the plot area for assistive technology after the x axis it draws now:
+// "Loss by relative time" (the name comes from data-chart-label).
+Chart.prototype.label = function () {
+  if (!this.plot) return;
+  var name = this.plot.getAttribute("data-chart-label") || this.title;
+  this.plot.setAttribute("aria-label", name + " by " + (X_WORDS[settings.x] || X_WORDS.step));
+};
 
 // addLine attaches a series: its key and legend entry (swatch, value, best).
 Chart.prototype.addLine = function (key, keyEl, opts) {
@@ -485,6 +499,80 @@ Chart.prototype.drawMarks = function (u) {
 // that finer answer for the window (series held at full resolution need no request). A
 // double-click or the toolbar's "Reset zoom" goes back to the whole run (island + live
 // points).
+
+// The keys, on a focused plot area: + and - zoom in and out around the middle of the window,
+// the arrows move it by a quarter of its width, Home or 0 goes back to the whole run. They
+// go through zoomAll and resetAll as a drag and a double-click do, so a key zoom asks for
+// the finer data too.
+var KEY_ACTIONS = { "+": "in", "=": "in", "-": "out", "_": "out", "\u2212": "out",
+  ArrowLeft: "left", ArrowRight: "right", Home: "reset", "0": "reset" };
+
+Chart.prototype.onKey = function (e) {
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  var act = KEY_ACTIONS[e.key];
+  if (!act || !this.u) return;
+  e.preventDefault();
+  this.keyZoom(act);
+};
+
+Chart.prototype.keyZoom = function (act) {
+  if (act === "reset") {
+    if (state.groupWin) resetAll();
+    return;
+  }
+  var sx = this.u.scales.x;
+  var x0 = state.groupWin ? state.groupWin.x0 : sx.min, x1 = state.groupWin ? state.groupWin.x1 : sx.max;
+  if (x0 == null || x1 == null || !(x1 > x0)) return;
+  var full = this.fullRange() || [sx.min, sx.max];
+  var w = x1 - x0, mid = (x0 + x1) / 2, lo, hi;
+  if (act === "in") {
+    // Down to a few steps (or a tenth of a second) wide.
+    var least = settings.x === "step" ? 4 : 0.1;
+    if (w <= least) return;
+    w = Math.max(least, w / 2);
+    lo = mid - w / 2;
+    hi = mid + w / 2;
+  } else if (act === "out") {
+    if (!state.groupWin) return;
+    lo = mid - w;
+    hi = mid + w;
+    if (lo <= full[0] && hi >= full[1]) {
+      resetAll();
+      return;
+    }
+  } else {
+    if (!state.groupWin) return; // the whole run is in view: nowhere to move
+    var d = (act === "left" ? -w : w) / 4;
+    lo = x0 + d;
+    hi = x1 + d;
+  }
+  // Keep the window over the run's points.
+  if (lo < full[0]) {
+    hi = Math.min(full[1], hi + (full[0] - lo));
+    lo = full[0];
+  }
+  if (hi > full[1]) {
+    lo = Math.max(full[0], lo - (hi - full[1]));
+    hi = full[1];
+  }
+  if (hi > lo && (lo !== x0 || hi !== x1)) zoomAll(lo, hi);
+};
+
+// fullRange is the x extent of every point the chart holds (island and live), in the
+// current x-axis units, whatever the zoom; null when it holds none.
+Chart.prototype.fullRange = function () {
+  var lo = Infinity, hi = -Infinity;
+  this.active().forEach(function (line) {
+    var src = sources.get(line.key), v = src.view(null), xOf = xMapper(src);
+    for (var i = 0; i < v.s.length; i++) {
+      var x = xOf(v.s[i], v.t[i]);
+      if (x == null) continue;
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+  });
+  return hi > lo ? [lo, hi] : null;
+};
 
 // A drag on one chart shows its selection on the others too (cursor sync), mapped onto
 // their x range: a sliver where that range is wider. Every chart clears its own, or the

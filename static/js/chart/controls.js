@@ -1,6 +1,7 @@
 // The chart controls ([data-chart-controls]): the x axis (step, relative time, wall time),
 // log scale and smoothing, which apply to every chart of the page and are remembered in
-// localStorage; and the page's zoom, with its status line and reset button.
+// localStorage; and the page's zoom, with its status line and reset button (always there,
+// disabled while the charts show the whole run).
 
 import { count } from "./format.js";
 import { charts, state, dirtyAll } from "./state.js";
@@ -43,12 +44,20 @@ export function zoomAll(x0, x1) {
 }
 
 export function resetAll() {
+  // The reset button is about to be disabled: its focus goes to the first chart instead
+  // of falling to the page.
+  var focused = document.activeElement;
+  var fromButton = focused && focused.hasAttribute && focused.hasAttribute("data-chart-zoom-reset");
   state.groupWin = null;
   charts.forEach(function (c) { c.resetZoom(); });
   zoomStatus();
+  if (fromButton) {
+    var first = charts.filter(function (c) { return c.plot && !c.el.hidden && c.el.isConnected; })[0];
+    if (first) first.plot.focus();
+  }
 }
 
-// zoomStatus shows "Zoomed to steps a–b" and the reset button in the toolbar.
+// zoomStatus says "Zoomed to steps a–b" in the toolbar and enables its reset button.
 function zoomStatus() {
   var from = Infinity, to = -Infinity;
   charts.forEach(function (c) {
@@ -58,11 +67,14 @@ function zoomStatus() {
   });
   var on = state.groupWin && from !== Infinity;
   document.querySelectorAll("[data-chart-controls]").forEach(function (box) {
-    var z = box.querySelector("[data-chart-zoom]"), hint = box.querySelector("[data-chart-hint]");
+    var z = box.querySelector("[data-chart-zoom]"), btn = box.querySelector("[data-chart-zoom-reset]");
     var text = box.querySelector("[data-chart-zoom-text]");
     if (text) text.textContent = on ? "Zoomed to steps " + count(from) + "\u2013" + count(to) : "";
-    if (z) z.hidden = !on;
-    if (hint) hint.hidden = !!on;
+    if (z) z.classList.toggle("is-zoomed", !!on);
+    if (btn) {
+      btn.disabled = !on;
+      btn.setAttribute("aria-disabled", on ? "false" : "true");
+    }
   });
 }
 
@@ -87,6 +99,7 @@ export function wireControls(root) {
           c.pending = 0;
           c.loading(false);
           c.lines.forEach(function (l) { l.zoom = null; });
+          c.label();
         });
         dirtyAll(true);
         zoomStatus();

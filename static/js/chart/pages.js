@@ -13,6 +13,10 @@
 //     whose seq is not above the highest seq held are dropped, so nothing is drawn twice.
 //   - zoom: GET {history_url}?name=&from=&to= for a downsampled series, answered with one
 //     SeriesHistory for that window (chart.js, Zoom; source.js, fetchWindow).
+//   - the compare page's live runs: a run whose island entry has events_url has not ended
+//     (live is its status in words). The page opens an EventSource on that URL (the run
+//     page's stream, continuing after the island's last point), adds the compared metric's
+//     points of each `metrics` event, and closes it on `done`, when the run has ended.
 // Metrics that no chart names get a chart of their own, cloned from
 // <template data-chart-template> when their first point arrives.
 
@@ -62,7 +66,7 @@ function addDynamicChart(name) {
   var title = fig.querySelector("[data-chart-title]");
   if (title) title.textContent = name;
   var plot = fig.querySelector("[data-chart-plot]");
-  if (plot) plot.setAttribute("aria-label", name + " by training step");
+  if (plot) plot.setAttribute("data-chart-label", name);
   var key = fig.querySelector("[data-series]");
   key.setAttribute("data-series", name);
   key.querySelector(".chart-key-label").textContent = name;
@@ -183,6 +187,7 @@ function initCompare(el) {
   var c = new Chart(fig, "compare");
   c.valueHead = el.querySelector("[data-legend-value-head]");
   var runs = Array.isArray(island.runs) ? island.runs : [];
+  var live = [];
   runs.forEach(function (r, i) {
     if (!r) return;
     var key = String(r.run_id);
@@ -203,15 +208,71 @@ function initCompare(el) {
       body.appendChild(row);
     }
     c.addLine(key, row, { label: r.label || key });
+    if (typeof r.events_url === "string" && r.events_url.charAt(0) === "/") {
+      live.push({ key: key, url: r.events_url, status: typeof r.live === "string" && r.live ? r.live : "Running", row: row });
+    }
   });
   charts.push(c);
   wireControls(el);
   if (!c.hasData() && c.wait) {
     var text = c.wait.querySelector("[data-chart-wait-text]");
-    if (text) text.textContent = "None of these runs recorded " + (island.metric || "this metric") + ".";
-    c.el.classList.add("is-empty");
+    if (text) text.textContent = live.length ? "Waiting for the first points\u2026" : "None of these runs recorded " + (island.metric || "this metric") + ".";
+    if (!live.length) c.el.classList.add("is-empty");
   }
+  live.forEach(function (l) { followRun(c, l); });
   dirtyAll(false);
+}
+
+// followRun adds a live run's new points of the compared metric to the compare chart, from
+// its event stream, until the run ends; its "running" marks go then.
+function followRun(chart, l) {
+  var src = sources.get(l.key), metric = src.name, lastSeq = 0;
+  var badge = l.row && l.row.querySelector("[data-compare-live]");
+  if (badge) {
+    badge.textContent = l.status;
+    badge.hidden = false;
+  }
+  var es = new EventSource(l.url);
+  state.streams.push(es);
+  es.addEventListener("metrics", function (e) {
+    var msg;
+    try {
+      msg = JSON.parse(e.data);
+    } catch (err) {
+      return; // not JSON: nothing to draw
+    }
+    var pts = msg && Array.isArray(msg.points) ? msg.points : [];
+    var added = false;
+    pts.forEach(function (p) {
+      if (!p || typeof p.step !== "number") return;
+      // A reconnect resumes after Last-Event-ID; a point seen already is not added twice.
+      if (typeof p.seq === "number") {
+        if (p.seq <= lastSeq) return;
+        lastSeq = p.seq;
+      }
+      if (p.name !== metric) return;
+      var at = typeof p.at === "number" ? p.at : Date.now();
+      if (src.origin == null) src.origin = at;
+      var kind = p.kind && p.kind !== "finite" ? p.kind : "";
+      if (!kind && (typeof p.value !== "number" || !isFinite(p.value))) kind = "nan";
+      if (kind) src.addNonFinite(p.step, kind, at);
+      else src.add(p.step, p.value, at);
+      added = true;
+    });
+    if (!added) return;
+    if (l.row) l.row.classList.remove("is-empty");
+    chart.el.classList.remove("is-empty");
+    chart.dirty = true;
+    schedule();
+  });
+  // The run has ended and everything is sent: close, or EventSource would reconnect.
+  es.addEventListener("done", function () {
+    es.close();
+    var i = state.streams.indexOf(es);
+    if (i >= 0) state.streams.splice(i, 1);
+    document.querySelectorAll('[data-compare-live="' + l.key + '"]').forEach(function (b) { b.hidden = true; });
+    if (badge) badge.hidden = true;
+  });
 }
 
 // initCharts sets up the charts of the page in the document, once per page: the run page
@@ -222,6 +283,8 @@ export function initCharts() {
   var run = document.querySelector("[data-run-events]");
   var cmp = document.querySelector("[data-compare]");
   var el = run || cmp;
+  // A page swapped away: its charts and streams go with it.
+  if (!el && state.page && !state.page.el.isConnected) resetState();
   if (!el || (state.page && state.page.el === el)) return;
   resetState();
   if (run) initRun(run);

@@ -10,7 +10,8 @@ export var state = {
   lastSeq: 0, // the highest point seq held (run page)
   ended: false, // the run has ended and sent everything: placeholders stop waiting
   groupWin: null, // the page's zoom window {x0, x1} in x-axis units, null when not zoomed
-  dynamicCount: 0 // charts cloned for metrics no chart names, for their colours
+  dynamicCount: 0, // charts cloned for metrics no chart names, for their colours
+  streams: [] // the compare page's EventSources of live runs, closed with the page
 };
 
 var frame = 0;
@@ -53,4 +54,6 @@ export function resetState() {
   state.lastSeq = 0;
   state.dynamicCount = 0;
   state.ended = false;
+  state.streams.forEach(function (es) { es.close(); });
+  state.streams.length = 0;
 }
