@@ -536,10 +536,6 @@ Chart.prototype.keyZoom = function (act) {
     if (!state.groupWin) return;
     lo = mid - w;
     hi = mid + w;
-    if (lo <= full[0] && hi >= full[1]) {
-      resetAll();
-      return;
-    }
   } else {
     if (!state.groupWin) return; // the whole run is in view: nowhere to move
     var d = (act === "left" ? -w : w) / 4;
@@ -555,7 +551,8 @@ Chart.prototype.keyZoom = function (act) {
     lo = Math.max(full[0], lo - (hi - full[1]));
     hi = full[1];
   }
-  if (hi > lo && (lo !== x0 || hi !== x1)) zoomAll(lo, hi);
+  if (lo <= full[0] && hi >= full[1]) resetAll(); // zoomed out to the whole run
+  else if (hi > lo && (lo !== x0 || hi !== x1)) zoomAll(lo, hi);
 };
 
 // fullRange is the x extent of every point the chart holds (island and live), in the
