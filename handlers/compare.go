@@ -18,10 +18,10 @@ const maxCompared = 8
 
 // compareRunJSON is one run in the compare page's data island.
 type compareRunJSON struct {
-	RunID      int64      `json:"run_id"`
-	Label      string     `json:"label"`
-	URL        string     `json:"url"`
-	HistoryURL string     `json:"history_url"`
+	RunID      int64       `json:"run_id"`
+	Label      string      `json:"label"`
+	URL        string      `json:"url"`
+	HistoryURL string      `json:"history_url"`
 	StartedAt  *int64      `json:"started_at_ms"` // first heartbeat: relative time counts from it
 	Series     *seriesJSON `json:"series"`        // null: a live run that has not logged the metric yet
 	// A run that has not ended: its status in words, and its event stream (the run page's),
