@@ -119,6 +119,31 @@ func timeLabel(o gpu.Offer) string {
 	return "Compute time"
 }
 
+// hasGPUs reports whether the backend trains on GPUs; the local backend offers only "cpu".
+func hasGPUs(o gpu.Offer) bool { return timeLabel(o) == "GPU time" }
+
+// methodWords names the methods a backend offers, for prose: "LoRA, DPO or full". With
+// chatOnly it leaves out DPO, which trains on preference pairs, not chat or completions.
+func methodWords(o gpu.Offer, chatOnly bool) string {
+	var words []string
+	for _, m := range o.Methods {
+		switch {
+		case m == store.MethodDPO && chatOnly:
+		case m == store.MethodFull:
+			words = append(words, "full")
+		default:
+			words = append(words, methodLabel(m))
+		}
+	}
+	switch len(words) {
+	case 0:
+		return "none on this server"
+	case 1:
+		return words[0]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
 func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 	pct, words, eta := progress(run, latestStep(run), now)
 	id := strconv.FormatInt(run.ID, 10)
@@ -126,7 +151,7 @@ func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 		ID: id, DOMID: "run-row-" + id, URL: "/runs/" + id, Name: run.Name, Tags: run.Tags, Model: modelName(o, run.Config.BaseModel),
 		Method: run.Config.Method, Dataset: run.DatasetName, LearningRate: formatFloat(run.Config.LearningRate),
 		Epochs: strconv.Itoa(run.Config.Epochs), Status: run.Status, Label: statusLabel(run.Status),
-		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)),
+		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)), TimeLabel: timeLabel(o),
 		Created: run.CreatedAt.Format("2 Jan 2006, 15:04"),
 	}
 }

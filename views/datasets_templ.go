@@ -129,7 +129,7 @@ func DatasetsPage(l DatasetList) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = datasetFormat("Chat", "conversations for instruction tuning; LoRA, QLoRA or full", "format-chat",
+				templ_7745c5c3_Err = datasetFormat("Chat", "conversations for instruction tuning; "+l.ChatMethods, "format-chat",
 					`{"messages":[{"role":"user","content":"..."},{"role":"assistant","content":"..."}]}`).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

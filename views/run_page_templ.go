@@ -71,9 +71,9 @@ func liveSentence(l RunLive) string {
 	}
 	switch l.Status {
 	case "queued":
-		return "Waiting in the queue for a GPU."
+		return "Waiting in the queue for a free training slot."
 	case "starting":
-		return "Starting: preparing the GPU and loading the model."
+		return "Starting: the worker is loading the model and the dataset."
 	case "running":
 		return "Training. The charts below follow every step."
 	case "succeeded":
@@ -1197,7 +1197,7 @@ func runActions(l RunLive) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 104, " used so far is billed.</p><form method=\"post\" action=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 104, " used so far is counted.</p><form method=\"post\" action=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
