@@ -140,7 +140,7 @@ func TestRunPageShowsWhatEachStatusAllows(t *testing.T) {
 			if !strings.Contains(text(doc, "delete"), "Delete this run?") || count(doc, "delete delete-confirm") != 1 {
 				t.Errorf("the delete confirmation says %q", text(doc, "delete"))
 			}
-			if got := doc.Find(testID("delete") + " form").AttrOr("action", ""); got != "/runs/7/delete" {
+			if got := doc.Find(testID("delete")+" form").AttrOr("action", ""); got != "/runs/7/delete" {
 				t.Errorf("delete posts to %q", got)
 			}
 			if tc.name == "failed" && !strings.Contains(text(doc, "run-reason"), "The worker stopped answering.") {
