@@ -157,8 +157,16 @@ func configTable(runs []store.Run, o gpu.Offer) views.ConfigTable {
 		}},
 		{"Max sequence length", func(r store.Run) string { return strconv.Itoa(r.Config.MaxSeqLen) }},
 		{"Seed", func(r store.Run) string { return strconv.FormatInt(r.Config.Seed, 10) }},
-		{"GPU type", func(r store.Run) string { return r.Config.GPUType }},
-		{"Tags", func(r store.Run) string { return strings.Join(r.Tags, ", ") }},
+		{"Hardware", func(r store.Run) string { return r.Config.GPUType + " on " + r.Backend }},
+		{"Tags", func(r store.Run) string {
+			if len(r.Tags) == 0 {
+				return "—"
+			}
+			return strings.Join(r.Tags, ", ")
+		}},
+	}
+	if hasGPUs(o) {
+		fields[len(fields)-2].label = "GPU type"
 	}
 	for _, r := range runs {
 		t.Runs = append(t.Runs, r.Name)
