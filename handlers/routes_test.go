@@ -39,7 +39,7 @@ func TestRoutes(t *testing.T) {
 		{"footer links", "anon", "GET", "/terms", 200, "", []string{`href="/terms"`, `href="/privacy"`, `href="/cookies"`, `href="/cookies/settings"`}, nil},
 		{"unknown page", "anon", "GET", "/no/such/page", 404, "", []string{"Page not found"}, nil},
 		{"health", "anon", "GET", "/healthz", 200, "", []string{`"status":"ok"`}, nil},
-		{"static asset", "anon", "GET", static.Path("css/app.css"), 200, "", nil, nil},
+		{"static asset", "anon", "GET", static.Stylesheets()[0], 200, "", nil, nil},
 		{"signed-in user skips sign-up", "user", "GET", "/signup", 303, "/", nil, nil},
 		{"dashboard empty state", "user", "GET", "/", 200, "", []string{`data-testid="dashboard"`, `data-testid="empty-state"`, "Upload a dataset", "Start a run", `href="/datasets"`, `data-testid="user-email"`, "user@example.com"}, []string{`href="/admin"`}},
 		{"nav", "user", "GET", "/", 200, "", []string{`href="/runs"`, `href="/datasets"`, `href="/billing"`, `href="/settings"`, `data-testid="signout"`}, nil},

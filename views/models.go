@@ -4,11 +4,11 @@ package views
 
 // Assets are the content-hashed URLs of the static files every page loads.
 type Assets struct {
-	CSS     string // css/app.css
-	HTMX    string // js/htmx.min.js
-	HTMXSSE string // js/ext/hx-sse.min.js
-	AppJS   string // js/app.js
-	Icon    string // img/favicon.svg
+	CSS     []string // css/app/*.css, one file per area, in the order to link them
+	HTMX    string   // js/htmx.min.js
+	HTMXSSE string   // js/ext/hx-sse.min.js
+	AppJS   string   // js/app.js
+	Icon    string   // img/favicon.svg
 
 	// Loaded only on pages with Page.Charts set (the run page).
 	UPlotJS    string // js/uPlot.iife.min.js

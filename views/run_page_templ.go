@@ -15,7 +15,7 @@ import (
 )
 
 // chartSeries is one line of a chart: the metric name in the "metrics" events and the
-// island, its label, its colour class (chart-c1 … chart-c8, set in app.css for light and
+// island, its label, its colour class (chart-c1 … chart-c8, set in static/css/app/10-run-status.css for light and
 // dark), and its y axis ("" = the left one, "y2" = a second one on the right).
 type chartSeries struct {
 	Name  string

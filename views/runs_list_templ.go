@@ -148,7 +148,7 @@ func runStatusBadge(status, label, testID string) templ.Component {
 	})
 }
 
-// runProgress is a run's progress bar: a native <progress> styled in app.css, coloured by
+// runProgress is a run's progress bar: a native <progress> styled in static/css/app/10-run-status.css, coloured by
 // status (run-progress-<status>).
 func runProgress(status string, percent int, label string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {

@@ -337,3 +337,15 @@ func TestDashboardAndBillingSayWhatTheBackendOffers(t *testing.T) {
 		t.Errorf("billing figure %q", got)
 	}
 }
+
+// The layout links every stylesheet, in the order given (the cascade), after uPlot's.
+func TestLayoutLinksTheStylesheetsInOrder(t *testing.T) {
+	css := []string{"/static/css/app/01-tokens.a.css", "/static/css/app/02-base.b.css", "/static/css/app/20-runs.c.css"}
+	doc := render(t, Layout(Page{Charts: true, Assets: Assets{CSS: css, UPlotCSS: "/static/css/uPlot.min.d.css"}}))
+	var got []string
+	doc.Find(`head link[rel=stylesheet]`).Each(func(_ int, s *goquery.Selection) { got = append(got, s.AttrOr("href", "")) })
+	want := append([]string{"/static/css/uPlot.min.d.css"}, css...)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("stylesheets linked %v, want %v", got, want)
+	}
+}
