@@ -83,6 +83,7 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 			for (const el of document.querySelectorAll("main *, header *")) {
 				const r = el.getBoundingClientRect();
 				if (r.width === 0 || r.height === 0 || r.right <= w + 1) continue;
+				if (el.closest("details:not([open]) > :not(summary)") || getComputedStyle(el).visibility === "hidden") continue;
 				let clipped = false;
 				for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
 					const o = getComputedStyle(p).overflowX;
@@ -161,15 +162,30 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 		t.Errorf("dataset format badge = %q, want Chat", got)
 	}
 	step("dataset")
+	// The delete confirmation opens in place, inside the screen, and closes again.
+	b.do("open the delete confirmation", chromedp.Click(chromedp.CSS(`[data-testid=delete-dataset-open]`), chromedp.NodeVisible))
+	b.waitFor("the confirmation", `document.querySelector("#dataset-delete").open`)
+	if !b.visible(`[data-testid=delete-dataset]`) {
+		t.Error("the delete confirmation shows no delete button")
+	}
+	step("dataset-delete-confirm")
+	b.do("close the delete confirmation", chromedp.Click(chromedp.CSS(`[data-testid=delete-dataset-open]`), chromedp.NodeVisible))
+	b.waitFor("the confirmation to close", `!document.querySelector("#dataset-delete").open`)
 
-	// Start a small run: one epoch.
+	// Start a small run: a few dozen steps, long enough to cancel mid-run (the sample has
+	// fewer rows than the upload, so it trains more epochs).
+	epochs := "1"
+	if vp.phone {
+		epochs = "3"
+	}
 	b.open("/runs/new", http.StatusOK)
 	b.waitFor("the run form", has(`form [name=epochs]`)+" && "+htmxReady)
 	step("run-form")
-	b.do("set one epoch", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), "1", chromedp.NodeVisible))
+	b.do("set the epochs", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), epochs, chromedp.NodeVisible))
 	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
 	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
 	firstRun := eval[string](b, `location.pathname`)
+	firstName := b.text(`[data-testid=run-name]`)
 	b.waitForWithin("training under way", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "running" && `+
 		has(`#run-actions [data-testid=cancel]`), 90*time.Second)
 	step("run-running")
@@ -177,8 +193,12 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 	// Cancel: the page says Cancelling until the worker confirms, then Cancelled, and the
 	// header offers Retry without a reload.
 	b.do("open the cancel confirmation", chromedp.Click(chromedp.CSS(`#run-cancel-open`), chromedp.NodeVisible))
+	b.waitFor("the confirmation", `document.querySelector("#run-cancel").open`)
+	step("run-cancel-confirm")
+	// The cancel posts and comes back to this run's page: a new document, marked once loaded.
+	eval[bool](b, `window.beforeCancel = true`)
 	b.do("confirm the cancel", chromedp.Click(chromedp.CSS(`[data-testid=cancel-confirm]`), chromedp.NodeVisible))
-	b.waitFor("the run page after the cancel", pathIs(firstRun)+` && `+has(`[data-testid=run-live-panel]`))
+	b.waitFor("the run page after the cancel", `window.beforeCancel === undefined && `+pathIs(firstRun)+` && `+has(`[data-testid=run-live-panel]`))
 	eval[bool](b, `window.samePage = true`)
 	b.waitForWithin("Cancelled, and Retry in the header", `window.samePage === true && document.querySelector("#run-header-status").textContent.includes("Cancelled") && `+
 		has(`#run-actions [data-testid=retry]`)+` && !document.querySelector("#run-actions [data-testid=cancel]")`, 30*time.Second)
@@ -194,6 +214,7 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 	b.do("retry", chromedp.Click(chromedp.CSS(`#run-actions [data-testid=retry]`), chromedp.NodeVisible))
 	b.waitFor("the retried run's page", `/^\/runs\/\d+$/.test(location.pathname) && location.pathname !== `+fmt.Sprintf("%q", firstRun)+` && `+has(`[data-testid=retry-of]`))
 	secondRun := eval[string](b, `location.pathname`)
+	secondName := b.text(`[data-testid=run-name]`)
 	b.waitForWithin("the retry to succeed", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "succeeded" && `+
 		has(`#run-actions [data-testid=retry]`), 3*time.Minute)
 	b.waitFor("the loss chart", `window.tunelabCharts && window.tunelabCharts.points("loss") > 0`)
@@ -221,11 +242,23 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 		t.Errorf("the run list's time column is %q", got)
 	}
 	step("run-list")
-	b.do("tick both runs", chromedp.Click(chromedp.CSS(`[data-testid=run-row]:nth-of-type(1) [data-testid=compare-check]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid=run-row]:nth-of-type(2) [data-testid=compare-check]`)))
-	b.do("compare", chromedp.Click(chromedp.CSS(`[data-testid=compare-selected]`), chromedp.NodeVisible))
+	tap(b, "tick the first run", `[data-testid=run-row]:nth-of-type(1) [data-testid=compare-check]`)
+	tap(b, "tick the second run", `[data-testid=run-row]:nth-of-type(2) [data-testid=compare-check]`)
+	tap(b, "compare", `[data-testid=compare-selected]`)
 	b.waitFor("the comparison", pathIs("/compare")+` && `+has(`[data-testid=compare-chart]`))
-	b.waitFor("a legend row per run", `document.querySelectorAll("[data-testid=compare-row]").length === 2`)
+	// Each run has a legend row, or (the cancelled one may have stopped before its first
+	// loss) is named as having no line.
+	b.waitFor("the legend", has(`[data-testid=compare-row]`))
+	legend := b.text(`[data-testid=compare-chart]`)
+	for _, name := range []string{firstName, secondName} {
+		if !strings.Contains(legend, name) {
+			t.Errorf("the comparison does not name %q: %.500q", name, legend)
+		}
+	}
+	if rows := eval[int](b, `document.querySelectorAll("[data-testid=compare-row]").length`); rows != 2 &&
+		!strings.Contains(b.text(`[data-testid=compare-missing]`), firstName) {
+		t.Errorf("%d legend rows, and the cancelled run %q is not named as having no line", rows, firstName)
+	}
 	b.waitFor("the comparison chart", `(() => { const c = document.querySelector("[data-testid=chart-compare] canvas"); return c && c.getBoundingClientRect().width > 0; })()`)
 	for _, run := range []string{firstRun, secondRun} {
 		if !eval[bool](b, fmt.Sprintf(`location.search.includes("run=%s")`, strings.TrimPrefix(run, "/runs/"))) {
@@ -257,4 +290,14 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 	}
 	step("settings")
 	t.Logf("%s journey took %s", vp.name, time.Since(start).Round(time.Millisecond))
+}
+
+// tap clicks an element after scrolling it to the middle of the screen, where no sticky
+// header covers it (chromedp scrolls it only just into view).
+func tap(b *browser, what, sel string) {
+	b.t.Helper()
+	if !eval[bool](b, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; el.scrollIntoView({block: "center"}); return true; })()`, sel)) {
+		b.t.Fatalf("%s: no %s", what, sel)
+	}
+	b.do(what, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }

@@ -99,6 +99,7 @@ func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 		}
 		h, err := a.store.MetricHistory(r.Context(), run.ID, metric, nil, nil, maxChartPoints)
 		if errors.Is(err, store.ErrNoSeries) {
+			c.Missing = append(c.Missing, label)
 			continue
 		}
 		if err != nil {

@@ -228,6 +228,9 @@ type Compare struct {
 	// Configs is the configuration table of the chosen runs: a column per run, a row per
 	// setting, rows whose values differ marked.
 	Configs ConfigTable
+	// Missing names the checked runs that logged no point of Metric, so the legend can say
+	// why they have no line.
+	Missing []string
 }
 
 // ConfigTable compares settings side by side.
