@@ -185,7 +185,7 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
 	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
 	firstRun := eval[string](b, `location.pathname`)
-	firstName := b.text(`[data-testid=run-name]`)
+	firstName := liveText(b, `[data-testid=run-name]`)
 	b.waitForWithin("training under way", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "running" && `+
 		has(`#run-actions [data-testid=cancel]`), 90*time.Second)
 	step("run-running")
@@ -205,7 +205,7 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 	if seen := eval[[]string](b, `window.__runStatuses`); len(seen) < 2 || seen[0] != "Cancelling" || seen[len(seen)-1] != "Cancelled" {
 		t.Errorf("after the cancel the header showed %q, want Cancelling then Cancelled", seen)
 	}
-	if got := b.text(`[data-testid=run-reason]`); !strings.Contains(got, "cancelled") {
+	if got := liveText(b, `[data-testid=run-reason]`); !strings.Contains(got, "cancelled") {
 		t.Errorf("the cancelled run's callout says %q", got)
 	}
 	step("run-cancelled")
@@ -214,23 +214,23 @@ func walkJourney(t *testing.T, base string, vp journeyViewport) {
 	b.do("retry", chromedp.Click(chromedp.CSS(`#run-actions [data-testid=retry]`), chromedp.NodeVisible))
 	b.waitFor("the retried run's page", `/^\/runs\/\d+$/.test(location.pathname) && location.pathname !== `+fmt.Sprintf("%q", firstRun)+` && `+has(`[data-testid=retry-of]`))
 	secondRun := eval[string](b, `location.pathname`)
-	secondName := b.text(`[data-testid=run-name]`)
+	secondName := liveText(b, `[data-testid=run-name]`)
 	b.waitForWithin("the retry to succeed", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "succeeded" && `+
 		has(`#run-actions [data-testid=retry]`), 3*time.Minute)
 	b.waitFor("the loss chart", `window.tunelabCharts && window.tunelabCharts.points("loss") > 0`)
 	if !b.visible(`[data-testid=run-charts] canvas`) {
 		t.Error("the succeeded run draws no chart")
 	}
-	if got := b.text(`[data-testid=live-progress]`); !strings.Contains(got, "steps") {
+	if got := liveText(b, `[data-testid=live-progress]`); !strings.Contains(got, "steps") {
 		t.Errorf("progress of the succeeded run = %q", got)
 	}
-	if got := b.text(`[data-testid=live-gpu]`); got == "" || got == "—" {
+	if got := liveText(b, `[data-testid=live-gpu]`); got == "" || got == "—" {
 		t.Errorf("the succeeded run shows no compute time: %q", got)
 	}
 	if nSnap := eval[int](b, `document.querySelectorAll("[data-testid=snapshot-row]").length`); nSnap < 1 {
 		t.Error("the succeeded run lists no snapshot")
 	}
-	if got := b.text(`#run-header-status`); !strings.Contains(got, "Succeeded") {
+	if got := liveText(b, `#run-header-status`); !strings.Contains(got, "Succeeded") {
 		t.Errorf("header status = %q", got)
 	}
 	step("run-succeeded")
@@ -300,4 +300,16 @@ func tap(b *browser, what, sel string) {
 		b.t.Fatalf("%s: no %s", what, sel)
 	}
 	b.do(what, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// liveText is the trimmed text of the element that matches sel, read in one evaluation:
+// the run page's live updates replace nodes, so a node found first and read after may be
+// gone.
+func liveText(b *browser, sel string) string {
+	b.t.Helper()
+	v := eval[string](b, fmt.Sprintf(`(() => { const el = document.querySelector(%q); return el ? el.innerText.trim() : "\u0000missing"; })()`, sel))
+	if v == "\x00missing" {
+		b.t.Fatalf("no %s on the page", sel)
+	}
+	return v
 }
