@@ -226,9 +226,15 @@ type browser struct {
 // the browser process and the test's time limit all end in the test's cleanups.
 func newBrowser(t *testing.T, baseURL string) *browser {
 	t.Helper()
+	return newBrowserWithin(t, baseURL, browserTestTimeout)
+}
+
+// newBrowserWithin is newBrowser with its own time limit, for a test that trains runs.
+func newBrowserWithin(t *testing.T, baseURL string, limit time.Duration) *browser {
+	t.Helper()
 	execPath := findChromium(t)
 
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), browserTestTimeout)
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), limit)
 	if dl, ok := t.Deadline(); ok {
 		var cancelDeadline context.CancelFunc
 		ctx, cancelDeadline = context.WithDeadline(ctx, dl.Add(-5*time.Second))

@@ -15,7 +15,7 @@ import (
 
 // TermsVersion is the version of the Terms of Service the sign-up form asks people to
 // accept; it is recorded with each account. Bump it whenever views/legal.templ changes.
-const TermsVersion = "2026-11-23"
+const TermsVersion = "2026-11-29"
 
 func signUpForm() views.SignUpForm {
 	return views.SignUpForm{TermsVersion: TermsVersion, MinPassword: store.MinPasswordLen, MaxPassword: store.MaxPasswordLen}

@@ -118,6 +118,7 @@ func (a *app) showCompare(w http.ResponseWriter, r *http.Request) {
 		h, err := a.store.MetricHistory(r.Context(), run.ID, metric, nil, nil, maxChartPoints)
 		switch {
 		case errors.Is(err, store.ErrNoSeries) && cr.Live == "":
+			c.Missing = append(c.Missing, label) // ended without this metric: named, not drawn
 			continue
 		case errors.Is(err, store.ErrNoSeries):
 			// A live run gets a line (and a legend row) for the points still to come.
@@ -178,8 +179,16 @@ func configTable(runs []store.Run, o gpu.Offer) views.ConfigTable {
 		}},
 		{"Max sequence length", func(r store.Run) string { return strconv.Itoa(r.Config.MaxSeqLen) }},
 		{"Seed", func(r store.Run) string { return strconv.FormatInt(r.Config.Seed, 10) }},
-		{"GPU type", func(r store.Run) string { return r.Config.GPUType }},
-		{"Tags", func(r store.Run) string { return strings.Join(r.Tags, ", ") }},
+		{"Hardware", func(r store.Run) string { return r.Config.GPUType + " on " + r.Backend }},
+		{"Tags", func(r store.Run) string {
+			if len(r.Tags) == 0 {
+				return "—"
+			}
+			return strings.Join(r.Tags, ", ")
+		}},
+	}
+	if hasGPUs(o) {
+		fields[len(fields)-2].label = "GPU type"
 	}
 	for _, r := range runs {
 		col := views.ConfigRun{ID: strconv.FormatInt(r.ID, 10), Name: r.Name}

@@ -63,7 +63,7 @@ func (a *app) renderDatasets(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	ds := page.Datasets
-	l := views.DatasetList{Upload: form}
+	l := views.DatasetList{Upload: form, ChatMethods: methodWords(a.runs.Backend.Offer(), true)}
 	if len(ds) > 0 && page.HasOlder {
 		l.OlderURL = fmt.Sprintf("/datasets?before=%d", ds[len(ds)-1].ID)
 	}

@@ -32,7 +32,9 @@ func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	d := views.Dashboard{Email: u.Email, DatasetCount: datasets, GPUSecondsStr: formatGPUSeconds(used), Period: now.UTC().Format("January 2006")}
+	offer := a.runs.Backend.Offer()
+	d := views.Dashboard{Email: u.Email, DatasetCount: datasets, GPUSecondsStr: formatGPUSeconds(used), Period: now.UTC().Format("January 2006"),
+		TimeLabel: timeLabel(offer), Methods: methodWords(offer, false), HasGPUs: hasGPUs(offer)}
 	for _, s := range store.RunStatuses {
 		d.RunCount += counts[s]
 		if counts[s] > 0 {
@@ -43,7 +45,8 @@ func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
 }
 
-// showBilling states this calendar month's GPU time from the usage ledger.
+// showBilling states this calendar month's metered time from the usage ledger; nothing is
+// charged yet.
 func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
 	used, err := a.store.GPUSecondsInPeriod(r.Context(), u.ID, a.now())
@@ -51,7 +54,7 @@ func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	b := views.Billing{Configured: a.cfg.BillingConfigured, GPUSecondsStr: formatGPUSeconds(used)}
+	b := views.Billing{GPUSecondsStr: formatGPUSeconds(used), TimeLabel: timeLabel(a.runs.Backend.Offer())}
 	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
 }
 
@@ -81,6 +84,16 @@ func backendWords(name string) string {
 	return "the " + name + " backend the operator has configured"
 }
 
+// termsEffective is the legal pages' effective date, the day TermsVersion names, so the
+// two never disagree: "29 November 2026".
+func termsEffective() string {
+	d, err := time.Parse(time.DateOnly, TermsVersion)
+	if err != nil {
+		return TermsVersion
+	}
+	return d.Format("2 January 2006")
+}
+
 // legal is what the legal pages state about this running server.
 func (a *app) legal() views.Legal {
 	op := a.cfg.Operator
@@ -89,7 +102,7 @@ func (a *app) legal() views.Legal {
 	}
 	return views.Legal{
 		TermsVersion:  TermsVersion,
-		Effective:     "23 November 2026",
+		Effective:     termsEffective(),
 		Operator:      op,
 		Contact:       a.cfg.Contact,
 		SessionIdle:   "1 hour",

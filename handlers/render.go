@@ -22,7 +22,7 @@ func (a *app) page(r *http.Request, title, active string) views.Page {
 
 func assets() views.Assets {
 	return views.Assets{
-		CSS:        static.Path("css/app.css"),
+		CSS:        static.Stylesheets(),
 		HTMX:       static.Path("js/htmx.min.js"),
 		HTMXSSE:    static.Path("js/ext/hx-sse.min.js"),
 		AppJS:      static.Path("js/app.js"),

@@ -150,7 +150,7 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 // models want other settings than a large model on a GPU, and a method the backend does not
 // offer is explained once, in the method's help, not promised elsewhere.
 func runFormHelp(o gpu.Offer) views.RunFormHelp {
-	gpus := timeLabel(o) == "GPU time"
+	gpus := hasGPUs(o)
 	qlora := slices.Contains(o.Methods, store.MethodQLoRA)
 	lr := formatFloat(o.Defaults.LearningRate)
 	h := views.RunFormHelp{

@@ -40,8 +40,8 @@ func statusTone(s store.RunStatus) string {
 // liveSentences say in words what a run in each status is doing; an ended run that did
 // not succeed has a callout instead.
 var liveSentences = map[store.RunStatus]string{
-	store.RunQueued:    "Waiting in the queue for a GPU.",
-	store.RunStarting:  "Starting: preparing the GPU and loading the model.",
+	store.RunQueued:    "Waiting in the queue for a free training slot.",
+	store.RunStarting:  "Starting: the worker is loading the model and the dataset.",
 	store.RunRunning:   "Training. The charts below follow every step.",
 	store.RunSucceeded: "Finished. The final snapshot is ready to download.",
 }
@@ -141,6 +141,31 @@ func timeLabel(o gpu.Offer) string {
 	return "Compute time"
 }
 
+// hasGPUs reports whether the backend trains on GPUs; the local backend offers only "cpu".
+func hasGPUs(o gpu.Offer) bool { return timeLabel(o) == "GPU time" }
+
+// methodWords names the methods a backend offers, for prose: "LoRA, DPO or full". With
+// chatOnly it leaves out DPO, which trains on preference pairs, not chat or completions.
+func methodWords(o gpu.Offer, chatOnly bool) string {
+	var words []string
+	for _, m := range o.Methods {
+		switch {
+		case m == store.MethodDPO && chatOnly:
+		case m == store.MethodFull:
+			words = append(words, "full")
+		default:
+			words = append(words, m.Label())
+		}
+	}
+	switch len(words) {
+	case 0:
+		return "none on this server"
+	case 1:
+		return words[0]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
 func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 	pct, words, eta := progress(run, latestStep(run), now)
 	id := strconv.FormatInt(run.ID, 10)
@@ -148,7 +173,7 @@ func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 		ID: id, DOMID: "run-row-" + id, URL: "/runs/" + id, Name: run.Name, Tags: run.Tags, Model: modelName(o, run.Config.BaseModel),
 		Method: run.Config.Method.ShortLabel(), Dataset: run.DatasetName, LearningRate: formatFloat(run.Config.LearningRate),
 		Epochs: strconv.Itoa(run.Config.Epochs), Status: string(run.Status), Label: run.Status.Label(), Tone: statusTone(run.Status),
-		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)),
+		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)), TimeLabel: timeLabel(o),
 		Created: run.CreatedAt.Format("2 Jan 2006, 15:04"),
 	}
 }

@@ -86,7 +86,8 @@ func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	l := views.RunList{Metric: metric, Filtered: f.Status != "" || f.DatasetID != 0 || f.Method != "" || f.Name != ""}
+	offer := a.runs.Backend.Offer()
+	l := views.RunList{Metric: metric, TimeLabel: timeLabel(offer), Methods: methodWords(offer, false), Filtered: f.Status != "" || f.DatasetID != 0 || f.Method != "" || f.Name != ""}
 	l.Filter = views.RunListFilter{Status: string(f.Status), Method: string(f.Method), Query: f.Name}
 	if f.DatasetID != 0 {
 		l.Filter.Dataset = strconv.FormatInt(f.DatasetID, 10)
@@ -143,7 +144,7 @@ func (a *app) listRuns(w http.ResponseWriter, r *http.Request) {
 	for _, s := range store.RunStatuses {
 		l.Filter.Statuses = append(l.Filter.Statuses, views.Option{Value: string(s), Label: s.Label()})
 	}
-	for _, m := range a.runs.Backend.Offer().Methods {
+	for _, m := range offer.Methods {
 		l.Filter.Methods = append(l.Filter.Methods, views.Option{Value: string(m), Label: m.Label()})
 	}
 	a.renderWith(w, r, http.StatusOK, a.page(r, "Runs", "runs"), views.RunsPage(l), views.RunTable(l))

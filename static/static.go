@@ -6,8 +6,8 @@
 // best compression; a browser that accepts gzip gets those bytes (same URL, Vary:
 // Accept-Encoding), so nothing is compressed per request.
 //
-// Templates ask for a URL with Path("js/htmx.min.js"); the router mounts Handler() at
-// "/static/".
+// Templates ask for a URL with Path("js/htmx.min.js"), and for the app's stylesheets, one
+// file per area, with Stylesheets(); the router mounts Handler() at "/static/".
 package static
 
 import (
@@ -72,9 +72,10 @@ func gzipped(data []byte) []byte {
 }
 
 var (
-	loadOnce sync.Once
-	byName   map[string]*asset // "js/htmx.min.js" -> asset
-	byURL    map[string]*asset // "/static/js/htmx.min.<hash>.js" -> asset
+	loadOnce    sync.Once
+	byName      map[string]*asset // "js/htmx.min.js" -> asset
+	byURL       map[string]*asset // "/static/js/htmx.min.<hash>.js" -> asset
+	stylesheets []string          // hashed URLs of css/app/*.css, in file-name order
 )
 
 // load reads and hashes every embedded file, once, on first use.
@@ -108,6 +109,15 @@ func load() {
 			// The files are compiled into the binary; failing to read them is a build bug.
 			panic(fmt.Sprintf("static: read embedded files: %v", err))
 		}
+		entries, err := fs.ReadDir(files, stylesheetDir) // sorted by file name
+		if err != nil {
+			panic(fmt.Sprintf("static: read %s: %v", stylesheetDir, err))
+		}
+		for _, e := range entries {
+			if !e.IsDir() && path.Ext(e.Name()) == ".css" {
+				stylesheets = append(stylesheets, byName[stylesheetDir+"/"+e.Name()].url)
+			}
+		}
 	})
 }
 
@@ -133,6 +143,19 @@ func Path(name string) string {
 		panic(fmt.Sprintf("static: no embedded file %q", name))
 	}
 	return a.url
+}
+
+// stylesheetDir holds the app's stylesheets, one file per area, named with a two-digit
+// prefix ("01-tokens.css") that fixes their order.
+const stylesheetDir = "css/app"
+
+// Stylesheets returns the hashed URLs of the app's stylesheets in the order a page must link
+// them: by file name, which is the cascade order (a later file wins a tie). Several <link>
+// tags rather than @import: each file is fetched in parallel and cached on its own, and a
+// change to one area changes one URL.
+func Stylesheets() []string {
+	load()
+	return stylesheets
 }
 
 // Handler serves the embedded files at their hashed URLs only (it expects the full request

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -32,7 +33,7 @@ func embeddedNames(t *testing.T) []string {
 
 func TestEveryEmbeddedFileServesAtItsHashedPath(t *testing.T) {
 	names := embeddedNames(t)
-	for _, want := range []string{"css/app.css", "css/uPlot.min.css", "js/app.js", "js/htmx.min.js",
+	for _, want := range []string{"css/app/01-tokens.css", "css/app/20-runs-list-scale.css", "css/uPlot.min.css", "js/app.js", "js/htmx.min.js",
 		"js/ext/hx-sse.min.js", "js/uPlot.iife.min.js", "licenses/htmx.txt", "licenses/uplot.txt"} {
 		found := false
 		for _, n := range names {
@@ -72,9 +73,9 @@ func TestEveryEmbeddedFileServesAtItsHashedPath(t *testing.T) {
 func TestContentTypes(t *testing.T) {
 	h := Handler()
 	for name, want := range map[string]string{
-		"css/app.css":       "text/css; charset=utf-8",
-		"js/app.js":         "text/javascript; charset=utf-8",
-		"licenses/htmx.txt": "text/plain; charset=utf-8",
+		"css/app/04-components.css": "text/css; charset=utf-8",
+		"js/app.js":                 "text/javascript; charset=utf-8",
+		"licenses/htmx.txt":         "text/plain; charset=utf-8",
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Path(name), nil))
@@ -111,7 +112,7 @@ func TestUnknownPathsAre404(t *testing.T) {
 
 func TestConditionalAndRangeRequests(t *testing.T) {
 	h := Handler()
-	url := Path("css/app.css")
+	url := Path("css/app/04-components.css")
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
@@ -293,7 +294,7 @@ func TestStaticFilesArePrecompressed(t *testing.T) {
 		return rec
 	}
 	total, sent := 0, 0
-	for _, name := range []string{"css/app.css", "js/app.js", "js/htmx.min.js", "js/run-chart.js", "js/uPlot.iife.min.js", "css/uPlot.min.css", "js/ext/hx-sse.min.js"} {
+	for _, name := range []string{"css/app/04-components.css", "js/app.js", "js/htmx.min.js", "js/run-chart.js", "js/uPlot.iife.min.js", "css/uPlot.min.css", "js/ext/hx-sse.min.js"} {
 		load()
 		plain := byName[name].data // as served: module imports already point at hashed URLs
 		rec := get(name, "gzip, deflate, br, zstd")
@@ -327,5 +328,45 @@ func TestStaticFilesArePrecompressed(t *testing.T) {
 	}
 	if r := get("img/favicon.svg", "gzip"); r.Code != 200 {
 		t.Errorf("favicon: %d", r.Code)
+	}
+}
+
+// The app's stylesheets: every css/app file, in file-name order (the cascade), each served
+// gzipped at its hashed URL, and none pulling in another with @import (that URL would be
+// unhashed, which Handler does not serve).
+func TestStylesheetsAreEveryAreaFileInOrder(t *testing.T) {
+	entries, err := fs.ReadDir(files, stylesheetDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range entries {
+		want = append(want, Path(stylesheetDir+"/"+e.Name()))
+	}
+	got := Stylesheets()
+	if len(got) < 10 || !slices.Equal(got, want) {
+		t.Fatalf("Stylesheets() = %v, want every file of %s in name order: %v", got, stylesheetDir, want)
+	}
+	if !slices.IsSorted(got) {
+		t.Errorf("stylesheets out of file-name order: %v", got)
+	}
+	h := Handler()
+	for i, url := range got {
+		name := entries[i].Name()
+		if !regexp.MustCompile(`^\d\d-[a-z-]+\.css$`).MatchString(name) {
+			t.Errorf("%s: name it NN-area.css, so its place in the order shows", name)
+		}
+		req := httptest.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" ||
+			!strings.Contains(rec.Header().Get("Cache-Control"), "immutable") {
+			t.Errorf("GET %s: %d, encoding %q, cache %q", url, rec.Code, rec.Header().Get("Content-Encoding"), rec.Header().Get("Cache-Control"))
+		}
+		data, _ := fs.ReadFile(files, stylesheetDir+"/"+name)
+		if regexp.MustCompile(`(?im)^\s*@(import|charset)\b`).Match(data) {
+			t.Errorf("%s uses @import or @charset; link each file from the layout instead", name)
+		}
 	}
 }

@@ -7,6 +7,9 @@ type DatasetList struct {
 	Upload   UploadForm
 	OlderURL string // "" on the last page
 	NewerURL string // "" on the first page
+	// ChatMethods are the methods this backend offers that train on chat or completion
+	// data, in words: "LoRA or full".
+	ChatMethods string
 }
 
 // DatasetRow is one dataset in the list.

@@ -4,11 +4,11 @@ package views
 
 // Assets are the content-hashed URLs of the static files every page loads.
 type Assets struct {
-	CSS     string // css/app.css
-	HTMX    string // js/htmx.min.js
-	HTMXSSE string // js/ext/hx-sse.min.js
-	AppJS   string // js/app.js
-	Icon    string // img/favicon.svg
+	CSS     []string // css/app/*.css, one file per area, in the order to link them
+	HTMX    string   // js/htmx.min.js
+	HTMXSSE string   // js/ext/hx-sse.min.js
+	AppJS   string   // js/app.js
+	Icon    string   // img/favicon.svg
 
 	// Loaded only on pages with Page.Charts set (the run page).
 	UPlotJS    string // js/uPlot.iife.min.js
@@ -59,9 +59,12 @@ type Dashboard struct {
 	Email         string
 	RunCount      int
 	DatasetCount  int
-	GPUSecondsStr string // formatted GPU time used this period, e.g. "0 s"
+	GPUSecondsStr string // formatted time used this period, e.g. "0 s"
 	Period        string // the period it counts, "November 2026"
 	ByStatus      []StatusCount
+	TimeLabel     string // "GPU time", or "Compute time" on a backend without GPUs
+	Methods       string // the methods this backend offers, in words: "LoRA, DPO or full"
+	HasGPUs       bool   // the backend trains on GPUs (the guide says where training runs)
 }
 
 // StatusCount is how many runs are in one status, linking to the list filtered by it.
@@ -146,6 +149,6 @@ type SecurityEventRow struct {
 
 // Billing is the billing page before Stripe is wired in.
 type Billing struct {
-	Configured    bool   // whether the operator configured Stripe on this server
-	GPUSecondsStr string // GPU time used this period
+	GPUSecondsStr string // time used this period
+	TimeLabel     string // "GPU time", or "Compute time" on a backend without GPUs
 }

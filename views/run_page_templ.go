@@ -15,7 +15,7 @@ import (
 )
 
 // chartSeries is one line of a chart: the metric name in the "metrics" events and the
-// island, its label, its colour class (chart-c1 … chart-c8, set in app.css for light and
+// island, its label, its colour class (chart-c1 … chart-c8, set in static/css/app/10-run-status.css for light and
 // dark), and its y axis ("" = the left one, "y2" = a second one on the right).
 type chartSeries struct {
 	Name  string
@@ -1209,7 +1209,7 @@ func runActions(l RunLive) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 106, " used so far is billed.</p><form method=\"post\" action=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 106, " used so far is counted.</p><form method=\"post\" action=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

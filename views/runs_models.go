@@ -14,6 +14,8 @@ type RunList struct {
 	OlderURL    string // "" on the last page
 	NewerURL    string // "" on the first page
 	FirstURL    string // the newest page with the same filters, "" when this is it
+	TimeLabel   string // the time column: "GPU time", or "Compute time" on a backend without GPUs
+	Methods     string // the methods this backend offers, in words: "LoRA, DPO or full"
 }
 
 // RunListFilter is the filter form above the list: current values and the choices.
@@ -46,6 +48,7 @@ type RunRow struct {
 	Progress     string // "360 / 720 steps", or "" before the first heartbeat
 	ETA          string // "about 12 s left", "" when unknown or ended
 	GPUTime      string // "1 min 04 s"
+	TimeLabel    string // "GPU time" or "Compute time": the cell's label on phones
 	Created      string // "23 Nov 2026, 14:02"
 
 	// The chosen metric (RunList.Metric), formatted; "—" when the run has none.
@@ -231,6 +234,9 @@ type Compare struct {
 	// Configs is the configuration table of the chosen runs: a column per run, a row per
 	// setting, rows whose values differ marked.
 	Configs ConfigTable
+	// Missing names the checked runs that logged no point of Metric, so the legend can say
+	// why they have no line.
+	Missing []string
 }
 
 // ConfigTable compares settings side by side.

@@ -1,5 +1,5 @@
 // tunelab's own JavaScript. Loaded with `defer` from the layout; no inline scripts, no eval,
-// and no inline styles (state is shown with classes from app.css), so it runs under a strict CSP.
+// and no inline styles (state is shown with classes from static/css/app/), so it runs under a strict CSP.
 //
 // It does these things:
 //   1. on a phone the main nav is one row that scrolls sideways: the current item is scrolled
