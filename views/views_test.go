@@ -47,9 +47,18 @@ func text(doc *goquery.Document, ids string) string {
 
 func count(doc *goquery.Document, ids string) int { return doc.Find(testID(ids)).Length() }
 
-// runLive is a run's live panel in one status, with the actions the handlers give it.
+// sentences are what the handlers say of a run in each status (handlers/run_views.go).
+var sentences = map[string]string{
+	"queued":    "Waiting in the queue for a free training slot.",
+	"starting":  "Starting: the worker is loading the model and the dataset.",
+	"running":   "Training. The charts below follow every step.",
+	"succeeded": "Finished. The final snapshot is ready to download.",
+}
+
+// runLive is a run's live panel in one status, with the fields the handlers give it.
 func runLive(status, label string) RunLive {
-	l := RunLive{Status: status, Label: label, TimeLabel: "Compute time", GPUTime: "—",
+	l := RunLive{Status: status, Label: label, TimeLabel: "Compute time", GPUTime: "—", Sentence: sentences[status],
+		Failed: status == "failed", Cancelled: status == "cancelled",
 		Actions: RunActions{DeleteURL: "/runs/7/delete", SimilarURL: "/runs/new?from=7"}}
 	switch status {
 	case "queued", "starting", "running":
@@ -74,6 +83,7 @@ func runLive(status, label string) RunLive {
 func TestRunPageShowsWhatEachStatusAllows(t *testing.T) {
 	cancelling := runLive("running", "Cancelling")
 	cancelling.Cancelling = true
+	cancelling.Sentence = "Cancelling: waiting for the worker to stop training and confirm."
 	cancelling.ETA = ""
 	for _, tc := range []struct {
 		name         string
