@@ -100,38 +100,10 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 		}
 		c.TrustProxy = b
 	}
-	c.MaxUploadMB = 100
-	if v := env("TUNELAB_MAX_UPLOAD_MB", ""); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || n > 100_000 {
-			errs = append(errs, fmt.Errorf("TUNELAB_MAX_UPLOAD_MB=%q: use a whole number of megabytes between 1 and 100000", v))
-		}
-		c.MaxUploadMB = n
-	}
-	c.LocalSlots = 1
-	if v := env("TUNELAB_LOCAL_SLOTS", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 64 {
-			errs = append(errs, fmt.Errorf("TUNELAB_LOCAL_SLOTS=%q: use a whole number of jobs at once from 1 to 64", v))
-		}
-		c.LocalSlots = n
-	}
-	c.QuotaSeriesPerRun = store.DefaultSeriesPerRun
-	if v := env("TUNELAB_QUOTA_SERIES_PER_RUN", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1_000_000 {
-			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_SERIES_PER_RUN=%q: use a whole number of metric names a run from 1 to 1000000", v))
-		}
-		c.QuotaSeriesPerRun = n
-	}
-	c.QuotaPointsPerRun = store.DefaultPointsPerRun
-	if v := env("TUNELAB_QUOTA_POINTS_PER_RUN", ""); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || n > 1_000_000_000_000 {
-			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_POINTS_PER_RUN=%q: use a whole number of points a run from 1 to 1000000000000", v))
-		}
-		c.QuotaPointsPerRun = n
-	}
+	c.MaxUploadMB = intEnv(env, "TUNELAB_MAX_UPLOAD_MB", int64(100), 1, 100_000, "megabytes", &errs)
+	c.LocalSlots = intEnv(env, "TUNELAB_LOCAL_SLOTS", 1, 1, 64, "jobs at once", &errs)
+	c.QuotaSeriesPerRun = intEnv(env, "TUNELAB_QUOTA_SERIES_PER_RUN", store.DefaultSeriesPerRun, 1, 1_000_000, "metric names a run", &errs)
+	c.QuotaPointsPerRun = intEnv(env, "TUNELAB_QUOTA_POINTS_PER_RUN", int64(store.DefaultPointsPerRun), 1, 1_000_000_000_000, "points a run", &errs)
 	c.LocalWorker = strings.Fields(env("TUNELAB_LOCAL_WORKER", ""))
 	c.WorkerURL = strings.TrimRight(env("TUNELAB_WORKER_URL", ""), "/")
 	if c.WorkerURL != "" && !strings.HasPrefix(c.WorkerURL, "http://") && !strings.HasPrefix(c.WorkerURL, "https://") {
@@ -140,22 +112,8 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	c.HeartbeatInterval = durationEnv(env, "TUNELAB_HEARTBEAT_INTERVAL", 5*time.Second, time.Second, time.Hour, &errs)
 	c.HeartbeatTimeout = durationEnv(env, "TUNELAB_HEARTBEAT_TIMEOUT", 60*time.Second, 2*time.Second, 24*time.Hour, &errs)
 	c.DatasetRetention = durationEnv(env, "TUNELAB_DATASET_RETENTION", store.DefaultDatasetRetention, time.Hour, 10*365*24*time.Hour, &errs)
-	c.QuotaQueuedRuns = store.DefaultQuotaQueuedRuns
-	if v := env("TUNELAB_QUOTA_QUEUED_RUNS", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1_000_000 {
-			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_QUEUED_RUNS=%q: use a whole number of runs from 0 (no limit) to 1000000", v))
-		}
-		c.QuotaQueuedRuns = n
-	}
-	c.QuotaStreams = handlers.DefaultStreamsQuota
-	if v := env("TUNELAB_QUOTA_STREAMS", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 100_000 {
-			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_STREAMS=%q: use a whole number of open live streams from 0 (no limit) to 100000", v))
-		}
-		c.QuotaStreams = n
-	}
+	c.QuotaQueuedRuns = intEnv(env, "TUNELAB_QUOTA_QUEUED_RUNS", store.DefaultQuotaQueuedRuns, 0, 1_000_000, "runs", &errs)
+	c.QuotaStreams = intEnv(env, "TUNELAB_QUOTA_STREAMS", handlers.DefaultStreamsQuota, 0, 100_000, "open live streams", &errs)
 	c.QuotaDatasetBytes = store.DefaultQuotaDatasetBytes
 	if v := env("TUNELAB_QUOTA_DATASET_BYTES", ""); v != "" {
 		n, err := parseBytes(v)
@@ -263,6 +221,25 @@ func loadSecretKey(c config) (key []byte, generated bool, err error) {
 }
 
 // durationEnv reads a Go duration ("90s", "2m") within [lo, hi].
+// intEnv reads a whole number between lo and hi (lo 0 means "0 turns it off" where the
+// caller says so in what), or def when the variable is unset.
+func intEnv[T int | int64](env func(k, def string) string, key string, def, lo, hi T, what string, errs *[]error) T {
+	v := env(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || T(n) < lo || T(n) > hi || int64(T(n)) != n {
+		limits := fmt.Sprintf("from %d to %d", lo, hi)
+		if lo == 0 {
+			limits = fmt.Sprintf("from 0 (no limit) to %d", hi)
+		}
+		*errs = append(*errs, fmt.Errorf("%s=%q: use a whole number of %s %s", key, v, what, limits))
+		return def
+	}
+	return T(n)
+}
+
 func durationEnv(env func(k, def string) string, key string, def, lo, hi time.Duration, errs *[]error) time.Duration {
 	v := env(key, "")
 	if v == "" {

@@ -44,7 +44,7 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad base url", map[string]string{"TUNELAB_BASE_URL": "example.com"}, nil, "http:// or https://"},
 		{"bad bool", map[string]string{"TUNELAB_TRUST_PROXY": "maybe"}, nil, "true or false"},
 		{"unknown flag", nil, []string{"--port", "1"}, "flags: --addr"},
-		{"bad upload cap", map[string]string{"TUNELAB_MAX_UPLOAD_MB": "0"}, nil, "between 1 and 100000"},
+		{"bad upload cap", map[string]string{"TUNELAB_MAX_UPLOAD_MB": "0"}, nil, "from 1 to 100000"},
 		{"bad slots", map[string]string{"TUNELAB_LOCAL_SLOTS": "0"}, nil, "from 1 to 64"},
 		{"bad worker url", map[string]string{"TUNELAB_WORKER_URL": "127.0.0.1:8080"}, nil, "TUNELAB_WORKER_URL"},
 		{"bad heartbeat", map[string]string{"TUNELAB_HEARTBEAT_INTERVAL": "often"}, nil, "such as 30s"},
