@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"tunelab/billing"
 	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
@@ -118,6 +119,20 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		ln.Close()
 		return err
 	}
+	// Every GPU type the backend offers must have a price in every plan, or runs on it
+	// would be free by omission.
+	var gpuTypes []string
+	for _, g := range backend.Offer().GPUTypes {
+		gpuTypes = append(gpuTypes, g.ID)
+	}
+	if err := cfg.Plans.CheckGPUTypes(gpuTypes); err != nil {
+		ln.Close()
+		return fmt.Errorf("TUNELAB_PLANS: %w", err)
+	}
+	bill := billing.New(billing.Config{Store: st, Stripe: cfg.Stripe, Plans: cfg.Plans, BaseURL: cfg.publicURL(ln.Addr()), Logger: log})
+	if !bill.Enabled() {
+		log.Info("billing is off (no TUNELAB_STRIPE_SECRET_KEY): every run is free")
+	}
 	dispatcher := gpu.NewDispatcher(gpu.DispatcherConfig{
 		Store: st, Backend: backend, Hub: hub, Logger: log,
 		ServerURL:        cfg.workerURL(ln.Addr()),
@@ -143,6 +158,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
 		},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+		Billing:  bill,
 		Stopping: streams.Done(),
 	})
 	srv.Handler = handler

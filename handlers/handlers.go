@@ -11,6 +11,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"tunelab/billing"
 	"tunelab/gpu"
 	"tunelab/store"
 )
@@ -82,8 +83,6 @@ type Config struct {
 	// Operator and Contact name who runs this instance on the legal pages.
 	Operator string
 	Contact  string
-	// BillingConfigured is true once Stripe keys are set.
-	BillingConfigured bool
 	// MaxUploadBytes caps a dataset upload (default 100 MB).
 	MaxUploadBytes int64
 	// Per-account quotas (TUNELAB_QUOTA_*); 0: no limit.
@@ -102,6 +101,9 @@ type Deps struct {
 	Logger       *slog.Logger
 	Config       Config
 	Runs         Runs
+	// Billing is plans, Checkout, the portal and Stripe's webhooks; nil: billing off
+	// (every run free) over the same store.
+	Billing *billing.Service
 	// Stopping is closed when the server starts shutting down: long-lived streams (SSE)
 	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
 	Stopping <-chan struct{}
@@ -129,6 +131,7 @@ type app struct {
 	now      func() time.Time
 	limits   *rateLimits
 	runs     Runs
+	billing  *billing.Service
 	stopping <-chan struct{}
 
 	// Sign-in throttling, the password-hashing bound, and the live streams' session watch.
@@ -165,7 +168,12 @@ func New(d Deps) http.Handler {
 		now:      now,
 		limits:   newRateLimits(now),
 		runs:     d.Runs,
+		billing:  d.Billing,
 		stopping: d.Stopping,
+	}
+	if a.billing == nil {
+		bs, _ := d.Store.(billing.Store)
+		a.billing = billing.New(billing.Config{Store: bs, Logger: d.Logger})
 	}
 	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
 	if a.sleep == nil {

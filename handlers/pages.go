@@ -42,18 +42,6 @@ func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
 }
 
-// showBilling states this calendar month's GPU time from the usage ledger.
-func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
-	u, _ := userFrom(r.Context())
-	used, err := a.store.GPUSecondsInPeriod(r.Context(), u.ID, a.now())
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	b := views.Billing{Configured: a.cfg.BillingConfigured, GPUSecondsStr: formatGPUSeconds(used)}
-	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
-}
-
 // formatGPUSeconds shows metered time the way every other page states durations.
 func formatGPUSeconds(s int64) string { return formatDuration(time.Duration(s) * time.Second) }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"tunelab/billing"
 	"tunelab/gpu"
 	"tunelab/store"
 )
@@ -108,6 +109,13 @@ var testArgon2 = store.Argon2Params{Time: 1, Memory: 64, Threads: 1}
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	return newTestServerWith(t, cfg, nil)
+}
+
+// newTestServerWith is newTestServer with a billing service made over its store (nil:
+// billing off).
+func newTestServerWith(t testing.TB, cfg Config, mkBilling func(*store.Store, func() time.Time) *billing.Service) *testServer {
+	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "tunelab.db"),
 		store.Options{Argon2: testArgon2, Now: ts.clock})
@@ -122,7 +130,11 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	}
 	ts.hub = gpu.NewHub()
 	runs := Runs{Backend: fakeBackend{}, Hub: ts.hub, Wake: func() { ts.wakes.Add(1) }, HeartbeatInterval: 5 * time.Second, MaxSnapshotBytes: 1 << 20}
-	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock, Sleep: ts.sleep})
+	var bill *billing.Service
+	if mkBilling != nil {
+		bill = mkBilling(st, ts.clock)
+	}
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock, Sleep: ts.sleep, Billing: bill})
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); st.Close() })
 	return ts

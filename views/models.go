@@ -143,8 +143,64 @@ type SecurityEventRow struct {
 	Failure   bool // true for failed attempts, shown highlighted
 }
 
-// Billing is the billing page before Stripe is wired in.
+// Billing is the billing page: plan, this period's GPU time and cost, plans, invoices.
 type Billing struct {
-	Configured    bool   // whether the operator configured Stripe on this server
-	GPUSecondsStr string // GPU time used this period
+	Enabled       bool   // Stripe is configured; without it every run is free
+	Notice        string // "done" after Checkout, "cancelled" when the person left it
+	PlanName      string
+	IntervalLabel string // "Monthly", "Annual", or "" on the free plan
+	StatusLabel   string // "Active", "Past due"…; "" on the free plan
+	StatusTone    string
+	PeriodText    string // "1 Nov – 1 Dec 2026"
+	RenewText     string // "Renews 1 Dec 2026", "Ends 1 Dec 2026"
+	UsedText      string
+	IncludedText  string
+	LeftText      string
+	CostText      string
+	RateText      string // "$0.000125 per cpu second past the included time"
+	MeterClass    string // meter-w-0 … meter-w-20: share of the included time used
+	MeterOver     bool
+	Runs          []BillingRun
+	Interval      string // plans shown at monthly or annual prices
+	MonthlyHref   string
+	AnnualHref    string
+	Plans         []PlanOption
+	CanManage     bool // a Stripe customer exists: the portal can open
+	Invoices      []InvoiceRow
+	InvoicesError bool
+	PaymentFailed string // "" or when the last payment failed
+}
+
+// BillingRun is one run's GPU time this period.
+type BillingRun struct {
+	Name     string
+	Href     string // "" for a deleted run
+	GPUType  string
+	Ended    string
+	Time     string
+	Included string
+	Billed   string
+	Cost     string
+}
+
+// PlanOption is one plan the person can choose.
+type PlanOption struct {
+	ID       string
+	Name     string
+	Price    string // "$29"
+	Per      string // "/ month", "/ year"; "" for the free plan
+	Included string // "10 h of GPU time a month"
+	Rates    []string
+	Current  bool
+	Free     bool
+}
+
+// InvoiceRow is one Stripe invoice.
+type InvoiceRow struct {
+	Number     string
+	Date       string
+	Amount     string
+	Status     string
+	StatusTone string
+	URL        string // hosted invoice page; "" for drafts
 }

@@ -1,0 +1,243 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"tunelab/billing"
+	"tunelab/billing/stripemock"
+	"tunelab/store"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stripemock.Stop()
+	os.Exit(code)
+}
+
+const (
+	testWebhookSecret = "whsec_handlers_test"
+	testPlans         = `{
+  "plans": [
+    {"id": "pro", "name": "Pro", "monthly_usd": "29", "annual_usd": "290",
+     "stripe_monthly_price": "price_pro_m", "stripe_annual_price": "price_pro_y",
+     "included_gpu_seconds": 600, "usd_per_gpu_second": {"cpu": "0.000125"},
+     "stripe_monthly_metered_prices": {"cpu": "price_cpu_m"}, "stripe_annual_metered_prices": {"cpu": "price_cpu_y"}}
+  ],
+  "stripe_meter_events": {"cpu": "tunelab_gpu_seconds_cpu"}
+}`
+)
+
+// newBillingServer is a test server with billing on, against the shared stripe-mock.
+func newBillingServer(t *testing.T) *testServer {
+	t.Helper()
+	sm := stripemock.Shared(t)
+	plans, err := billing.ParsePlans([]byte(testPlans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plans.CheckGPUTypes([]string{"cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	return newTestServerWith(t, Config{}, func(st *store.Store, now func() time.Time) *billing.Service {
+		return billing.New(billing.Config{Store: st, Plans: plans, BaseURL: "http://tunelab.test", Now: now,
+			Stripe: billing.StripeConfig{SecretKey: "sk_test_123", WebhookSecret: testWebhookSecret, APIURL: sm.URL}})
+	})
+}
+
+func (ts *testServer) userByEmail(email string) store.User {
+	ts.t.Helper()
+	users, _, _ := ts.store.ListUsers(context.Background(), 100)
+	for _, u := range users {
+		if u.Email == email {
+			return u
+		}
+	}
+	ts.t.Fatalf("no user %s", email)
+	return store.User{}
+}
+
+// finishedRun gives the person a run that used secs GPU seconds, through the store.
+func (ts *testServer) finishedRun(c *http.Client, secs int) int64 {
+	ts.t.Helper()
+	ctx := context.Background()
+	id := ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
+	h := sha256.Sum256([]byte(fmt.Sprint("tok", id)))
+	if _, ok, err := ts.store.ClaimQueuedRun(ctx, "local", h[:]); !ok || err != nil {
+		ts.t.Fatalf("claim: %v %v", ok, err)
+	}
+	ts.store.Heartbeat(ctx, id, 0, 10)
+	ts.advance(time.Duration(secs) * time.Second)
+	if _, err := ts.store.FinishRun(ctx, id, store.RunSucceeded, "", ts.clock()); err != nil {
+		ts.t.Fatal(err)
+	}
+	return id
+}
+
+// webhook posts a signed Stripe event the way Stripe does: no cookie, no Origin.
+func (ts *testServer) webhook(secret string, signedAt time.Time, id, typ string, created int64, object any) response {
+	ts.t.Helper()
+	raw, _ := json.Marshal(object)
+	body, _ := json.Marshal(map[string]any{"id": id, "object": "event", "type": typ, "created": created,
+		"api_version": stripe.APIVersion, "data": map[string]any{"object": json.RawMessage(raw)}})
+	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: signedAt})
+	req, _ := http.NewRequest("POST", ts.URL+"/stripe/webhook", strings.NewReader(string(sp.Payload)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", sp.Header)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	fmt.Fprint(&b, resp.Status)
+	return response{status: resp.StatusCode, header: resp.Header, body: b.String()}
+}
+
+func subscription(id, customer, status, price string, start int64) map[string]any {
+	return map[string]any{"id": id, "object": "subscription", "customer": customer, "status": status,
+		"current_period_start": start, "current_period_end": start + 30*86400,
+		"items": map[string]any{"object": "list", "data": []any{
+			map[string]any{"id": "si_1", "object": "subscription_item", "price": map[string]any{"id": price, "object": "price"}}}}}
+}
+
+func TestBillingOffSaysEveryRunIsFree(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("off@example.com")
+	ts.finishedRun(c, 90)
+	r := ts.do(c, "GET", "/billing", nil, nil)
+	for _, want := range []string{`data-testid="billing-off"`, "every run is free", "1 min 30 s", "$0.00"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("billing page lacks %q", want)
+		}
+	}
+	for _, never := range []string{`data-testid="plans"`, "/billing/checkout", "manage-billing", `data-testid="invoices"`} {
+		if strings.Contains(r.body, never) {
+			t.Errorf("billing page offers %q while billing is off", never)
+		}
+	}
+	if r := ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil); r.status != http.StatusNotFound {
+		t.Errorf("checkout with billing off: %d", r.status)
+	}
+	if r := ts.webhook(testWebhookSecret, time.Now(), "evt_1", "invoice.paid", 1, map[string]any{}); r.status != http.StatusNotFound {
+		t.Errorf("webhook with billing off: %d", r.status)
+	}
+}
+
+func TestBillingCheckoutAndPortalRedirectToStripe(t *testing.T) {
+	ts := newBillingServer(t)
+	c := ts.signUp("pay@example.com")
+	r := ts.do(c, "GET", "/billing", nil, nil)
+	for _, want := range []string{`data-testid="plan-pro"`, "$29", "/ month", `name="interval" value="monthly"`, `data-testid="plan-current"`, "Free"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("billing page lacks %q", want)
+		}
+	}
+	if strings.Contains(r.body, "manage-billing") {
+		t.Error("the portal is offered before there is a customer")
+	}
+	if r := ts.do(c, "GET", "/billing?interval=annual", nil, nil); !strings.Contains(r.body, "$290") || !strings.Contains(r.body, `name="interval" value="annual"`) {
+		t.Error("the annual toggle does not show annual prices")
+	}
+	// No card field anywhere on the page: Checkout collects it.
+	for _, never := range []string{"card_number", "cc-number", `autocomplete="cc-`} {
+		if strings.Contains(r.body, never) {
+			t.Errorf("the billing page has a card field (%q)", never)
+		}
+	}
+	if r := ts.do(c, "POST", "/billing/portal", url.Values{}, nil); r.status != http.StatusBadRequest {
+		t.Errorf("portal without a customer: %d", r.status)
+	}
+	r = ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"annual"}}, nil)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "https://checkout.stripe.com/") {
+		t.Fatalf("checkout: %d %q", r.status, r.header.Get("Location"))
+	}
+	for _, bad := range []url.Values{{"plan": {"free"}, "interval": {"monthly"}}, {"plan": {"pro"}, "interval": {"weekly"}}, {"plan": {"gold"}}} {
+		if r := ts.do(c, "POST", "/billing/checkout", bad, nil); r.status != http.StatusBadRequest {
+			t.Errorf("checkout %v: %d", bad, r.status)
+		}
+	}
+	r = ts.do(c, "POST", "/billing/portal", url.Values{}, nil)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "https://") {
+		t.Fatalf("portal: %d %q", r.status, r.header.Get("Location"))
+	}
+	if strings.Contains(ts.logs.String(), r.header.Get("Location")) {
+		t.Error("the portal URL, a bearer credential, was logged")
+	}
+	// A cross-site form cannot start a checkout.
+	if r := ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != http.StatusForbidden {
+		t.Errorf("cross-site checkout: %d", r.status)
+	}
+	// Signed out: to the sign-in page.
+	if r := ts.do(ts.client(), "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil); r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/signin") {
+		t.Errorf("signed-out checkout: %d %q", r.status, r.header.Get("Location"))
+	}
+}
+
+func TestStripeWebhookEndpoint(t *testing.T) {
+	ts := newBillingServer(t)
+	c := ts.signUp("hook@example.com")
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	u := ts.userByEmail("hook@example.com")
+	acct, _ := ts.store.BillingAccount(context.Background(), u.ID)
+	cus := acct.CustomerID
+	now := time.Now().Unix()
+	sub := subscription("sub_1", cus, "active", "price_pro_m", now-60)
+
+	if r := ts.webhook("whsec_wrong", time.Now(), "evt_a", "customer.subscription.created", now, sub); r.status != http.StatusBadRequest {
+		t.Fatalf("bad signature: %d", r.status)
+	}
+	if r := ts.webhook(testWebhookSecret, time.Now().Add(-10*time.Minute), "evt_a", "customer.subscription.created", now, sub); r.status != http.StatusBadRequest {
+		t.Fatalf("stale signature: %d", r.status)
+	}
+	if a, _ := ts.store.BillingAccount(context.Background(), u.ID); a.SubscriptionStatus != "" {
+		t.Fatalf("a rejected webhook changed the account: %+v", a)
+	}
+	if !strings.Contains(ts.logs.String(), "stripe webhook signature failure") {
+		t.Error("signature failures are not logged")
+	}
+	for range 2 {
+		if r := ts.webhook(testWebhookSecret, time.Now(), "evt_a", "customer.subscription.created", now, sub); r.status != http.StatusOK {
+			t.Fatalf("good webhook: %d", r.status)
+		}
+	}
+	ts.finishedRun(c, 3000) // 2400 s past the 600 included, at $0.000125
+	r := ts.do(c, "GET", "/billing", nil, nil)
+	for _, want := range []string{`data-testid="plan-name">Pro<`, "Monthly", "Active", "manage-billing", "$0.30", "Your plan", `data-testid="invoice"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("subscribed billing page lacks %q", want)
+		}
+	}
+	// Another person sees none of it: their own plan, no runs, no invoices, no portal.
+	other := ts.signUp("other@example.com")
+	r = ts.do(other, "GET", "/billing", nil, nil)
+	for _, never := range []string{`data-testid="billing-run"`, `data-testid="invoice"`, "manage-billing", "$0.30"} {
+		if strings.Contains(r.body, never) {
+			t.Errorf("another person's billing page shows %q", never)
+		}
+	}
+	if r := ts.do(other, "POST", "/billing/portal", url.Values{}, nil); r.status != http.StatusBadRequest {
+		t.Errorf("another person's portal: %d", r.status)
+	}
+	// A payment failure shows on the page; paying clears it.
+	inv := map[string]any{"id": "in_1", "object": "invoice", "customer": cus}
+	ts.webhook(testWebhookSecret, time.Now(), "evt_f", "invoice.payment_failed", now+10, inv)
+	if r := ts.do(c, "GET", "/billing", nil, nil); !strings.Contains(r.body, `data-testid="payment-failed"`) {
+		t.Error("a failed payment is not shown")
+	}
+	ts.webhook(testWebhookSecret, time.Now(), "evt_p", "invoice.paid", now+20, inv)
+	if r := ts.do(c, "GET", "/billing", nil, nil); strings.Contains(r.body, `data-testid="payment-failed"`) {
+		t.Error("paying did not clear the failure")
+	}
+}
