@@ -42,6 +42,8 @@ type Service struct {
 	baseURL string
 	log     *slog.Logger
 	now     func() time.Time
+
+	afterSend func(store.MeterEvent) error // tests: runs between Stripe's answer and recording it
 }
 
 // New returns the billing service; without a Stripe secret key it is off (Enabled false)

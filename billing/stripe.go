@@ -24,10 +24,12 @@ func (c StripeConfig) Enabled() bool { return c.SecretKey != "" }
 // newStripeClient builds a client of its own (no package globals), pinned to the API
 // version of stripe-go v76 (stripe.APIVersion, 2023-10-16). The SDK retries twice with
 // one idempotency key per call; our own retries bring their own keys.
-func newStripeClient(c StripeConfig) *client.API {
+func newStripeClient(c StripeConfig) *client.API { return newStripeClientRetries(c, 2) }
+
+func newStripeClientRetries(c StripeConfig, retries int64) *client.API {
 	cfg := &stripe.BackendConfig{
 		HTTPClient:        &http.Client{Timeout: 30 * time.Second},
-		MaxNetworkRetries: stripe.Int64(2),
+		MaxNetworkRetries: stripe.Int64(retries),
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
 	}
 	if c.APIURL != "" {
