@@ -164,9 +164,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	srv.Handler = handler
 
 	// GPU seconds reach Stripe through the meter-event outbox (billing on only).
+	meterCtx, stopMeter := context.WithCancel(ctx)
 	meterDone := make(chan struct{})
-	go func() { defer close(meterDone); bill.RunMeterSender(ctx, nil) }()
-	defer func() { <-meterDone }()
+	go func() { defer close(meterDone); bill.RunMeterSender(meterCtx, nil) }()
+	defer func() { stopMeter(); <-meterDone }()
 	go housekeeping(ctx, st, vault, store.PurgeOptions{DatasetRetention: cfg.DatasetRetention, WorkerLogDir: filepath.Join(cfg.DataDir, "workers")}, log)
 	// Workers are separate processes that outlive a server restart; the dispatcher
 	// reconciles with them when it starts again.

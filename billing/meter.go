@@ -19,6 +19,18 @@ type MeterStore interface {
 	MeterSent(ctx context.Context, runID, seq int64, at time.Time) error
 	MeterRetry(ctx context.Context, runID, seq int64, next time.Time, reason string) error
 	MeterTooOld(ctx context.Context, runID, seq int64, reason string) error
+	MeterOutbox(ctx context.Context) (store.MeterOutboxState, error)
+}
+
+// Outbox is the meter-event outbox at a glance, for the admin page; ok is false when
+// billing is off.
+func (s *Service) Outbox(ctx context.Context) (o store.MeterOutboxState, ok bool, err error) {
+	ms, isMS := s.st.(MeterStore)
+	if !s.Enabled() || !isMS {
+		return o, false, nil
+	}
+	o, err = ms.MeterOutbox(ctx)
+	return o, err == nil, err
 }
 
 // Stripe accepts meter events up to 35 days old; rows older than this margin are flagged

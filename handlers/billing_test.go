@@ -219,6 +219,10 @@ func TestStripeWebhookEndpoint(t *testing.T) {
 			t.Errorf("subscribed billing page lacks %q", want)
 		}
 	}
+	// The operator sees the usage waiting in the metering outbox (no sender runs here).
+	if r := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil); !strings.Contains(r.body, `data-testid="outbox-pending">1 row, 50 min 00 s<`) {
+		t.Errorf("admin page lacks the pending outbox row")
+	}
 	// Another person sees none of it: their own plan, no runs, no invoices, no portal.
 	other := ts.signUp("other@example.com")
 	r = ts.do(other, "GET", "/billing", nil, nil)

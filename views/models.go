@@ -123,6 +123,18 @@ type AdminOverview struct {
 	UserCount int
 	Users     []AdminUserRow
 	Events    []SecurityEventRow
+	Outbox    *MeterOutbox // nil when billing is off
+}
+
+// MeterOutbox is the state of GPU seconds on their way to Stripe.
+type MeterOutbox struct {
+	Pending       string // "2 rows, 2 min 30 s"
+	Sent          string
+	NotBilled     string // free plan or empty rows
+	TooOld        string // rows past Stripe's window, to bill by hand
+	TooOldAlert   bool
+	OldestPending string
+	LastError     string
 }
 
 // AdminUserRow is one account in the admin list.
