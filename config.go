@@ -48,8 +48,9 @@ type config struct {
 	QuotaDatasetBytes int64 // bytes of stored datasets per person
 
 	// Billing: off without a Stripe secret key (every run is free then).
-	Stripe billing.StripeConfig
-	Plans  billing.Plans // TUNELAB_PLANS, or the built-in Free plan
+	Stripe       billing.StripeConfig
+	Plans        billing.Plans // TUNELAB_PLANS, or the built-in Free plan
+	BillingGrace time.Duration // new runs still start this long after a failed payment
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -147,6 +148,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	if c.Stripe.Enabled() && c.Stripe.WebhookSecret == "" {
 		errs = append(errs, errors.New("TUNELAB_STRIPE_WEBHOOK_SECRET is required with TUNELAB_STRIPE_SECRET_KEY (the whsec_… of the endpoint /stripe/webhook), or subscriptions never reach tunelab"))
 	}
+	c.BillingGrace = durationEnv(env, "TUNELAB_BILLING_GRACE", billing.DefaultGrace, time.Minute, 90*24*time.Hour, &errs)
 	c.Plans = billing.DefaultPlans()
 	if v := env("TUNELAB_PLANS", ""); v != "" {
 		p, err := billing.LoadPlans(v)

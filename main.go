@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		ln.Close()
 		return fmt.Errorf("TUNELAB_PLANS: %w", err)
 	}
-	bill := billing.New(billing.Config{Store: st, Stripe: cfg.Stripe, Plans: cfg.Plans, BaseURL: cfg.publicURL(ln.Addr()), Logger: log})
+	bill := billing.New(billing.Config{Store: st, Stripe: cfg.Stripe, Plans: cfg.Plans, BaseURL: cfg.publicURL(ln.Addr()), Logger: log, Grace: cfg.BillingGrace})
 	if !bill.Enabled() {
 		log.Info("billing is off (no TUNELAB_STRIPE_SECRET_KEY): every run is free")
 	}

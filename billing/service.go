@@ -31,6 +31,9 @@ type Config struct {
 	BaseURL string // where people reach tunelab; Checkout and the portal send them back here
 	Logger  *slog.Logger
 	Now     func() time.Time // nil: time.Now
+	// Grace is how long new runs still start after a failed payment (TUNELAB_BILLING_GRACE);
+	// 0: DefaultGrace.
+	Grace time.Duration
 }
 
 // Service is tunelab's billing: plans, usage cost, Checkout, the portal and webhooks.
@@ -42,6 +45,7 @@ type Service struct {
 	baseURL string
 	log     *slog.Logger
 	now     func() time.Time
+	grace   time.Duration
 
 	afterSend func(store.MeterEvent) error // tests: runs between Stripe's answer and recording it
 }
@@ -49,7 +53,10 @@ type Service struct {
 // New returns the billing service; without a Stripe secret key it is off (Enabled false)
 // and every run is free.
 func New(c Config) *Service {
-	s := &Service{st: c.Store, cfg: c.Stripe, plans: c.Plans, baseURL: c.BaseURL, log: c.Logger, now: c.Now}
+	s := &Service{st: c.Store, cfg: c.Stripe, plans: c.Plans, baseURL: c.BaseURL, log: c.Logger, now: c.Now, grace: c.Grace}
+	if s.grace <= 0 {
+		s.grace = DefaultGrace
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

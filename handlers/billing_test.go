@@ -42,6 +42,13 @@ const (
 // newBillingServer is a test server with billing on, against the shared stripe-mock.
 func newBillingServer(t *testing.T) *testServer {
 	t.Helper()
+	return newBillingServerGrace(t, 0)
+}
+
+// newBillingServerGrace is newBillingServer with a grace period after a failed payment
+// (sessions last at most a day, so tests that pass the grace period use a short one).
+func newBillingServerGrace(t *testing.T, grace time.Duration) *testServer {
+	t.Helper()
 	sm := stripemock.Shared(t)
 	plans, err := billing.ParsePlans([]byte(testPlans))
 	if err != nil {
@@ -51,7 +58,7 @@ func newBillingServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	return newTestServerWith(t, Config{}, func(st *store.Store, now func() time.Time) *billing.Service {
-		return billing.New(billing.Config{Store: st, Plans: plans, BaseURL: "http://tunelab.test", Now: now,
+		return billing.New(billing.Config{Store: st, Plans: plans, BaseURL: "http://tunelab.test", Now: now, Grace: grace,
 			Stripe: billing.StripeConfig{SecretKey: "sk_test_123", WebhookSecret: testWebhookSecret, APIURL: sm.URL}})
 	})
 }
@@ -243,5 +250,47 @@ func TestStripeWebhookEndpoint(t *testing.T) {
 	ts.webhook(testWebhookSecret, time.Now(), "evt_p", "invoice.paid", now+20, inv)
 	if r := ts.do(c, "GET", "/billing", nil, nil); strings.Contains(r.body, `data-testid="payment-failed"`) {
 		t.Error("paying did not clear the failure")
+	}
+}
+
+func TestFailedPaymentBannerAndPausedRuns(t *testing.T) {
+	ts := newBillingServerGrace(t, 30*time.Minute)
+	const email = "late@example.com"
+	c := ts.signUp(email)
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	u := ts.userByEmail(email)
+	acct, _ := ts.store.BillingAccount(context.Background(), u.ID)
+	now := ts.clock().Unix()
+	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	ds := ts.datasetFor(c, completionLines(20))
+	inv := map[string]any{"id": "in_1", "object": "invoice", "customer": acct.CustomerID}
+	ts.webhook(testWebhookSecret, time.Now(), "evt_f", "invoice.payment_failed", now, inv)
+	// The banner is on every page; runs still start during the grace period.
+	for _, path := range []string{"/", "/runs", "/datasets", "/settings"} {
+		if r := ts.do(c, "GET", path, nil, nil); !strings.Contains(r.body, `data-testid="billing-banner"`) {
+			t.Errorf("%s lacks the failed-payment banner", path)
+		}
+	}
+	first := ts.startRun(c, runValues(ds))
+	// After the grace period: the form says why and links to billing; POST /runs is refused.
+	ts.advance(30 * time.Minute)
+	if r := ts.do(c, "GET", "/runs/new", nil, nil); !strings.Contains(r.body, `data-testid="run-blocked"`) || !strings.Contains(r.body, "grace period has ended") {
+		t.Error("the run form does not say runs are paused")
+	}
+	before := ts.runCount(email)
+	if r := ts.do(c, "POST", "/runs", runValues(ds), nil); r.status != http.StatusPaymentRequired || !strings.Contains(r.body, "Manage card and invoices") {
+		t.Errorf("POST /runs while paused: %d", r.status)
+	}
+	if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/retry", first), url.Values{}, nil); r.status != http.StatusPaymentRequired {
+		t.Errorf("retry while paused: %d", r.status)
+	}
+	if ts.runCount(email) != before {
+		t.Fatal("a run was queued while paused")
+	}
+	// Paying lifts it at once.
+	ts.webhook(testWebhookSecret, time.Now(), "evt_p", "invoice.paid", ts.clock().Unix(), inv)
+	ts.startRun(c, runValues(ds))
+	if r := ts.do(c, "GET", "/runs", nil, nil); strings.Contains(r.body, `data-testid="billing-banner"`) {
+		t.Error("the banner outlived the payment")
 	}
 }

@@ -51,6 +51,12 @@ func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form.FromName = fromName
+	block, err := a.billing.RunBlock(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	form.Blocked = block.Reason
 	a.render(w, r, http.StatusOK, a.page(r, "New run", "runs"), views.NewRunPage(form))
 }
 
@@ -103,7 +109,15 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if len(errs) == 0 {
+	status := http.StatusUnprocessableEntity
+	block, err := a.billing.RunBlock(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if len(errs) == 0 && block.Blocked() {
+		formError, status = block.Reason, http.StatusPaymentRequired
+	} else if len(errs) == 0 {
 		nr.MaxQueued = a.cfg.QueuedRunsQuota
 		run, err := a.store.CreateRun(r.Context(), nr)
 		var quota *store.QuotaError
@@ -135,7 +149,8 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	form.Errors = errs
 	form.FormError = formError
-	a.renderWith(w, r, http.StatusUnprocessableEntity, a.page(r, "New run", "runs"), views.NewRunPage(form), views.RunFormFragment(form))
+	form.Blocked = block.Reason
+	a.renderWith(w, r, status, a.page(r, "New run", "runs"), views.NewRunPage(form), views.RunFormFragment(form))
 }
 
 // queuedRunsMessage says why a run was not queued and what to do.
@@ -238,6 +253,13 @@ func (a *app) cancelRun(w http.ResponseWriter, r *http.Request) {
 func (a *app) retryRun(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.runByPath(w, r)
 	if !ok {
+		return
+	}
+	if block, err := a.billing.RunBlock(r.Context(), run.UserID); err != nil {
+		a.serverError(w, r, err)
+		return
+	} else if block.Blocked() {
+		a.errorPage(w, r, http.StatusPaymentRequired, "Cannot start a run now", block.Reason)
 		return
 	}
 	next, err := a.store.CreateRun(r.Context(), store.NewRun{UserID: run.UserID, DatasetID: run.DatasetID,

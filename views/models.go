@@ -24,6 +24,8 @@ type Page struct {
 	Assets Assets
 	Flash  string // one-off notice shown at the top of the main column ("Signed out.")
 	Charts bool   // the page draws live charts: the layout also loads uPlot and run-chart.js
+	// BillingNotice is the banner of a signed-in person whose last payment failed.
+	BillingNotice string
 }
 
 // NavUser is the signed-in person as the navigation shows them; nil when signed out.

@@ -78,6 +78,7 @@ type RunForm struct {
 	Help      RunFormHelp       // the help that depends on the backend's hardware and models
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
 	FromName  string            // "Start a similar run": the name of the run the values came from
+	Blocked   string            // why billing stops new runs now ("" when they start)
 }
 
 // RunFormHelp is the help text that differs by backend: what the built-in CPU models need
