@@ -51,6 +51,8 @@ type config struct {
 	Stripe       billing.StripeConfig
 	Plans        billing.Plans // TUNELAB_PLANS, or the built-in Free plan
 	BillingGrace time.Duration // new runs still start this long after a failed payment
+	// MeterInterval is how often a running run's GPU seconds reach the usage ledger.
+	MeterInterval time.Duration
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -148,6 +150,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	if c.Stripe.Enabled() && c.Stripe.WebhookSecret == "" {
 		errs = append(errs, errors.New("TUNELAB_STRIPE_WEBHOOK_SECRET is required with TUNELAB_STRIPE_SECRET_KEY (the whsec_… of the endpoint /stripe/webhook), or subscriptions never reach tunelab"))
 	}
+	c.MeterInterval = durationEnv(env, "TUNELAB_METER_INTERVAL", store.DefaultMeterInterval, time.Minute, 24*time.Hour, &errs)
 	c.BillingGrace = durationEnv(env, "TUNELAB_BILLING_GRACE", billing.DefaultGrace, time.Minute, 90*24*time.Hour, &errs)
 	c.Plans = billing.DefaultPlans()
 	if v := env("TUNELAB_PLANS", ""); v != "" {

@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		return err
 	}
 
-	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{})
+	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{MeterInterval: cfg.MeterInterval})
 	if err != nil {
 		return err
 	}

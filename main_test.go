@@ -57,6 +57,7 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
 		{"bad plans file", map[string]string{"TUNELAB_PLANS": badPlans}, nil, "plans[0].stripe_annual_price"},
 		{"missing plans file", map[string]string{"TUNELAB_PLANS": "/nonexistent/plans.json"}, nil, "TUNELAB_PLANS"},
+		{"bad meter interval", map[string]string{"TUNELAB_METER_INTERVAL": "5s"}, nil, "TUNELAB_METER_INTERVAL"},
 		{"bad billing grace", map[string]string{"TUNELAB_BILLING_GRACE": "3 days"}, nil, "TUNELAB_BILLING_GRACE"},
 		{"stripe without webhook secret", map[string]string{"TUNELAB_STRIPE_SECRET_KEY": "sk_test_1"}, nil, "TUNELAB_STRIPE_WEBHOOK_SECRET"},
 		{"production over plain HTTP", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key}, nil, "production needs HTTPS"},
