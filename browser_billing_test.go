@@ -87,6 +87,21 @@ func TestBrowserBilling(t *testing.T) {
 	b.waitFor("the sample's page", `/^\/datasets\/\d+$/.test(location.pathname)`)
 	billedRun(t, dir, email, 1500)
 
+	// The run form estimates time and cost, and follows the epochs as they change.
+	b.open("/runs/new", http.StatusOK)
+	b.waitFor("the estimate", has(`[data-testid=estimate-time]`)+" && "+htmxReady)
+	before := b.text(`[data-testid=run-estimate]`)
+	if !strings.Contains(before, "measured on 1 finished run") {
+		t.Errorf("estimate = %q", before)
+	}
+	b.do("set 9 epochs", chromedp.SetValue(chromedp.CSS(`#run-form input[name=epochs]`), "9", chromedp.NodeVisible))
+	if !eval[bool](b, `document.querySelector('#run-form input[name=epochs]').dispatchEvent(new Event('change', {bubbles: true}))`) {
+		t.Fatal("the change event was cancelled")
+	}
+	b.waitFor("the estimate for 9 epochs", `document.querySelector('[data-testid=run-estimate]').textContent.includes('× 9 epochs')`)
+	b.checkClean("run form estimate")
+	b.screenshot("run-form-estimate")
+
 	// The free plan: its included hour, the time used, the paid plans to choose from.
 	b.open("/billing", http.StatusOK)
 	b.waitFor("the billing page", has(`[data-testid=plan-pro]`))

@@ -294,3 +294,37 @@ func TestFailedPaymentBannerAndPausedRuns(t *testing.T) {
 		t.Error("the banner outlived the payment")
 	}
 }
+
+func TestRunFormEstimatesTimeAndCost(t *testing.T) {
+	ts := newBillingServer(t)
+	c := ts.signUp("estimate@example.com")
+	ds := ts.datasetFor(c, completionLines(20))
+	r := ts.do(c, "GET", "/runs/new", nil, nil)
+	if !strings.Contains(r.body, `data-testid="run-estimate"`) || !strings.Contains(r.body, "a default speed") || !strings.Contains(r.body, "Covered by your included time (Free)") {
+		t.Fatalf("the run form has no estimate:\n%s\n%s", r.body, ts.logs.String())
+	}
+	est := func(epochs string) string {
+		r := ts.do(c, "GET", "/runs/estimate?"+url.Values{"dataset_id": {ds}, "epochs": {epochs}, "base_model": {"tunelab/byte-mlp-small"}, "gpu_type": {"cpu"}}.Encode(), nil, map[string]string{"HX-Request": "true"})
+		if r.status != http.StatusOK {
+			t.Fatalf("estimate: %d", r.status)
+		}
+		return r.body
+	}
+	one, three := est("1"), est("3")
+	if one == three || !strings.Contains(three, "× 3 epochs") {
+		t.Fatalf("the estimate does not follow the epochs:\n%s\n%s", one, three)
+	}
+	if strings.Contains(est("0"), "estimate-time") {
+		t.Error("an estimate for 0 epochs")
+	}
+	// Another person's dataset id gives no estimate (and says nothing about it).
+	other := ts.signUp("other-estimate@example.com")
+	if r := ts.do(other, "GET", "/runs/estimate?dataset_id="+ds+"&epochs=2", nil, nil); strings.Contains(r.body, "estimate-time") {
+		t.Error("an estimate from another person's dataset")
+	}
+	// Once a run of the model finished, its measured speed is used.
+	id := ts.finishedRun(c, 10)
+	if body := est("1"); !strings.Contains(body, "measured on 1 finished run") {
+		t.Errorf("after a finished run %d: %s", id, body)
+	}
+}

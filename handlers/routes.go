@@ -40,6 +40,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /runs", signedIn.thenFunc(a.listRuns))
 	mux.Handle("GET /runs/new", signedIn.thenFunc(a.newRun))
 	mux.Handle("GET /runs/live", signedIn.thenFunc(a.liveRuns))
+	mux.Handle("GET /runs/estimate", signedIn.thenFunc(a.showRunEstimate))
 	mux.Handle("GET /compare", signedIn.thenFunc(a.showCompare))
 	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
 	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))

@@ -143,6 +143,9 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 	for _, g := range o.GPUTypes {
 		f.GPUTypes = append(f.GPUTypes, views.Option{Value: g.ID, Label: g.Name, Note: g.About})
 	}
+	if f.Estimate, err = a.runEstimate(r, userID, f.Values); err != nil {
+		return views.RunForm{}, err
+	}
 	return f, nil
 }
 

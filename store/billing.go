@@ -226,3 +226,19 @@ func (s *Store) UsageBetween(ctx context.Context, userID int64, from, to time.Ti
 	}
 	return out, rows.Err()
 }
+
+// Throughput is what finished runs of a base model on a GPU type trained: dataset tokens
+// times epochs, the GPU seconds they took, and how many runs that is (succeeded runs with
+// usage only, everyone's: it measures the hardware, not the person).
+func (s *Store) Throughput(ctx context.Context, model, gpuType string) (tokens, seconds int64, runs int, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(d.est_tokens * json_extract(r.config, '$.epochs')), 0), COALESCE(SUM(u.s), 0), COUNT(*)
+		FROM runs r JOIN datasets d ON d.id = r.dataset_id
+		JOIN (SELECT run_id, SUM(seconds) AS s FROM usage GROUP BY run_id) u ON u.run_id = r.id
+		WHERE r.status = 'succeeded' AND u.s > 0 AND d.est_tokens > 0
+		AND json_extract(r.config, '$.base_model') = ? AND json_extract(r.config, '$.gpu_type') = ?`, model, gpuType).
+		Scan(&tokens, &seconds, &runs)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("store: throughput: %w", err)
+	}
+	return tokens, seconds, runs, nil
+}

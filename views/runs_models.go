@@ -79,6 +79,18 @@ type RunForm struct {
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
 	FromName  string            // "Start a similar run": the name of the run the values came from
 	Blocked   string            // why billing stops new runs now ("" when they start)
+	Estimate  RunEstimate
+}
+
+// RunEstimate is what a run is expected to take and cost, shown above the start button
+// and refreshed as the form changes.
+type RunEstimate struct {
+	Shown    bool   // a dataset is chosen and the epochs parse
+	Time     string // "≈ 12 min 30 s of CPU time"
+	Tokens   string // "1.2 M tokens (dataset x epochs) at 3,400 tokens/s"
+	Basis    string // "measured on 4 finished runs" or "a default until a run of this model finishes"
+	Cost     string // "$0.42" or ""
+	CostNote string // "past the 2 h 10 min of included time left on Pro", "covered by your included time", "free on this server"
 }
 
 // RunFormHelp is the help text that differs by backend: what the built-in CPU models need
