@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"tunelab/store"
 )
 
 // DefaultGrace is how long after a failed payment new runs still start.
@@ -78,4 +80,29 @@ func graceWords(d time.Duration) string {
 		return fmt.Sprintf("%d-minute", int(d.Minutes()))
 	}
 	return fmt.Sprintf("%d-hour", int(d.Hours()))
+}
+
+// OverBudget says whether a run with a budget has reached it: its GPU time so far at the
+// person's plan price for its GPU type (before included time). The note says so for the
+// run's timeline.
+func (s *Service) OverBudget(ctx context.Context, run store.Run) (bool, string, error) {
+	if !s.Enabled() || run.Config.BudgetCents <= 0 {
+		return false, "", nil
+	}
+	a, err := s.st.BillingAccount(ctx, run.UserID)
+	if err != nil {
+		return false, "", err
+	}
+	pl, _ := s.PlanOf(a)
+	price := pl.PerSecond[run.Config.GPUType]
+	if pl.Free || price == 0 {
+		return false, "", nil
+	}
+	secs := int64(run.GPUTime(s.now()) / time.Second)
+	spent := Nanodollars(secs) * price
+	budget := Nanodollars(run.Config.BudgetCents) * 10_000_000
+	if spent < budget {
+		return false, "", nil
+	}
+	return true, fmt.Sprintf("stopped: reached its budget of %s (%s spent)", budget.USD(), spent.USD()), nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"tunelab/billing"
 	"tunelab/billing/stripemock"
+	"tunelab/gpu"
 	"tunelab/store"
 )
 
@@ -326,5 +327,52 @@ func TestRunFormEstimatesTimeAndCost(t *testing.T) {
 	id := ts.finishedRun(c, 10)
 	if body := est("1"); !strings.Contains(body, "measured on 1 finished run") {
 		t.Errorf("after a finished run %d: %s", id, body)
+	}
+}
+
+func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
+	ts := newBillingServer(t)
+	const email = "budget@example.com"
+	c := ts.signUp(email)
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
+	now := ts.clock().Unix()
+	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	ds := ts.datasetFor(c, completionLines(20))
+	if r := ts.do(c, "GET", "/runs/new", nil, nil); !strings.Contains(r.body, `name="budget_usd"`) {
+		t.Fatal("the run form offers no budget")
+	}
+	v := runValues(ds)
+	v.Set("budget_usd", "ten")
+	if r := ts.do(c, "POST", "/runs", v, nil); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "is not an amount in US dollars") {
+		t.Fatalf("bad budget: %d", r.status)
+	}
+	v.Set("budget_usd", "0.10") // 800 s at $0.000125
+	id := ts.startRun(c, v)
+	token, hash := gpu.NewRunToken()
+	if _, ok, err := ts.store.ClaimQueuedRun(context.Background(), "local", hash); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	beat := func() bool {
+		r := ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
+		if r.status != http.StatusOK {
+			t.Fatalf("heartbeat: %d %s", r.status, r.body)
+		}
+		return strings.Contains(r.body, `"cancel":true`)
+	}
+	if beat() {
+		t.Fatal("stopped at the start")
+	}
+	ts.advance(799 * time.Second)
+	if beat() {
+		t.Fatal("stopped before the budget")
+	}
+	ts.advance(2 * time.Second)
+	if !beat() {
+		t.Fatal("not stopped at the budget")
+	}
+	r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil)
+	if !strings.Contains(r.body, "reached its budget of $0.10") {
+		t.Error("the run page does not say the budget stopped it")
 	}
 }

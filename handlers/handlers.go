@@ -39,6 +39,7 @@ type Store interface {
 	Runs(ctx context.Context, userID int64) ([]store.Run, error)
 	RunEvents(ctx context.Context, runID int64) ([]store.RunEvent, error)
 	CancelRun(ctx context.Context, userID, id int64) (store.Run, error)
+	StopRun(ctx context.Context, id int64, note string) error
 	DeleteRun(ctx context.Context, userID, id int64) error
 	RunTokenHash(ctx context.Context, id int64) ([]byte, error)
 	RunIDForToken(ctx context.Context, tokenHash []byte) (int64, error)

@@ -80,6 +80,9 @@ func runConfigValues(run store.Run) views.RunFormValues {
 		Seed: strconv.FormatInt(c.Seed, 10), GPUType: c.GPUType, ValidationSplit: formatFloat(c.ValidationSplit),
 		SnapshotEvery: strconv.Itoa(c.SnapshotEvery),
 	}
+	if c.BudgetCents > 0 {
+		v.BudgetUSD = fmt.Sprintf("%d.%02d", c.BudgetCents/100, c.BudgetCents%100)
+	}
 	if run.EvalDatasetID != 0 {
 		v.EvalDatasetID = strconv.FormatInt(run.EvalDatasetID, 10)
 	}

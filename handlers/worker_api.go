@@ -266,6 +266,12 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
+	if !cancel {
+		if cancel, err = a.stopAtBudget(r, id); err != nil {
+			a.workerServerError(w, r, err)
+			return
+		}
+	}
 	a.publish(gpu.Event{RunID: id, Kind: "status"})
 	if in.Wait && !cancel {
 		cancel = a.awaitCancel(r, id, events)
@@ -520,4 +526,22 @@ func (a *app) workerServerError(w http.ResponseWriter, r *http.Request, err erro
 
 func (a *app) workerNotFound(w http.ResponseWriter, r *http.Request) {
 	apiError(w, http.StatusNotFound, "not_found", "No such endpoint; see docs/worker-api.md.")
+}
+
+// stopAtBudget asks a run with a budget to stop once its cost reaches it; true when it
+// must stop now.
+func (a *app) stopAtBudget(r *http.Request, id int64) (bool, error) {
+	run, err := a.store.RunByID(r.Context(), id)
+	if err != nil || run.Config.BudgetCents <= 0 {
+		return false, err
+	}
+	over, note, err := a.billing.OverBudget(r.Context(), run)
+	if err != nil || !over {
+		return false, err
+	}
+	if err := a.store.StopRun(r.Context(), id, note); err != nil {
+		return false, err
+	}
+	a.log.InfoContext(r.Context(), "run stopped at its budget", "run", id)
+	return true, nil
 }

@@ -600,3 +600,28 @@ func meterPartialTx(ctx context.Context, tx *sql.Tx, id, now, interval int64) er
 		VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM usage WHERE run_id = ?), ?, ?)`, id, id, due, now)
 	return err
 }
+
+// StopRun asks a live run's worker to stop for the server's own reason (a budget reached),
+// noted on the timeline; the worker hears it on its next heartbeat. A run already asked
+// to stop, or ended, is left as it is.
+func (s *Store) StopRun(ctx context.Context, id int64, note string) error {
+	now := ms(s.now())
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var status string
+		var requested bool
+		if err := tx.QueryRowContext(ctx, "SELECT status, cancel_requested FROM runs WHERE id = ?", id).Scan(&status, &requested); err != nil {
+			return err
+		}
+		if RunFinal(status) || requested {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE runs SET cancel_requested = 1 WHERE id = ?", id); err != nil {
+			return err
+		}
+		return addRunEvent(ctx, tx, id, status, note, now)
+	})
+	if err != nil {
+		return fmt.Errorf("store: stop run: %w", err)
+	}
+	return nil
+}

@@ -80,6 +80,7 @@ type RunForm struct {
 	FromName  string            // "Start a similar run": the name of the run the values came from
 	Blocked   string            // why billing stops new runs now ("" when they start)
 	Estimate  RunEstimate
+	Budget    bool // billing is on: the budget field is offered
 }
 
 // RunEstimate is what a run is expected to take and cost, shown above the start button
@@ -124,6 +125,7 @@ type RunFormValues struct {
 	ValidationSplit string
 	SnapshotEvery   string
 	InitSnapshotID  string // "" = start from the base model; else the snapshot to continue from
+	BudgetUSD       string // "" = no cap
 }
 
 // Option is one choice of a select or radio group.
