@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -117,6 +119,27 @@ func TestBrowserBilling(t *testing.T) {
 	// Choosing a plan posts the form; the server answers with Stripe's Checkout URL.
 	b.do("annual prices", chromedp.Click(chromedp.CSS(`[data-testid=interval-annual]`), chromedp.NodeVisible))
 	b.waitFor("annual prices", `location.search === "?interval=annual" && document.querySelector('[data-testid=plan-pro]').textContent.includes("$290")`)
+
+	// Choosing Pro (annual) posts the form and the browser follows the server's 303 to the
+	// Checkout page stripe-mock made (unreachable here, so the history shows where it went).
+	b.do("choose Pro", chromedp.Click(chromedp.CSS(`[data-testid=choose-pro]`), chromedp.NodeVisible))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		h, err := chromedp.Call(b.ctx, page.GetNavigationHistory, cdp.Empty{})
+		if err == nil && h.CurrentIndex >= 0 && int(h.CurrentIndex) < len(h.Entries) &&
+			strings.HasPrefix(h.Entries[h.CurrentIndex].URL, "https://checkout.stripe.com/") {
+			break
+		}
+		if time.Now().After(deadline) {
+			var urls []string
+			for _, e := range h.Entries {
+				urls = append(urls, e.URL)
+			}
+			t.Fatalf("not sent to Stripe Checkout: at %d of %v, %v", h.CurrentIndex, urls, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.rec.take() // the unreachable Checkout page's network errors
 
 	// Stripe confirms the subscription by webhook; the page shows the plan, period and cost.
 	st := openStore(t, dir)

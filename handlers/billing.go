@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"tunelab/billing"
 	"tunelab/views"
 )
@@ -26,6 +28,9 @@ func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
 	interval := "monthly"
 	if r.URL.Query().Get("interval") == "annual" || (r.URL.Query().Get("interval") == "" && o.Interval == "annual") {
 		interval = "annual"
+	}
+	if a.billing.Enabled() {
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy(templ.GetNonce(r.Context()))+stripeFormTargets)
 	}
 	notice := r.URL.Query().Get("checkout")
 	if notice != "done" && notice != "cancelled" {

@@ -176,9 +176,18 @@ func TestBillingCheckoutAndPortalRedirectToStripe(t *testing.T) {
 			t.Errorf("checkout %v: %d", bad, r.status)
 		}
 	}
+	checkoutURL := r.header.Get("Location")
 	r = ts.do(c, "POST", "/billing/portal", url.Values{}, nil)
 	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "https://") {
 		t.Fatalf("portal: %d %q", r.status, r.header.Get("Location"))
+	}
+	// Browsers check a form's redirect against form-action: the billing page allows Stripe's
+	// hosted Checkout and portal (billing.stripe.com; stripe-mock's portal fixture has a
+	// development host instead).
+	csp := ts.do(c, "GET", "/billing", nil, nil).header.Get("Content-Security-Policy")
+	u, _ := url.Parse(checkoutURL)
+	if !strings.Contains(csp, "form-action 'self' https://"+u.Host+" https://billing.stripe.com") {
+		t.Errorf("the billing page's CSP does not let its forms reach Stripe: %s", csp)
 	}
 	if strings.Contains(ts.logs.String(), r.header.Get("Location")) {
 		t.Error("the portal URL, a bearer credential, was logged")
