@@ -385,3 +385,35 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 		t.Error("the run page does not say the budget stopped it")
 	}
 }
+
+func TestRunningRunStoppedWhenPaymentGraceEnds(t *testing.T) {
+	ts := newBillingServerGrace(t, 30*time.Minute)
+	const email = "stop@example.com"
+	c := ts.signUp(email)
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
+	now := ts.clock().Unix()
+	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	id := ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
+	token, hash := gpu.NewRunToken()
+	ts.store.ClaimQueuedRun(context.Background(), "local", hash)
+	beat := func() bool {
+		r := ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
+		return strings.Contains(r.body, `"cancel":true`)
+	}
+	if beat() {
+		t.Fatal("stopped while paid up")
+	}
+	ts.webhook(testWebhookSecret, time.Now(), "evt_f", "invoice.payment_failed", ts.clock().Unix(), map[string]any{"id": "in_1", "object": "invoice", "customer": acct.CustomerID})
+	ts.advance(10 * time.Minute)
+	if beat() {
+		t.Fatal("stopped inside the grace period")
+	}
+	ts.advance(21 * time.Minute)
+	if !beat() {
+		t.Fatal("still running after the grace period")
+	}
+	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, "payment failed and the grace period has ended") {
+		t.Error("the timeline does not say why the run stopped")
+	}
+}

@@ -528,16 +528,26 @@ func (a *app) workerNotFound(w http.ResponseWriter, r *http.Request) {
 	apiError(w, http.StatusNotFound, "not_found", "No such endpoint; see docs/worker-api.md.")
 }
 
-// stopAtBudget asks a run with a budget to stop once its cost reaches it; true when it
-// must stop now.
+// stopAtBudget asks a run to stop once its cost reaches its budget, or once its owner's
+// runs are paused for a failed payment past the grace period; true when it must stop now.
 func (a *app) stopAtBudget(r *http.Request, id int64) (bool, error) {
+	if !a.billing.Enabled() {
+		return false, nil
+	}
 	run, err := a.store.RunByID(r.Context(), id)
-	if err != nil || run.Config.BudgetCents <= 0 {
+	if err != nil {
 		return false, err
 	}
 	over, note, err := a.billing.OverBudget(r.Context(), run)
-	if err != nil || !over {
+	if err != nil {
 		return false, err
+	}
+	if !over {
+		block, err := a.billing.RunBlock(r.Context(), run.UserID)
+		if err != nil || !block.Blocked() || !block.Portal {
+			return false, err
+		}
+		over, note = true, "stopped: payment failed and the grace period has ended"
 	}
 	if err := a.store.StopRun(r.Context(), id, note); err != nil {
 		return false, err
