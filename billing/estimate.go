@@ -3,6 +3,8 @@ package billing
 import (
 	"context"
 	"time"
+
+	"tunelab/store"
 )
 
 // DefaultTokensPerSecond is the training throughput assumed for a base model on a GPU type
@@ -63,3 +65,35 @@ func (s *Service) EstimateRun(ctx context.Context, userID, datasetTokens int64, 
 
 // Duration is the estimate as a duration.
 func (e Estimate) Duration() time.Duration { return time.Duration(e.Seconds) * time.Second }
+
+// RunCost is what a run costs so far, and at a projected total of seconds, the way the
+// billing page counts it: the period's runs oldest first use up the included time, and
+// this run's seconds are its live ones. ok is false when billing is off.
+func (s *Service) RunCost(ctx context.Context, run store.Run, now time.Time, projected int64) (spent, total Nanodollars, ok bool, err error) {
+	if !s.Enabled() {
+		return 0, 0, false, nil
+	}
+	a, err := s.st.BillingAccount(ctx, run.UserID)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	pl, _ := s.PlanOf(a)
+	start, end := Period(a, now)
+	runs, err := s.st.UsageBetween(ctx, run.UserID, start, end)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	live := int64(run.GPUTime(now) / time.Second)
+	costAt := func(secs int64) Nanodollars {
+		rs := make([]store.RunUsage, 0, len(runs)+1)
+		for _, r := range runs {
+			if r.RunID != run.ID {
+				rs = append(rs, r)
+			}
+		}
+		rs = append(rs, store.RunUsage{RunID: run.ID, GPUType: run.Config.GPUType, Seconds: secs})
+		lines, _, _, _ := Charge(pl, rs)
+		return lines[len(lines)-1].Cost
+	}
+	return costAt(live), costAt(max(projected, live)), true, nil
+}

@@ -376,6 +376,11 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 	if beat() {
 		t.Fatal("stopped before the budget")
 	}
+	// The run page shows the cost so far the way /billing counts it (600 s included, then
+	// $0.000125 a second) and the projected total from the steps done (1 of 100).
+	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, `data-testid="live-cost">$0.02 of about $9.91<`) {
+		t.Errorf("the run page's live cost is missing or wrong")
+	}
 	ts.advance(2 * time.Second)
 	if !beat() {
 		t.Fatal("not stopped at the budget")

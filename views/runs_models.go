@@ -165,6 +165,7 @@ type RunLive struct {
 	ETA        string
 	TimeLabel  string // "GPU time", or "Compute time" on a backend without GPUs
 	GPUTime    string
+	Cost       string // with billing on: "$0.42", or "$0.42 of about $1.10" while it runs
 	Final      bool
 	Actions    RunActions // the header's buttons, which follow the status
 	Timeline   []TimelineItem
