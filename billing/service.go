@@ -21,6 +21,15 @@ type Store interface {
 	SetStripeCustomer(ctx context.Context, userID int64, customerID string) (string, error)
 	ApplyStripeEvent(ctx context.Context, ev store.StripeEvent, ch store.BillingChange) (bool, error)
 	UsageBetween(ctx context.Context, userID int64, from, to time.Time) ([]store.RunUsage, error)
+	SetMonthlyCap(ctx context.Context, userID, cents int64) error
+}
+
+// SetMonthlyCap sets the person's cap on a period's usage cost (0: none).
+func (s *Service) SetMonthlyCap(ctx context.Context, userID, cents int64) error {
+	if !s.Enabled() {
+		return ErrOff
+	}
+	return s.st.SetMonthlyCap(ctx, userID, cents)
 }
 
 // Config is everything New needs.

@@ -41,15 +41,20 @@ func (s *Service) RunBlock(ctx context.Context, userID int64) (Block, error) {
 		return Block{Portal: true, Reason: "New runs are paused: your subscription is unpaid. Update your card under Billing → Manage card and invoices; runs start again as soon as the invoice is paid."}, nil
 	}
 	pl, _ := s.PlanOf(a)
-	if !pl.Free {
-		return Block{}, nil
-	}
 	start, end := Period(a, now)
 	runs, err := s.st.UsageBetween(ctx, userID, start, end)
 	if err != nil {
 		return Block{}, err
 	}
-	if _, used, _, _ := Charge(pl, runs); used >= pl.IncludedSeconds {
+	_, used, _, cost := Charge(pl, runs)
+	if capped := Nanodollars(a.MonthlyCapCents) * 10_000_000; !pl.Free && capped > 0 && cost >= capped {
+		return Block{Reason: fmt.Sprintf("Your monthly cap of %s is reached (%s this period). Raise or remove it on the Billing page to start runs before the period renews on %s.",
+			capped.USD(), cost.USD(), end.UTC().Format("2 Jan 2006"))}, nil
+	}
+	if !pl.Free {
+		return Block{}, nil
+	}
+	if used >= pl.IncludedSeconds {
 		return Block{Reason: fmt.Sprintf("You have used the %s plan's GPU time for this period; it renews on %s. Choose a plan on the Billing page to keep training now.",
 			pl.Name, end.UTC().Format("2 Jan 2006"))}, nil
 	}
@@ -105,4 +110,38 @@ func (s *Service) OverBudget(ctx context.Context, run store.Run) (bool, string, 
 		return false, "", nil
 	}
 	return true, fmt.Sprintf("stopped: reached its budget of %s (%s spent)", budget.USD(), spent.USD()), nil
+}
+
+// OverMonthlyCap says whether a running run takes the period's usage cost (its live
+// seconds counted) to the person's monthly cap; the note says so for its timeline.
+func (s *Service) OverMonthlyCap(ctx context.Context, run store.Run) (bool, string, error) {
+	if !s.Enabled() {
+		return false, "", nil
+	}
+	a, err := s.st.BillingAccount(ctx, run.UserID)
+	if err != nil || a.MonthlyCapCents <= 0 {
+		return false, "", err
+	}
+	pl, _ := s.PlanOf(a)
+	if pl.Free {
+		return false, "", nil
+	}
+	start, end := Period(a, s.now())
+	runs, err := s.st.UsageBetween(ctx, run.UserID, start, end)
+	if err != nil {
+		return false, "", err
+	}
+	rs := make([]store.RunUsage, 0, len(runs)+1)
+	for _, r := range runs {
+		if r.RunID != run.ID {
+			rs = append(rs, r)
+		}
+	}
+	rs = append(rs, store.RunUsage{RunID: run.ID, GPUType: run.Config.GPUType, Seconds: int64(run.GPUTime(s.now()) / time.Second)})
+	_, _, _, cost := Charge(pl, rs)
+	capped := Nanodollars(a.MonthlyCapCents) * 10_000_000
+	if cost < capped {
+		return false, "", nil
+	}
+	return true, fmt.Sprintf("stopped: your monthly cap of %s is reached (%s this period)", capped.USD(), cost.USD()), nil
 }

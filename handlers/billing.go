@@ -77,6 +77,32 @@ func (a *app) portal(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// setMonthlyCap saves the person's monthly cap (field monthly_cap_usd; empty: none).
+func (a *app) setMonthlyCap(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	v := strings.TrimSpace(r.PostFormValue("monthly_cap_usd"))
+	var cents int64
+	if v != "" {
+		c, ok := parseCents(v)
+		if !ok || c < 1 || c > 100_000_000 {
+			a.errorPage(w, r, http.StatusUnprocessableEntity, "That cap could not be saved",
+				fmt.Sprintf("%q is not an amount from 0.01 to 1000000 US dollars, such as 50 or 120.50. Leave it empty for no cap.", v))
+			return
+		}
+		cents = c
+	}
+	err := a.billing.SetMonthlyCap(r.Context(), u.ID, cents)
+	if errors.Is(err, billing.ErrOff) {
+		a.errorPage(w, r, http.StatusNotFound, "Billing is off", "This server does not take payments; every run is free.")
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	redirect(w, r, "/billing")
+}
+
 // redirectOut sends the browser to Stripe: a 303 for a plain form, HX-Redirect for htmx.
 func (a *app) redirectOut(w http.ResponseWriter, r *http.Request, url string) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -128,6 +154,7 @@ func billingView(o billing.Overview, interval, notice string) views.Billing {
 		CostText:     o.Cost.USD(),
 		Interval:     interval, MonthlyHref: "/billing?interval=monthly", AnnualHref: "/billing?interval=annual",
 		CanManage:     o.Enabled && o.Account.CustomerID != "",
+		CapShown:      o.Enabled && !o.Plan.Free,
 		InvoicesError: o.InvoicesFailed,
 	}
 	if o.Subscribed {
@@ -138,6 +165,10 @@ func billingView(o billing.Overview, interval, notice string) views.Billing {
 			verb = "Ends"
 		}
 		b.RenewText = verb + " " + formatDay(o.Account.PeriodEnd)
+	}
+	if o.Account.MonthlyCapCents > 0 {
+		b.CapUSD = fmt.Sprintf("%d.%02d", o.Account.MonthlyCapCents/100, o.Account.MonthlyCapCents%100)
+		b.CapText = billing.Nanodollars(o.Account.MonthlyCapCents*10_000_000).USD() + " a period"
 	}
 	if !o.PaymentFailedAt.IsZero() {
 		b.PaymentFailed = formatDay(o.PaymentFailedAt)

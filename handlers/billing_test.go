@@ -422,3 +422,50 @@ func TestRunningRunStoppedWhenPaymentGraceEnds(t *testing.T) {
 		t.Error("the timeline does not say why the run stopped")
 	}
 }
+
+func TestMonthlyCapRefusesNewRunsAndStopsRunningOnes(t *testing.T) {
+	ts := newBillingServer(t)
+	const email = "cap@example.com"
+	c := ts.signUp(email)
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
+	now := ts.clock().Unix()
+	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	if r := ts.do(c, "POST", "/billing/cap", url.Values{"monthly_cap_usd": {"lots"}}, nil); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad cap: %d", r.status)
+	}
+	if r := ts.do(c, "POST", "/billing/cap", url.Values{"monthly_cap_usd": {"0.10"}}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("set cap: %d", r.status)
+	}
+	if r := ts.do(c, "GET", "/billing", nil, nil); !strings.Contains(r.body, `data-testid="monthly-cap-now">Current cap: $0.10 a period<`) {
+		t.Fatal("the billing page does not show the cap")
+	}
+	ds := ts.datasetFor(c, completionLines(20))
+	// A running run: 600 s included, then $0.000125 a second; $0.10 is reached at 1400 s.
+	id := ts.startRun(c, runValues(ds))
+	token, hash := gpu.NewRunToken()
+	ts.store.ClaimQueuedRun(context.Background(), "local", hash)
+	beat := func() bool {
+		r := ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
+		return strings.Contains(r.body, `"cancel":true`)
+	}
+	beat()
+	ts.advance(1390 * time.Second)
+	if beat() {
+		t.Fatal("stopped under the cap")
+	}
+	ts.advance(20 * time.Second)
+	if !beat() {
+		t.Fatal("not stopped at the monthly cap")
+	}
+	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, "monthly cap of $0.10 is reached") {
+		t.Error("the timeline does not say the cap stopped the run")
+	}
+	ts.post(id, "finish", token, `{"status": "cancelled"}`)
+	if r := ts.do(c, "POST", "/runs", runValues(ds), nil); r.status != http.StatusPaymentRequired || !strings.Contains(r.body, "monthly cap of $0.10 is reached") {
+		t.Errorf("a new run past the cap: %d", r.status)
+	}
+	// Removing the cap lets runs start again.
+	ts.do(c, "POST", "/billing/cap", url.Values{"monthly_cap_usd": {""}}, nil)
+	ts.startRun(c, runValues(ds))
+}

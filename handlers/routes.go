@@ -64,6 +64,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /billing", signedIn.thenFunc(a.showBilling))
 	mux.Handle("POST /billing/checkout", signedIn.thenFunc(a.checkout))
 	mux.Handle("POST /billing/portal", signedIn.thenFunc(a.portal))
+	mux.Handle("POST /billing/cap", signedIn.thenFunc(a.setMonthlyCap))
 	mux.Handle("GET /settings", signedIn.thenFunc(a.showSettings))
 	mux.Handle("POST /settings/password", signedIn.thenFunc(a.changePassword))
 

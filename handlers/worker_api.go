@@ -543,6 +543,11 @@ func (a *app) stopAtBudget(r *http.Request, id int64) (bool, error) {
 		return false, err
 	}
 	if !over {
+		if over, note, err = a.billing.OverMonthlyCap(r.Context(), run); err != nil {
+			return false, err
+		}
+	}
+	if !over {
 		block, err := a.billing.RunBlock(r.Context(), run.UserID)
 		if err != nil || !block.Blocked() || !block.Portal {
 			return false, err

@@ -22,6 +22,7 @@ type BillingAccount struct {
 	PeriodEnd          time.Time
 	CancelAtPeriodEnd  bool
 	PaymentFailedAt    time.Time // zero unless the latest invoice failed
+	MonthlyCapCents    int64     // the person's cap on a period's usage cost; 0: none
 }
 
 // BillingAccount returns the person's billing row; a person who never chose a plan has
@@ -32,8 +33,8 @@ func (s *Store) BillingAccount(ctx context.Context, userID int64) (BillingAccoun
 	var ps, pe, pf sql.NullInt64
 	var cancel int
 	err := s.r.QueryRowContext(ctx, `SELECT customer_id, subscription_id, subscription_status, price_id,
-		period_start, period_end, cancel_at_period_end, payment_failed_at FROM billing_accounts WHERE user_id = ?`, userID).
-		Scan(&cus, &a.SubscriptionID, &a.SubscriptionStatus, &a.PriceID, &ps, &pe, &cancel, &pf)
+		period_start, period_end, cancel_at_period_end, payment_failed_at, monthly_cap_cents FROM billing_accounts WHERE user_id = ?`, userID).
+		Scan(&cus, &a.SubscriptionID, &a.SubscriptionStatus, &a.PriceID, &ps, &pe, &cancel, &pf, &a.MonthlyCapCents)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, nil
 	}
@@ -241,4 +242,14 @@ func (s *Store) Throughput(ctx context.Context, model, gpuType string) (tokens, 
 		return 0, 0, 0, fmt.Errorf("store: throughput: %w", err)
 	}
 	return tokens, seconds, runs, nil
+}
+
+// SetMonthlyCap sets the person's cap on a period's usage cost, in US cents (0: none).
+func (s *Store) SetMonthlyCap(ctx context.Context, userID, cents int64) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO billing_accounts (user_id, monthly_cap_cents, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET monthly_cap_cents = excluded.monthly_cap_cents, updated_at = excluded.updated_at`,
+		userID, cents, ms(s.now())); err != nil {
+		return fmt.Errorf("store: set monthly cap: %w", err)
+	}
+	return nil
 }

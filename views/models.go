@@ -183,6 +183,9 @@ type Billing struct {
 	Invoices      []InvoiceRow
 	InvoicesError bool
 	PaymentFailed string // "" or when the last payment failed
+	CapShown      bool   // a paid plan: the monthly cap form is offered
+	CapUSD        string // the cap as the form shows it; "" for none
+	CapText       string // "$50.00 a period"; "" for none
 }
 
 // BillingRun is one run's GPU time this period.

@@ -15,6 +15,7 @@ CREATE TABLE billing_accounts (
     sub_event_rank      INTEGER NOT NULL DEFAULT 0,
     payment_failed_at   INTEGER,                     -- Unix ms of the failure; NULL once paid
     invoice_event_created INTEGER NOT NULL DEFAULT 0,
+    monthly_cap_cents   INTEGER NOT NULL DEFAULT 0 CHECK (monthly_cap_cents >= 0), -- 0: no cap
     updated_at          INTEGER NOT NULL
 ) STRICT;
 
