@@ -121,8 +121,19 @@ func (s *Service) sendMeterEvent(ctx context.Context, ms MeterStore, e store.Met
 	return true, ms.MeterSent(ctx, e.RunID, e.Seq, s.now())
 }
 
-// RunMeterSender sends the outbox until ctx ends: at start, when woken, when a retry is
-// due, and every 30 s.
+// WakeMeter tells the meter sender a usage row was written (a run ended).
+func (s *Service) WakeMeter() {
+	if s == nil || s.wakeMeter == nil {
+		return
+	}
+	select {
+	case s.wakeMeter <- struct{}{}:
+	default:
+	}
+}
+
+// RunMeterSender sends the outbox until ctx ends: at start, when woken (WakeMeter, or
+// wake when not nil), when a retry is due, and every 30 s.
 func (s *Service) RunMeterSender(ctx context.Context, wake <-chan struct{}) {
 	if !s.Enabled() {
 		return
@@ -144,6 +155,7 @@ func (s *Service) RunMeterSender(ctx context.Context, wake <-chan struct{}) {
 			t.Stop()
 			return
 		case <-wake:
+		case <-s.wakeMeter:
 		case <-t.C:
 		}
 		t.Stop()

@@ -57,12 +57,14 @@ type Service struct {
 	grace   time.Duration
 
 	afterSend func(store.MeterEvent) error // tests: runs between Stripe's answer and recording it
+	wakeMeter chan struct{}
 }
 
 // New returns the billing service; without a Stripe secret key it is off (Enabled false)
 // and every run is free.
 func New(c Config) *Service {
-	s := &Service{st: c.Store, cfg: c.Stripe, plans: c.Plans, baseURL: c.BaseURL, log: c.Logger, now: c.Now, grace: c.Grace}
+	s := &Service{st: c.Store, cfg: c.Stripe, plans: c.Plans, baseURL: c.BaseURL, log: c.Logger, now: c.Now, grace: c.Grace,
+		wakeMeter: make(chan struct{}, 1)}
 	if s.grace <= 0 {
 		s.grace = DefaultGrace
 	}

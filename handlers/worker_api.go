@@ -515,7 +515,8 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(gpu.Event{RunID: id, Kind: "status"})
-	a.wake() // a slot is free
+	a.wake()              // a slot is free
+	a.billing.WakeMeter() // its last usage row is ready to send
 	writeJSON(w, http.StatusOK, map[string]string{"status": in.Status})
 }
 
