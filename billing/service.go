@@ -95,6 +95,9 @@ var (
 	ErrUnknownPlan = errors.New("billing: no such plan")
 	ErrNoCustomer  = errors.New("billing: no Stripe customer yet")
 	ErrStripe      = errors.New("billing: Stripe did not answer")
+	// ErrSubscribed: a second Checkout would start a second subscription; plan changes go
+	// through the customer portal.
+	ErrSubscribed = errors.New("billing: already subscribed")
 )
 
 // subscribed says whether a Stripe status means the plan is in force.
@@ -254,6 +257,11 @@ func (s *Service) Checkout(ctx context.Context, userID int64, email, planID, int
 	pl, ok := s.plans.ByID(planID)
 	if !ok || pl.Free || (interval != "monthly" && interval != "annual") {
 		return "", ErrUnknownPlan
+	}
+	if a, err := s.st.BillingAccount(ctx, userID); err != nil {
+		return "", err
+	} else if subscribed(a.SubscriptionStatus) {
+		return "", ErrSubscribed
 	}
 	cus, err := s.customer(ctx, userID, email)
 	if err != nil {

@@ -48,6 +48,9 @@ func (a *app) checkout(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusNotFound, "Billing is off", "This server does not take payments; every run is free.")
 	case errors.Is(err, billing.ErrUnknownPlan):
 		a.badRequest(w, r, "Choose one of the paid plans on the billing page, monthly or annual.")
+	case errors.Is(err, billing.ErrSubscribed):
+		a.errorPage(w, r, http.StatusConflict, "You already have a subscription",
+			"Change or cancel your plan under Billing → Manage card and invoices, so you are never billed for two plans.")
 	case errors.Is(err, billing.ErrStripe):
 		a.log.WarnContext(r.Context(), "stripe checkout", "user", u.ID, "err", err)
 		a.errorPage(w, r, http.StatusBadGateway, "Stripe did not answer", "Nothing was charged. Try again in a moment.")
@@ -196,7 +199,7 @@ func billingView(o billing.Overview, interval, notice string) views.Billing {
 		})
 	}
 	for _, p := range o.Plans {
-		po := views.PlanOption{ID: p.ID, Name: p.Name, Free: p.Free, Current: p.ID == o.Plan.ID,
+		po := views.PlanOption{ID: p.ID, Name: p.Name, Free: p.Free, Current: p.ID == o.Plan.ID, Switch: o.Subscribed,
 			Included: formatGPUSeconds(p.IncludedSeconds) + " of GPU time a month"}
 		switch {
 		case p.Free:

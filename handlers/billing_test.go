@@ -229,6 +229,11 @@ func TestStripeWebhookEndpoint(t *testing.T) {
 			t.Fatalf("good webhook: %d", r.status)
 		}
 	}
+	// Subscribed: a second Checkout is refused (two subscriptions would bill twice); the
+	// other plans switch through the portal.
+	if r := ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"annual"}}, nil); r.status != http.StatusConflict {
+		t.Errorf("second checkout: %d", r.status)
+	}
 	ts.finishedRun(c, 3000) // 2400 s past the 600 included, at $0.000125
 	r := ts.do(c, "GET", "/billing", nil, nil)
 	for _, want := range []string{`data-testid="plan-name">Pro<`, "Monthly", "Active", "manage-billing", "$0.30", "Your plan", `data-testid="invoice"`} {

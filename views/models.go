@@ -210,6 +210,7 @@ type PlanOption struct {
 	Rates    []string
 	Current  bool
 	Free     bool
+	Switch   bool // already subscribed: plans change in Stripe's portal, not a new Checkout
 }
 
 // InvoiceRow is one Stripe invoice.
