@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"tunelab/billing"
 	"tunelab/handlers"
 	"tunelab/store"
 )
@@ -52,6 +53,13 @@ type config struct {
 	QuotaPointsPerRun int64 // points a run may store
 
 	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
+
+	// Billing: off without a Stripe secret key (every run is free then).
+	Stripe       billing.StripeConfig
+	Plans        billing.Plans // TUNELAB_PLANS, or the built-in Free plan
+	BillingGrace time.Duration // new runs still start this long after a failed payment
+	// MeterInterval is how often a running run's GPU seconds reach the usage ledger.
+	MeterInterval time.Duration
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -121,6 +129,27 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 			errs = append(errs, fmt.Errorf("TUNELAB_QUOTA_DATASET_BYTES=%q: %w", v, err))
 		}
 		c.QuotaDatasetBytes = n
+	}
+	c.Stripe = billing.StripeConfig{
+		SecretKey:     getenv("TUNELAB_STRIPE_SECRET_KEY"),
+		WebhookSecret: getenv("TUNELAB_STRIPE_WEBHOOK_SECRET"),
+		APIURL:        strings.TrimRight(env("TUNELAB_STRIPE_API_URL", ""), "/"),
+	}
+	if c.Stripe.APIURL != "" && !strings.HasPrefix(c.Stripe.APIURL, "http://") && !strings.HasPrefix(c.Stripe.APIURL, "https://") {
+		errs = append(errs, fmt.Errorf("TUNELAB_STRIPE_API_URL=%q: must start with http:// or https:// (leave it empty for Stripe itself)", c.Stripe.APIURL))
+	}
+	if c.Stripe.Enabled() && c.Stripe.WebhookSecret == "" {
+		errs = append(errs, errors.New("TUNELAB_STRIPE_WEBHOOK_SECRET is required with TUNELAB_STRIPE_SECRET_KEY (the whsec_… of the endpoint /stripe/webhook), or subscriptions never reach tunelab"))
+	}
+	c.MeterInterval = durationEnv(env, "TUNELAB_METER_INTERVAL", store.DefaultMeterInterval, time.Minute, 24*time.Hour, &errs)
+	c.BillingGrace = durationEnv(env, "TUNELAB_BILLING_GRACE", billing.DefaultGrace, time.Minute, 90*24*time.Hour, &errs)
+	c.Plans = billing.DefaultPlans()
+	if v := env("TUNELAB_PLANS", ""); v != "" {
+		p, err := billing.LoadPlans(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Plans = p
 	}
 	if c.HeartbeatTimeout < 2*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("TUNELAB_HEARTBEAT_TIMEOUT (%s) must be at least twice TUNELAB_HEARTBEAT_INTERVAL (%s), or one late heartbeat fails a healthy run",

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"tunelab/billing"
 	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
@@ -84,7 +85,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		return err
 	}
 
-	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{
+	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{MeterInterval: cfg.MeterInterval,
 		Quotas: store.Quotas{SeriesPerRun: cfg.QuotaSeriesPerRun, PointsPerRun: cfg.QuotaPointsPerRun}})
 	if err != nil {
 		return err
@@ -122,6 +123,20 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		ln.Close()
 		return err
 	}
+	// Every GPU type the backend offers must have a price in every plan, or runs on it
+	// would be free by omission.
+	var gpuTypes []string
+	for _, g := range backend.Offer().GPUTypes {
+		gpuTypes = append(gpuTypes, g.ID)
+	}
+	if err := cfg.Plans.CheckGPUTypes(gpuTypes); err != nil {
+		ln.Close()
+		return fmt.Errorf("TUNELAB_PLANS: %w", err)
+	}
+	bill := billing.New(billing.Config{Store: st, Stripe: cfg.Stripe, Plans: cfg.Plans, BaseURL: cfg.publicURL(ln.Addr()), Logger: log, Grace: cfg.BillingGrace})
+	if !bill.Enabled() {
+		log.Info("billing is off (no TUNELAB_STRIPE_SECRET_KEY): every run is free")
+	}
 	dispatcher := gpu.NewDispatcher(gpu.DispatcherConfig{
 		Store: st, Backend: backend, Hub: hub, Logger: log,
 		ServerURL:        cfg.workerURL(ln.Addr()),
@@ -149,10 +164,16 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			MetricsToken:      cfg.MetricsToken,
 		},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+		Billing:  bill,
 		Stopping: streams.Done(),
 	})
 	srv.Handler = handler
 
+	// GPU seconds reach Stripe through the meter-event outbox (billing on only).
+	meterCtx, stopMeter := context.WithCancel(ctx)
+	meterDone := make(chan struct{})
+	go func() { defer close(meterDone); bill.RunMeterSender(meterCtx, nil) }()
+	defer func() { stopMeter(); <-meterDone }()
 	go housekeeping(ctx, st, vault, store.PurgeOptions{DatasetRetention: cfg.DatasetRetention, WorkerLogDir: filepath.Join(cfg.DataDir, "workers")}, log)
 	// Workers are separate processes that outlive a server restart; the dispatcher
 	// reconciles with them when it starts again.

@@ -29,6 +29,11 @@ func envMap(m map[string]string) func(string) string { return func(k string) str
 
 func TestConfigRefusesBadSettings(t *testing.T) {
 	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	badPlans := filepath.Join(t.TempDir(), "plans.json")
+	if err := os.WriteFile(badPlans, []byte(`{"plans": [{"id": "pro", "name": "Pro", "included_gpu_seconds": 0,
+		"monthly_usd": "29", "annual_usd": "290", "stripe_monthly_price": "price_m", "stripe_annual_price": "yearly"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -53,6 +58,11 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad queued runs quota", map[string]string{"TUNELAB_QUOTA_QUEUED_RUNS": "-1"}, nil, "TUNELAB_QUOTA_QUEUED_RUNS"},
 		{"bad streams quota", map[string]string{"TUNELAB_QUOTA_STREAMS": "many"}, nil, "TUNELAB_QUOTA_STREAMS"},
 		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
+		{"bad plans file", map[string]string{"TUNELAB_PLANS": badPlans}, nil, "plans[0].stripe_annual_price"},
+		{"missing plans file", map[string]string{"TUNELAB_PLANS": "/nonexistent/plans.json"}, nil, "TUNELAB_PLANS"},
+		{"bad meter interval", map[string]string{"TUNELAB_METER_INTERVAL": "5s"}, nil, "TUNELAB_METER_INTERVAL"},
+		{"bad billing grace", map[string]string{"TUNELAB_BILLING_GRACE": "3 days"}, nil, "TUNELAB_BILLING_GRACE"},
+		{"stripe without webhook secret", map[string]string{"TUNELAB_STRIPE_SECRET_KEY": "sk_test_1"}, nil, "TUNELAB_STRIPE_WEBHOOK_SECRET"},
 		{"production over plain HTTP", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key}, nil, "production needs HTTPS"},
 		{"production with an http base URL", map[string]string{"TUNELAB_ENV": "production", "TUNELAB_SECRET_KEY": key, "TUNELAB_BASE_URL": "http://tune.example"}, nil, "production needs HTTPS"},
 		{"bad series quota", map[string]string{"TUNELAB_QUOTA_SERIES_PER_RUN": "0"}, nil, "TUNELAB_QUOTA_SERIES_PER_RUN"},

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"tunelab/billing/stripemock"
 )
 
 // workerBinary builds tunelab once per test process, without the race detector, for the
@@ -46,6 +48,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	code := m.Run()
+	stripemock.Stop()
 	if buildWorker.path != "" {
 		os.RemoveAll(filepath.Dir(buildWorker.path))
 	}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 
 	"tunelab/store"
@@ -62,5 +63,28 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 			Failure: failureKinds[e.Kind],
 		})
 	}
+	ob, ok, err := a.billing.Outbox(r.Context())
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if ok {
+		o.Outbox = &views.MeterOutbox{
+			Pending:   outboxRows(ob.Pending) + ", " + formatGPUSeconds(ob.PendingSeconds),
+			Sent:      outboxRows(ob.Sent) + ", " + formatGPUSeconds(ob.SentSeconds),
+			NotBilled: outboxRows(ob.Free + ob.Empty), TooOld: outboxRows(ob.TooOld),
+			TooOldAlert: ob.TooOld > 0, LastError: ob.LastError,
+		}
+		if !ob.OldestPending.IsZero() {
+			o.Outbox.OldestPending = ob.OldestPending.Format(adminTime)
+		}
+	}
 	a.render(w, r, http.StatusOK, a.page(r, "Admin", "admin"), views.AdminPage(o))
+}
+
+func outboxRows(n int64) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return fmt.Sprintf("%d rows", n)
 }

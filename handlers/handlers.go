@@ -10,6 +10,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"tunelab/billing"
 	"tunelab/gpu"
 	"tunelab/store"
 )
@@ -41,8 +42,6 @@ type Config struct {
 	// Operator and Contact name who runs this instance on the legal pages.
 	Operator string
 	Contact  string
-	// BillingConfigured is true once Stripe keys are set.
-	BillingConfigured bool
 	// MaxUploadBytes caps a dataset upload (default 100 MB).
 	MaxUploadBytes int64
 	// Per-account quotas (TUNELAB_QUOTA_*); 0: no limit.
@@ -64,6 +63,9 @@ type Deps struct {
 	Logger       *slog.Logger
 	Config       Config
 	Runs         Runs
+	// Billing is plans, Checkout, the portal and Stripe's webhooks; nil: billing off
+	// (every run free) over the same store.
+	Billing *billing.Service
 	// Stopping is closed when the server starts shutting down: long-lived streams (SSE)
 	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
 	Stopping <-chan struct{}
@@ -93,6 +95,7 @@ type app struct {
 	limits    *rateLimits
 	runs      Runs
 	stopping  <-chan struct{}
+	billing   *billing.Service
 
 	// Sign-in throttling, the password-hashing bound, and the live streams' session watch.
 	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
@@ -136,6 +139,10 @@ func newApp(d Deps) *app {
 		runs:      d.Runs,
 		stopping:  d.Stopping,
 		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
+		billing:   d.Billing,
+	}
+	if a.billing == nil {
+		a.billing = billing.New(billing.Config{Store: d.Store, Logger: d.Logger})
 	}
 	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
 	if a.sleep == nil {

@@ -117,6 +117,10 @@ func contentSecurityPolicy(nonce string) string {
 		"base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 }
 
+// stripeFormTargets are where the billing page's forms end up: their 303 leads to Stripe's
+// hosted Checkout and customer portal, which browsers check against form-action.
+const stripeFormTargets = " https://checkout.stripe.com https://billing.stripe.com"
+
 // newNonce returns 128 random bits, base64.
 func newNonce() string {
 	b := make([]byte, 16)

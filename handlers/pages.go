@@ -45,19 +45,6 @@ func (a *app) showDashboard(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, a.page(r, "Dashboard", "dashboard"), views.DashboardPage(d))
 }
 
-// showBilling states this calendar month's metered time from the usage ledger; nothing is
-// charged yet.
-func (a *app) showBilling(w http.ResponseWriter, r *http.Request) {
-	u, _ := userFrom(r.Context())
-	used, err := a.store.GPUSecondsInPeriod(r.Context(), u.ID, a.now())
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	b := views.Billing{GPUSecondsStr: formatGPUSeconds(used), TimeLabel: timeLabel(a.runs.Backend.Offer())}
-	a.render(w, r, http.StatusOK, a.page(r, "Billing", "billing"), views.BillingPage(b))
-}
-
 // formatGPUSeconds shows metered time the way every other page states durations.
 func formatGPUSeconds(s int64) string { return formatDuration(time.Duration(s) * time.Second) }
 
@@ -112,6 +99,8 @@ func (a *app) legal() views.Legal {
 		PurgeDelay:    formatRetention(store.PurgeDelay),
 		DatasetKeep:   formatRetention(a.cfg.DatasetRetention),
 		Backend:       backendWords(a.runs.Backend.Name()),
+		BillingOn:     a.billing.Enabled(),
+		BillingGrace:  formatRetention(a.billing.Grace()),
 	}
 }
 

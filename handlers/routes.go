@@ -41,6 +41,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /runs", signedIn.thenFunc(a.listRuns))
 	mux.Handle("GET /runs/new", signedIn.thenFunc(a.newRun))
 	mux.Handle("GET /runs/live", signedIn.thenFunc(a.liveRuns))
+	mux.Handle("GET /runs/estimate", signedIn.thenFunc(a.showRunEstimate))
 	mux.Handle("GET /compare", signedIn.thenFunc(a.showCompare))
 	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
 	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))
@@ -62,6 +63,9 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /datasets/{id}", signedIn.thenFunc(a.showDataset))
 	mux.Handle("POST /datasets/{id}/delete", signedIn.thenFunc(a.deleteDataset))
 	mux.Handle("GET /billing", signedIn.thenFunc(a.showBilling))
+	mux.Handle("POST /billing/checkout", signedIn.thenFunc(a.checkout))
+	mux.Handle("POST /billing/portal", signedIn.thenFunc(a.portal))
+	mux.Handle("POST /billing/cap", signedIn.thenFunc(a.setMonthlyCap))
 	mux.Handle("GET /settings", signedIn.thenFunc(a.showSettings))
 	mux.Handle("POST /settings/password", signedIn.thenFunc(a.changePassword))
 
@@ -78,6 +82,9 @@ func (a *app) routes() http.Handler {
 	// A person's own scripts: a per-run metrics token made on /runs/{id}/api.
 	mux.Handle("POST /api/v1/runs/{id}/metrics", chain{a.ingestAuth}.thenFunc(a.userMetrics))
 	mux.HandleFunc("/api/", a.workerNotFound)
+
+	// Stripe: no session; the Stripe-Signature over the raw body instead.
+	mux.HandleFunc("POST /stripe/webhook", a.stripeWebhook)
 
 	// Operators.
 	mux.Handle("GET /admin", admin.thenFunc(a.showAdmin))

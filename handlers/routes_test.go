@@ -45,7 +45,7 @@ func TestRoutes(t *testing.T) {
 		{"nav", "user", "GET", "/", 200, "", []string{`href="/runs"`, `href="/datasets"`, `href="/billing"`, `href="/settings"`, `data-testid="signout"`}, nil},
 		{"runs", "user", "GET", "/runs", 200, "", []string{"No runs yet"}, nil},
 		{"datasets", "user", "GET", "/datasets", 200, "", []string{"messages", "completion", "chosen"}, nil},
-		{"billing", "user", "GET", "/billing", 200, "", []string{"Nothing is charged yet"}, nil},
+		{"billing", "user", "GET", "/billing", 200, "", []string{"Billing is off on this server"}, nil},
 		{"settings", "user", "GET", "/settings", 200, "", []string{"user@example.com", `data-testid="password-form"`, TermsVersion}, nil},
 		{"admin hidden from users", "user", "GET", "/admin", 404, "", []string{"Page not found"}, nil},
 		{"admin page", "admin", "GET", "/admin", 200, "", []string{`data-testid="admin"`, "user@example.com", "root@example.com"}, nil},

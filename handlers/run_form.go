@@ -18,7 +18,7 @@ func runFormValues(r *http.Request) views.RunFormValues {
 	return views.RunFormValues{
 		DatasetID: f("dataset_id"), EvalDatasetID: f("eval_dataset_id"), BaseModel: f("base_model"), Method: f("method"),
 		Epochs: f("epochs"), LearningRate: f("learning_rate"), BatchSize: f("batch_size"), LoRARank: f("lora_rank"),
-		LoRAAlpha: f("lora_alpha"), MaxSeqLen: f("max_seq_len"), Seed: f("seed"), GPUType: f("gpu_type"),
+		LoRAAlpha: f("lora_alpha"), MaxSeqLen: f("max_seq_len"), Seed: f("seed"), GPUType: f("gpu_type"), BudgetUSD: f("budget_usd"),
 		ValidationSplit: f("validation_split"), SnapshotEvery: f("snapshot_every"), InitSnapshotID: f("init_snapshot_id"),
 	}
 }
@@ -77,6 +77,13 @@ func (a *app) parseRun(userID int64, v views.RunFormValues) (store.NewRun, map[s
 		cfg.LoRAAlpha = floatField("lora_alpha", v.LoRAAlpha)
 	}
 	parseInitSnapshot(v, &cfg, errs)
+	if v.BudgetUSD != "" {
+		cents, ok := parseCents(v.BudgetUSD)
+		if !ok || cents < 1 {
+			errs["budget_usd"] = fmt.Sprintf("%q is not an amount in US dollars such as 5 or 12.50.", v.BudgetUSD)
+		}
+		cfg.BudgetCents = cents
+	}
 	nr := store.NewRun{UserID: userID, Config: cfg, Backend: a.runs.Backend.Name()}
 	if v.DatasetID == "" {
 		errs["dataset_id"] = "Choose the dataset to train on."
@@ -143,6 +150,10 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 	for _, g := range o.GPUTypes {
 		f.GPUTypes = append(f.GPUTypes, views.Option{Value: g.ID, Label: g.Name, Note: g.About})
 	}
+	f.Budget = a.billing.Enabled()
+	if f.Estimate, err = a.runEstimate(r, userID, f.Values); err != nil {
+		return views.RunForm{}, err
+	}
 	return f, nil
 }
 
@@ -203,4 +214,28 @@ func methodAbout(m store.Method) string {
 		return "Updates every weight: the most capacity, the largest snapshots."
 	}
 	return ""
+}
+
+// parseCents reads a dollar amount with at most two decimals ("5", "12.50") as cents.
+func parseCents(s string) (int64, bool) {
+	whole, frac, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(s), "$"), ".")
+	if whole == "" || len(whole) > 9 || len(frac) > 2 {
+		return 0, false
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || w < 0 {
+		return 0, false
+	}
+	var c int64
+	if frac != "" {
+		f, err := strconv.ParseInt(frac, 10, 64)
+		if err != nil || f < 0 || frac[0] == '-' || frac[0] == '+' {
+			return 0, false
+		}
+		if len(frac) == 1 {
+			f *= 10
+		}
+		c = f
+	}
+	return w*100 + c, true
 }

@@ -51,6 +51,12 @@ func (a *app) newRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form.FromName = fromName
+	block, err := a.billing.RunBlock(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	form.Blocked = block.Reason
 	a.render(w, r, http.StatusOK, a.page(r, "New run", "runs"), views.NewRunPage(form))
 }
 
@@ -73,6 +79,9 @@ func runConfigValues(run store.Run) views.RunFormValues {
 		LoRARank: strconv.Itoa(c.LoRARank), LoRAAlpha: formatFloat(c.LoRAAlpha), MaxSeqLen: strconv.Itoa(c.MaxSeqLen),
 		Seed: strconv.FormatInt(c.Seed, 10), GPUType: c.GPUType, ValidationSplit: formatFloat(c.ValidationSplit),
 		SnapshotEvery: strconv.Itoa(c.SnapshotEvery),
+	}
+	if c.BudgetCents > 0 {
+		v.BudgetUSD = fmt.Sprintf("%d.%02d", c.BudgetCents/100, c.BudgetCents%100)
 	}
 	if run.EvalDatasetID != 0 {
 		v.EvalDatasetID = strconv.FormatInt(run.EvalDatasetID, 10)
@@ -103,7 +112,15 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if len(errs) == 0 {
+	status := http.StatusUnprocessableEntity
+	block, err := a.billing.RunBlock(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if len(errs) == 0 && block.Blocked() {
+		formError, status = block.Reason, http.StatusPaymentRequired
+	} else if len(errs) == 0 {
 		nr.MaxQueued = a.cfg.QueuedRunsQuota
 		run, err := a.store.CreateRun(r.Context(), nr)
 		var quota *store.QuotaError
@@ -135,7 +152,8 @@ func (a *app) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	form.Errors = errs
 	form.FormError = formError
-	a.renderWith(w, r, http.StatusUnprocessableEntity, a.page(r, "New run", "runs"), views.NewRunPage(form), views.RunFormFragment(form))
+	form.Blocked = block.Reason
+	a.renderWith(w, r, status, a.page(r, "New run", "runs"), views.NewRunPage(form), views.RunFormFragment(form))
 }
 
 // queuedRunsMessage says why a run was not queued and what to do.
@@ -238,6 +256,13 @@ func (a *app) cancelRun(w http.ResponseWriter, r *http.Request) {
 func (a *app) retryRun(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.runByPath(w, r)
 	if !ok {
+		return
+	}
+	if block, err := a.billing.RunBlock(r.Context(), run.UserID); err != nil {
+		a.serverError(w, r, err)
+		return
+	} else if block.Blocked() {
+		a.errorPage(w, r, http.StatusPaymentRequired, "Cannot start a run now", block.Reason)
 		return
 	}
 	next, err := a.store.CreateRun(r.Context(), store.NewRun{UserID: run.UserID, DatasetID: run.DatasetID,

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"tunelab/billing"
 	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/store/storetest"
@@ -109,6 +110,13 @@ var testArgon2 = storetest.CheapArgon2
 
 func newTestServer(t testing.TB, cfg Config, storeOpts ...func(*store.Options)) *testServer {
 	t.Helper()
+	return newTestServerWith(t, cfg, nil, storeOpts...)
+}
+
+// newTestServerWith is newTestServer with a billing service made over its store (nil:
+// billing off).
+func newTestServerWith(t testing.TB, cfg Config, mkBilling func(*store.Store, func() time.Time) *billing.Service, storeOpts ...func(*store.Options)) *testServer {
+	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
 	dir := t.TempDir()
 	opts := store.Options{Argon2: testArgon2, Now: ts.clock}
@@ -120,7 +128,11 @@ func newTestServer(t testing.TB, cfg Config, storeOpts ...func(*store.Options)) 
 	ts.vaultDir = filepath.Join(dir, storetest.VaultDir)
 	ts.hub = gpu.NewHub()
 	runs := Runs{Backend: fakeBackend{}, Hub: ts.hub, Wake: func() { ts.wakes.Add(1) }, HeartbeatInterval: 5 * time.Second, MaxSnapshotBytes: 1 << 20}
-	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock, Sleep: ts.sleep})
+	var bill *billing.Service
+	if mkBilling != nil {
+		bill = mkBilling(st, ts.clock)
+	}
+	h := New(Deps{Store: st, SessionStore: st.Sessions(), Vault: vault, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Config: cfg, Runs: runs, Now: ts.clock, Sleep: ts.sleep, Billing: bill})
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(ts.Close) // before the store closes: cleanups run last first
 	return ts

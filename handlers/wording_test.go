@@ -54,7 +54,7 @@ func TestPagesSayWhatThisBackendOffers(t *testing.T) {
 	check("new account", "/", "Compute time this period", "(LoRA, DPO or full)", "compute time is counted per second")
 	check("new account", "/runs", "No runs yet")
 	check("new account", "/datasets", "conversations for instruction tuning; LoRA or full")
-	check("new account", "/billing", "Nothing is charged yet", "Compute time this period", "meters compute time per second")
+	check("new account", "/billing", "Billing is off on this server", "every run is free", "Compute time this period", "Compute time is still metered per second")
 	check("new account", "/runs/new")
 
 	ds := ts.datasetFor(c, completionLines(20))

@@ -216,6 +216,12 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
+	if !cancel {
+		if cancel, err = a.stopAtBudget(r, id); err != nil {
+			a.workerServerError(w, r, err)
+			return
+		}
+	}
 	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
 	if in.Wait && !cancel {
 		cancel = a.awaitCancel(r, id, events)
@@ -523,7 +529,8 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
-	a.wake() // a slot is free
+	a.wake()              // a slot is free
+	a.billing.WakeMeter() // its last usage row is ready to send
 	writeJSON(w, http.StatusOK, protocol.FinishReply{Status: in.Status})
 }
 
@@ -534,4 +541,37 @@ func (a *app) workerServerError(w http.ResponseWriter, r *http.Request, err erro
 
 func (a *app) workerNotFound(w http.ResponseWriter, r *http.Request) {
 	apiError(w, http.StatusNotFound, "not_found", "No such endpoint; see docs/worker-api.md.")
+}
+
+// stopAtBudget asks a run to stop once its cost reaches its budget, or once its owner's
+// runs are paused for a failed payment past the grace period; true when it must stop now.
+func (a *app) stopAtBudget(r *http.Request, id int64) (bool, error) {
+	if !a.billing.Enabled() {
+		return false, nil
+	}
+	run, err := a.store.RunByID(r.Context(), id)
+	if err != nil {
+		return false, err
+	}
+	over, note, err := a.billing.OverBudget(r.Context(), run)
+	if err != nil {
+		return false, err
+	}
+	if !over {
+		if over, note, err = a.billing.OverMonthlyCap(r.Context(), run); err != nil {
+			return false, err
+		}
+	}
+	if !over {
+		block, err := a.billing.RunBlock(r.Context(), run.UserID)
+		if err != nil || !block.Blocked() || !block.Portal {
+			return false, err
+		}
+		over, note = true, "stopped: payment failed and the grace period has ended"
+	}
+	if err := a.store.StopRun(r.Context(), id, note); err != nil {
+		return false, err
+	}
+	a.log.InfoContext(r.Context(), "run stopped at its budget", "run", id)
+	return true, nil
 }

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use, when they are missing:
-# chromium (browser tests). Under CI=true a failed install fails the run; elsewhere the
-# browser tests skip with a loud message instead.
+# Installs what the tests use, when it is missing: stripe-mock (the Go tool pinned in
+# go.mod, built into the Go cache; billing tests start it themselves on free loopback
+# ports) and chromium (browser tests, a Debian package). Under CI=true a failure fails
+# the run; elsewhere the tests that need it skip with a loud message instead.
 set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! go tool -n stripe-mock >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "test-deps: could not build stripe-mock (go tool -n stripe-mock); CI needs it" >&2
+    exit 1
+  fi
+  echo "test-deps: WARNING could not build stripe-mock; billing tests will be SKIPPED" >&2
+fi
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -26,6 +26,9 @@ type RunConfig struct {
 	// InitSnapshotID is the snapshot a continued run starts from (its weights, same base
 	// model and method); 0 starts from the base model.
 	InitSnapshotID int64 `json:"init_snapshot_id,omitempty"`
+	// BudgetCents stops the run once its GPU time at the person's plan price reaches it
+	// (US cents); 0: no cap.
+	BudgetCents int64 `json:"budget_cents,omitempty"`
 }
 
 // Method is how a run fine-tunes, as stored in the run config's "method".
@@ -101,6 +104,9 @@ func (c RunConfig) Validate() map[string]string {
 	}
 	if c.GPUType == "" {
 		bad["gpu_type"] = "Choose a GPU type."
+	}
+	if c.BudgetCents < 0 || c.BudgetCents > 100_000_000 {
+		bad["budget_usd"] = "Use an amount in US dollars from 0.01 to 1000000, or leave it empty for no cap."
 	}
 	if c.Epochs < 1 || c.Epochs > 1000 {
 		bad["epochs"] = "Use a whole number from 1 to 1000."

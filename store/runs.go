@@ -497,8 +497,13 @@ func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status RunStatus, re
 		return err
 	}
 	if first.Valid {
-		// Whole seconds actually used, rounded down: never bill time not used.
-		seconds := max(end-first.Int64, 0) / 1000
+		// Whole seconds actually used, rounded down, less what partial rows already
+		// recorded: never bill time not used, never a second twice.
+		var recorded int64
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(seconds), 0) FROM usage WHERE run_id = ?", id).Scan(&recorded); err != nil {
+			return err
+		}
+		seconds := max(max(end-first.Int64, 0)/1000-recorded, 0)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO usage (run_id, seq, seconds, ts)
 			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM usage WHERE run_id = ?), ?, ?)`, id, id, seconds, end); err != nil {
 			return err
@@ -557,7 +562,7 @@ func (s *Store) Heartbeat(ctx context.Context, id int64, step, totalSteps int) (
 		if status == RunStarting {
 			return addRunEvent(ctx, tx, id, RunRunning, "", now)
 		}
-		return nil
+		return meterPartialTx(ctx, tx, id, now, s.meter)
 	})
 	if errors.Is(err, ErrRunFinished) {
 		return true, err
@@ -593,4 +598,52 @@ func (s *Store) RunForIngestToken(ctx context.Context, hash []byte) (int64, erro
 		return 0, fmt.Errorf("store: run for ingest token: %w", err)
 	}
 	return id, nil
+}
+
+// meterPartialTx writes a running run's GPU seconds since its last usage row once they
+// reach interval seconds, so a long run is billed as it goes and a lost server or worker
+// never loses more than one interval. Time is counted from the first heartbeat to this
+// one, in whole seconds; FinishRun writes the rest.
+func meterPartialTx(ctx context.Context, tx *sql.Tx, id, now, interval int64) error {
+	var first sql.NullInt64
+	var recorded int64
+	if err := tx.QueryRowContext(ctx, `SELECT first_heartbeat_at, COALESCE((SELECT SUM(seconds) FROM usage WHERE run_id = ?), 0)
+		FROM runs WHERE id = ?`, id, id).Scan(&first, &recorded); err != nil {
+		return err
+	}
+	if !first.Valid {
+		return nil
+	}
+	due := max(now-first.Int64, 0)/1000 - recorded
+	if due < interval {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO usage (run_id, seq, seconds, ts)
+		VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM usage WHERE run_id = ?), ?, ?)`, id, id, due, now)
+	return err
+}
+
+// StopRun asks a live run's worker to stop for the server's own reason (a budget reached),
+// noted on the timeline; the worker hears it on its next heartbeat. A run already asked
+// to stop, or ended, is left as it is.
+func (s *Store) StopRun(ctx context.Context, id int64, note string) error {
+	now := ms(s.now())
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var status string
+		var requested bool
+		if err := tx.QueryRowContext(ctx, "SELECT status, cancel_requested FROM runs WHERE id = ?", id).Scan(&status, &requested); err != nil {
+			return err
+		}
+		if RunStatus(status).Final() || requested {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE runs SET cancel_requested = 1 WHERE id = ?", id); err != nil {
+			return err
+		}
+		return addRunEvent(ctx, tx, id, RunStatus(status), note, now)
+	})
+	if err != nil {
+		return fmt.Errorf("store: stop run: %w", err)
+	}
+	return nil
 }

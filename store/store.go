@@ -26,6 +26,7 @@ type Store struct {
 	r      *sql.DB // read-only pool
 	now    func() time.Time
 	argon2 Argon2Params
+	meter  int64 // MeterInterval in whole seconds
 
 	dummyHash string // verified against for unknown emails, so they cost what a wrong password costs
 
@@ -49,7 +50,13 @@ type Options struct {
 	Readers int              // size of the read pool; 2×GOMAXPROCS (at least 4) when 0
 	Argon2  Argon2Params     // password hashing cost; DefaultArgon2 when zero
 	Quotas  Quotas           // per-run metric limits; zero fields take the defaults
+	// MeterInterval is how often a running run's GPU seconds so far are written to the
+	// usage ledger (TUNELAB_METER_INTERVAL); DefaultMeterInterval when zero.
+	MeterInterval time.Duration
 }
+
+// DefaultMeterInterval is how often a long run reports partial usage.
+const DefaultMeterInterval = 10 * time.Minute
 
 // common pragmas for both pools. synchronous=FULL: an acknowledged write (billing, usage,
 // metrics) must survive a power loss, not only a crash.
@@ -83,6 +90,10 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	if s.argon2 == (Argon2Params{}) {
 		s.argon2 = DefaultArgon2
+	}
+	s.meter = int64(DefaultMeterInterval / time.Second)
+	if opt.MeterInterval > 0 {
+		s.meter = max(int64(opt.MeterInterval/time.Second), 1)
 	}
 	if s.dummyHash, err = hashPassword("not a real password", s.argon2); err != nil {
 		w.Close()

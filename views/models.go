@@ -24,6 +24,8 @@ type Page struct {
 	Assets Assets
 	Flash  string // one-off notice shown at the top of the main column ("Signed out.")
 	Charts bool   // the page draws live charts: the layout also loads uPlot and run-chart.js
+	// BillingNotice is the banner of a signed-in person whose last payment failed.
+	BillingNotice string
 }
 
 // NavUser is the signed-in person as the navigation shows them; nil when signed out.
@@ -107,6 +109,8 @@ type Legal struct {
 	PurgeDelay    string // deleted runs, snapshots and datasets are erased this long after the delete: "24 hours"
 	DatasetKeep   string // a dataset is deleted this long after the last run that used it ended: "30 days"
 	Backend       string // where training runs, in words: "this server's CPU"
+	BillingOn     bool   // Stripe is configured: plans, payments and the data they need
+	BillingGrace  string // how long new runs still start after a failed payment: "72 hours"
 }
 
 // ErrorPage is a full-page error (404, 500, 403).
@@ -127,6 +131,18 @@ type AdminOverview struct {
 	UserCount int
 	Users     []AdminUserRow
 	Events    []SecurityEventRow
+	Outbox    *MeterOutbox // nil when billing is off
+}
+
+// MeterOutbox is the state of GPU seconds on their way to Stripe.
+type MeterOutbox struct {
+	Pending       string // "2 rows, 2 min 30 s"
+	Sent          string
+	NotBilled     string // free plan or empty rows
+	TooOld        string // rows past Stripe's window, to bill by hand
+	TooOldAlert   bool
+	OldestPending string
+	LastError     string
 }
 
 // AdminUserRow is one account in the admin list.
@@ -147,8 +163,71 @@ type SecurityEventRow struct {
 	Failure   bool // true for failed attempts, shown highlighted
 }
 
-// Billing is the billing page before Stripe is wired in.
+// Billing is the billing page: plan, this period's GPU time and cost, plans, invoices.
 type Billing struct {
-	GPUSecondsStr string // time used this period
-	TimeLabel     string // "GPU time", or "Compute time" on a backend without GPUs
+	Enabled           bool   // Stripe is configured; without it every run is free
+	TimeLabel         string // "GPU time", or "Compute time" on a backend without GPUs
+	RunColumns        string // columns of the runs table: 7, or 4 when billing is off (no prices)
+	CheckoutDone      bool   // back from Checkout having paid
+	CheckoutCancelled bool   // back from Checkout having left it
+	PlanName          string
+	IntervalLabel     string // "Monthly", "Annual", or "" on the free plan
+	StatusLabel       string // "Active", "Past due"…; "" on the free plan
+	StatusTone        string
+	PeriodText        string // "1 Nov – 1 Dec 2026"
+	RenewText         string // "Renews 1 Dec 2026", "Ends 1 Dec 2026"
+	UsedText          string
+	IncludedText      string
+	LeftText          string
+	CostText          string
+	RateText          string // "$0.000125 per cpu second past the included time"
+	MeterClass        string // meter-w-0 … meter-w-20: share of the included time used
+	MeterOver         bool
+	Runs              []BillingRun
+	Interval          string // plans shown at monthly or annual prices
+	MonthlyHref       string
+	AnnualHref        string
+	Plans             []PlanOption
+	CanManage         bool // a Stripe customer exists: the portal can open
+	Invoices          []InvoiceRow
+	InvoicesError     bool
+	PaymentFailed     string // "" or when the last payment failed
+	CapShown          bool   // a paid plan: the monthly cap form is offered
+	CapUSD            string // the cap as the form shows it; "" for none
+	CapText           string // "$50.00 a period"; "" for none
+}
+
+// BillingRun is one run's GPU time this period.
+type BillingRun struct {
+	Name     string
+	Href     string // "" for a deleted run
+	GPUType  string
+	Ended    string
+	Time     string
+	Included string
+	Billed   string
+	Cost     string
+}
+
+// PlanOption is one plan the person can choose.
+type PlanOption struct {
+	ID       string
+	Name     string
+	Price    string // "$29"
+	Per      string // "/ month", "/ year"; "" for the free plan
+	Included string // "10 h of GPU time a month"
+	Rates    []string
+	Current  bool
+	Free     bool
+	Switch   bool // already subscribed: plans change in Stripe's portal, not a new Checkout
+}
+
+// InvoiceRow is one Stripe invoice.
+type InvoiceRow struct {
+	Number     string
+	Date       string
+	Amount     string
+	Status     string
+	StatusTone string
+	URL        string // hosted invoice page; "" for drafts
 }

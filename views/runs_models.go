@@ -82,6 +82,20 @@ type RunForm struct {
 	Help      RunFormHelp       // the help that depends on the backend's hardware and models
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
 	FromName  string            // "Start a similar run": the name of the run the values came from
+	Blocked   string            // why billing stops new runs now ("" when they start)
+	Estimate  RunEstimate
+	Budget    bool // billing is on: the budget field is offered
+}
+
+// RunEstimate is what a run is expected to take and cost, shown above the start button
+// and refreshed as the form changes.
+type RunEstimate struct {
+	Shown    bool   // a dataset is chosen and the epochs parse
+	Time     string // "≈ 12 min 30 s of CPU time"
+	Tokens   string // "1.2 M tokens (dataset x epochs) at 3,400 tokens/s"
+	Basis    string // "measured on 4 finished runs" or "a default until a run of this model finishes"
+	Cost     string // "$0.42" or ""
+	CostNote string // "past the 2 h 10 min of included time left on Pro", "covered by your included time", "free on this server"
 }
 
 // RunFormHelp is the help text that differs by backend: what the built-in CPU models need
@@ -115,6 +129,7 @@ type RunFormValues struct {
 	ValidationSplit string
 	SnapshotEvery   string
 	InitSnapshotID  string // "" = start from the base model; else the snapshot to continue from
+	BudgetUSD       string // "" = no cap
 }
 
 // Option is one choice of a select or radio group.
@@ -158,6 +173,7 @@ type RunLive struct {
 	ETA        string
 	TimeLabel  string // "GPU time", or "Compute time" on a backend without GPUs
 	GPUTime    string
+	Cost       string // with billing on: "$0.42", or "$0.42 of about $1.10" while it runs
 	Final      bool
 	Actions    RunActions // the header's buttons, which follow the status
 	Timeline   []TimelineItem

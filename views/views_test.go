@@ -339,12 +339,15 @@ func TestDashboardAndBillingSayWhatTheBackendOffers(t *testing.T) {
 			}
 		}
 	}
-	billing := render(t, BillingPage(Billing{GPUSecondsStr: "1 min 04 s", TimeLabel: "Compute time"}))
-	if got := text(billing, "billing-free"); !strings.Contains(got, "Nothing is charged yet") || !strings.Contains(got, "meters compute time per second") {
+	billing := render(t, BillingPage(Billing{UsedText: "1 min 04 s", TimeLabel: "Compute time"}))
+	if got := text(billing, "billing-off"); !strings.Contains(got, "Billing is off on this server") || !strings.Contains(got, "Compute time is still metered per second") {
 		t.Errorf("billing notice %q", got)
 	}
 	if got := text(billing, "stat-gpu"); !strings.Contains(got, "Compute time this period") || !strings.Contains(got, "1 min 04 s") {
 		t.Errorf("billing figure %q", got)
+	}
+	if page := billing.Text(); strings.Contains(page, "GPU") {
+		t.Errorf("a billing page without GPUs says GPU:\n%s", page)
 	}
 }
 

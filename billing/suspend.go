@@ -1,0 +1,147 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"tunelab/store"
+)
+
+// DefaultGrace is how long after a failed payment new runs still start.
+const DefaultGrace = 72 * time.Hour
+
+// Block says why a person may not start a new run now; the zero Block allows it.
+type Block struct {
+	Reason string // shown on the run form, beside a link to the billing page
+	Portal bool   // fixing it means updating the card in Stripe's portal
+}
+
+// Blocked reports whether Block stops new runs.
+func (b Block) Blocked() bool { return b.Reason != "" }
+
+// RunBlock decides whether the person may start a run: with billing off always; else not
+// once a failed payment is older than the grace period (or Stripe marked the subscription
+// unpaid), and not on a free plan whose included GPU time this period is used up.
+// Paying (invoice.paid) or subscribing lifts it at once.
+func (s *Service) RunBlock(ctx context.Context, userID int64) (Block, error) {
+	if !s.Enabled() {
+		return Block{}, nil
+	}
+	a, err := s.st.BillingAccount(ctx, userID)
+	if err != nil {
+		return Block{}, err
+	}
+	now := s.now()
+	if !a.PaymentFailedAt.IsZero() && now.Sub(a.PaymentFailedAt) >= s.grace {
+		return Block{Portal: true, Reason: fmt.Sprintf("New runs are paused: your payment failed on %s and the %s grace period has ended. Update your card under Billing → Manage card and invoices; runs start again as soon as the invoice is paid.",
+			a.PaymentFailedAt.UTC().Format("2 Jan 2006"), graceWords(s.grace))}, nil
+	}
+	if a.SubscriptionStatus == "unpaid" {
+		return Block{Portal: true, Reason: "New runs are paused: your subscription is unpaid. Update your card under Billing → Manage card and invoices; runs start again as soon as the invoice is paid."}, nil
+	}
+	pl, _ := s.PlanOf(a)
+	start, end := Period(a, now)
+	runs, err := s.st.UsageBetween(ctx, userID, start, end)
+	if err != nil {
+		return Block{}, err
+	}
+	_, used, _, cost := Charge(pl, runs)
+	if capped := Nanodollars(a.MonthlyCapCents) * 10_000_000; !pl.Free && capped > 0 && cost >= capped {
+		return Block{Reason: fmt.Sprintf("Your monthly cap of %s is reached (%s this period). Raise or remove it on the Billing page to start runs before the period renews on %s.",
+			capped.USD(), cost.USD(), end.UTC().Format("2 Jan 2006"))}, nil
+	}
+	if !pl.Free {
+		return Block{}, nil
+	}
+	if used >= pl.IncludedSeconds {
+		return Block{Reason: fmt.Sprintf("You have used the %s plan's GPU time for this period; it renews on %s. Choose a plan on the Billing page to keep training now.",
+			pl.Name, end.UTC().Format("2 Jan 2006"))}, nil
+	}
+	return Block{}, nil
+}
+
+// Notice is the banner every page shows after a failed payment ("" when none).
+func (s *Service) Notice(ctx context.Context, userID int64) (string, error) {
+	if !s.Enabled() {
+		return "", nil
+	}
+	a, err := s.st.BillingAccount(ctx, userID)
+	if err != nil || a.PaymentFailedAt.IsZero() {
+		return "", err
+	}
+	until := a.PaymentFailedAt.Add(s.grace)
+	if s.now().Before(until) {
+		return fmt.Sprintf("Your last payment failed. Update your card by %s to keep starting runs.", until.UTC().Format("2 Jan 2006 15:04 MST")), nil
+	}
+	return "Your last payment failed and new runs are paused. Update your card to start runs again.", nil
+}
+
+func graceWords(d time.Duration) string {
+	if d%(24*time.Hour) == 0 && d >= 48*time.Hour {
+		return fmt.Sprintf("%d-day", d/(24*time.Hour))
+	}
+	if d < time.Hour {
+		return fmt.Sprintf("%d-minute", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d-hour", int(d.Hours()))
+}
+
+// OverBudget says whether a run with a budget has reached it: its GPU time so far at the
+// person's plan price for its GPU type (before included time). The note says so for the
+// run's timeline.
+func (s *Service) OverBudget(ctx context.Context, run store.Run) (bool, string, error) {
+	if !s.Enabled() || run.Config.BudgetCents <= 0 {
+		return false, "", nil
+	}
+	a, err := s.st.BillingAccount(ctx, run.UserID)
+	if err != nil {
+		return false, "", err
+	}
+	pl, _ := s.PlanOf(a)
+	price := pl.PerSecond[run.Config.GPUType]
+	if pl.Free || price == 0 {
+		return false, "", nil
+	}
+	secs := int64(run.GPUTime(s.now()) / time.Second)
+	spent := Nanodollars(secs) * price
+	budget := Nanodollars(run.Config.BudgetCents) * 10_000_000
+	if spent < budget {
+		return false, "", nil
+	}
+	return true, fmt.Sprintf("stopped: reached its budget of %s (%s spent)", budget.USD(), spent.USD()), nil
+}
+
+// OverMonthlyCap says whether a running run takes the period's usage cost (its live
+// seconds counted) to the person's monthly cap; the note says so for its timeline.
+func (s *Service) OverMonthlyCap(ctx context.Context, run store.Run) (bool, string, error) {
+	if !s.Enabled() {
+		return false, "", nil
+	}
+	a, err := s.st.BillingAccount(ctx, run.UserID)
+	if err != nil || a.MonthlyCapCents <= 0 {
+		return false, "", err
+	}
+	pl, _ := s.PlanOf(a)
+	if pl.Free {
+		return false, "", nil
+	}
+	start, end := Period(a, s.now())
+	runs, err := s.st.UsageBetween(ctx, run.UserID, start, end)
+	if err != nil {
+		return false, "", err
+	}
+	rs := make([]store.RunUsage, 0, len(runs)+1)
+	for _, r := range runs {
+		if r.RunID != run.ID {
+			rs = append(rs, r)
+		}
+	}
+	rs = append(rs, store.RunUsage{RunID: run.ID, GPUType: run.Config.GPUType, Seconds: int64(run.GPUTime(s.now()) / time.Second)})
+	_, _, _, cost := Charge(pl, rs)
+	capped := Nanodollars(a.MonthlyCapCents) * 10_000_000
+	if cost < capped {
+		return false, "", nil
+	}
+	return true, fmt.Sprintf("stopped: your monthly cap of %s is reached (%s this period)", capped.USD(), cost.USD()), nil
+}
