@@ -23,12 +23,26 @@ var eventKinds = map[string]string{
 	store.EventDatasetDeleted:  "Dataset deleted",
 	store.EventMetricsExported: "Metrics exported",
 	store.EventSnapshotDeleted: "Snapshot deleted",
+
+	store.EventTOTPEnabled:           "Two-factor authentication turned on",
+	store.EventTOTPDisabled:          "Two-factor authentication turned off",
+	store.EventTOTPFailed:            "Wrong two-factor code",
+	store.EventRecoveryCodeUsed:      "Recovery code used",
+	store.EventRecoveryCodesRenewed:  "Recovery codes replaced",
+	store.EventSessionRevoked:        "Session revoked",
+	store.EventSessionsRevokedOthers: "Other sessions revoked",
+	store.EventAPIKeyCreated:         "API key created",
+	store.EventAPIKeyRevoked:         "API key revoked",
+	store.EventAPIKeyFailed:          "Bad API key",
+	store.EventPasswordResetAsked:    "Password reset asked for",
+	store.EventPasswordReset:         "Password reset",
+	store.EventEmailVerified:         "Email verified",
 }
 
 // failureKinds are highlighted in the admin review.
 var failureKinds = map[string]bool{
 	store.EventSignInFailed: true, store.EventRateLimited: true, store.EventAuthzDenied: true,
-	store.EventWorkerMisuse: true, store.EventSignUpExisting: true,
+	store.EventWorkerMisuse: true, store.EventSignUpExisting: true, store.EventTOTPFailed: true, store.EventAPIKeyFailed: true,
 }
 
 // eventLabel is the words for a kind; a kind this version does not know stays unnamed

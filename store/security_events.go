@@ -22,12 +22,30 @@ const (
 	EventDatasetDeleted  = "dataset_deleted"
 	EventMetricsExported = "metrics_exported"
 	EventSnapshotDeleted = "snapshot_deleted"
+
+	// Account security: two-factor codes, sessions, API keys, password reset, email.
+	EventTOTPEnabled           = "totp_enabled"
+	EventTOTPDisabled          = "totp_disabled"
+	EventTOTPFailed            = "totp_failed"
+	EventRecoveryCodeUsed      = "recovery_code_used"
+	EventRecoveryCodesRenewed  = "recovery_codes_regenerated"
+	EventSessionRevoked        = "session_revoked"
+	EventSessionsRevokedOthers = "sessions_revoked_others"
+	EventAPIKeyCreated         = "api_key_created"
+	EventAPIKeyRevoked         = "api_key_revoked"
+	EventAPIKeyFailed          = "api_key_failed"
+	EventPasswordResetAsked    = "password_reset_requested"
+	EventPasswordReset         = "password_reset"
+	EventEmailVerified         = "email_verified"
 )
 
 // EventKinds lists every kind above, for the admin review's labels.
 var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSignOut, EventPasswordChanged,
 	EventRateLimited, EventAuthzDenied, EventWorkerMisuse, EventSignUpExisting, EventRunDeleted,
-	EventDatasetDeleted, EventMetricsExported, EventSnapshotDeleted}
+	EventDatasetDeleted, EventMetricsExported, EventSnapshotDeleted,
+	EventTOTPEnabled, EventTOTPDisabled, EventTOTPFailed, EventRecoveryCodeUsed, EventRecoveryCodesRenewed,
+	EventSessionRevoked, EventSessionsRevokedOthers, EventAPIKeyCreated, EventAPIKeyRevoked, EventAPIKeyFailed,
+	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {
