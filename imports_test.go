@@ -7,22 +7,24 @@ import (
 	"testing"
 )
 
-// The packages' imports point one way (DESIGN.md): main -> handlers -> {views, gpu, store},
-// gpu -> store, views and store import nothing of ours, and the trainer is a leaf that
+// The packages' imports point one way (DESIGN.md): main -> handlers -> {views, gpu, billing, store},
+// gpu, billing -> store, views and store import nothing of ours, and the trainer is a leaf that
 // shares only its wire types (trainer/protocol) with the server. Test files may import
 // more; this checks what the binary is built from.
 func TestImportsPointOneWay(t *testing.T) {
 	allowed := map[string][]string{
-		"tunelab":                  {"tunelab/handlers", "tunelab/gpu", "tunelab/store", "tunelab/trainer"},
-		"tunelab/handlers":         {"tunelab/views", "tunelab/views/components", "tunelab/static", "tunelab/gpu", "tunelab/store", "tunelab/trainer/protocol"},
-		"tunelab/views":            {"tunelab/views/components"},
-		"tunelab/views/components": {},
-		"tunelab/static":           {},
-		"tunelab/gpu":              {"tunelab/store"},
-		"tunelab/store":            {},
-		"tunelab/store/storetest":  {"tunelab/store"},
-		"tunelab/trainer":          {"tunelab/trainer/protocol"},
-		"tunelab/trainer/protocol": {},
+		"tunelab":                    {"tunelab/handlers", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer"},
+		"tunelab/handlers":           {"tunelab/views", "tunelab/views/components", "tunelab/static", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer/protocol"},
+		"tunelab/billing":            {"tunelab/store"},
+		"tunelab/billing/stripemock": {},
+		"tunelab/views":              {"tunelab/views/components"},
+		"tunelab/views/components":   {},
+		"tunelab/static":             {},
+		"tunelab/gpu":                {"tunelab/store"},
+		"tunelab/store":              {},
+		"tunelab/store/storetest":    {"tunelab/store"},
+		"tunelab/trainer":            {"tunelab/trainer/protocol"},
+		"tunelab/trainer/protocol":   {},
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").CombinedOutput()
 	if err != nil {
