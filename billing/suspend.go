@@ -55,7 +55,7 @@ func (s *Service) RunBlock(ctx context.Context, userID int64) (Block, error) {
 		return Block{}, nil
 	}
 	if used >= pl.IncludedSeconds {
-		return Block{Reason: fmt.Sprintf("You have used the %s plan's GPU time for this period; it renews on %s. Choose a plan on the Billing page to keep training now.",
+		return Block{Reason: fmt.Sprintf("You have used the training time the %s plan includes this period; it renews on %s. Choose a plan on the Billing page to keep training now.",
 			pl.Name, end.UTC().Format("2 Jan 2006"))}, nil
 	}
 	return Block{}, nil

@@ -43,7 +43,7 @@ func TestRunBlockAfterGraceAndOnAFreePlanUsedUp(t *testing.T) {
 		t.Fatal("blocked with free time left")
 	}
 	f.run(t, f.bob, 1)
-	if b, _ := f.svc.RunBlock(ctx, f.bob.ID); !b.Blocked() || b.Portal || !strings.Contains(b.Reason, "Hobby plan's GPU time") {
+	if b, _ := f.svc.RunBlock(ctx, f.bob.ID); !b.Blocked() || b.Portal || !strings.Contains(b.Reason, "training time the Hobby plan includes") {
 		t.Fatalf("free plan used up: %+v", b)
 	}
 	// Billing off: never blocked.

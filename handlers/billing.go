@@ -200,7 +200,7 @@ func billingView(o billing.Overview, interval, notice, timeLabel string) views.B
 	}
 	for _, p := range o.Plans {
 		po := views.PlanOption{ID: p.ID, Name: p.Name, Free: p.Free, Current: p.ID == o.Plan.ID, Switch: o.Subscribed,
-			Included: formatGPUSeconds(p.IncludedSeconds) + " of GPU time a month"}
+			Included: formatGPUSeconds(p.IncludedSeconds) + " of " + lowerFirst(timeLabel) + " a month"}
 		switch {
 		case p.Free:
 			po.Price, po.Rates = "$0", []string{"No card needed"}

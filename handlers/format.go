@@ -76,3 +76,12 @@ func joinInts(xs []int) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// lowerFirst lower-cases a label's first letter for use inside a sentence ("Compute time"
+// -> "compute time").
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
