@@ -40,6 +40,8 @@ func BenchmarkViewerMemory(b *testing.B) {
 		"TUNELAB_LOCAL_WORKER":      fw.script,
 		"TUNELAB_HEARTBEAT_TIMEOUT": "10m",
 		"TUNELAB_LOG_LEVEL":         "warn",
+		// One account holds every viewer here; the per-person stream quota would refuse them.
+		"TUNELAB_QUOTA_STREAMS": "0",
 	})
 	srv.start()
 	web := newWebClient(b, srv.url())
