@@ -196,6 +196,7 @@ func (a *app) startSession(r *http.Request, u store.User) error {
 		return fmt.Errorf("renew session token: %w", err)
 	}
 	a.sessions.Put(r.Context(), store.SessionUserKey, u.ID)
+	a.touchSession(r, u.ID)
 	return nil
 }
 

@@ -74,6 +74,9 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /settings/2fa", signedIn.thenFunc(a.changeTwoFactor))
 	mux.Handle("GET /settings/2fa/qr.png", signedIn.thenFunc(a.showTOTPQR))
 	mux.Handle("POST /settings/2fa/recovery-codes.txt", signedIn.thenFunc(a.downloadRecoveryCodes))
+	mux.Handle("GET /settings/sessions", signedIn.thenFunc(a.showSessions))
+	mux.Handle("POST /settings/sessions/{id}/revoke", signedIn.thenFunc(a.revokeSession))
+	mux.Handle("POST /settings/sessions/revoke-others", signedIn.thenFunc(a.revokeOtherSessions))
 
 	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
 	worker := chain{a.workerAuth}

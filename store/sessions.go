@@ -109,5 +109,8 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: delete expired sessions: %w", err)
 	}
+	if err := s.deleteOrphanDevices(ctx); err != nil {
+		return 0, err
+	}
 	return res.RowsAffected()
 }
