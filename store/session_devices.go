@@ -54,13 +54,13 @@ func (s *Store) TouchSessionDevice(ctx context.Context, token string, userID int
 	return nil
 }
 
-// ListSessionDevices returns a person's unexpired sessions, the most recently seen
-// first; the one whose token is currentToken is marked Current.
+// ListSessionDevices returns a person's unexpired sessions: the one whose token is
+// currentToken first (marked Current), then the most recently seen.
 func (s *Store) ListSessionDevices(ctx context.Context, userID int64, currentToken string) ([]SessionDevice, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT d.id, d.user_agent, d.ip, d.created_at, d.last_seen, d.token_hash = ?
 		FROM session_devices d JOIN sessions s ON s.token_hash = d.token_hash AND s.user_id = d.user_id
 		WHERE d.user_id = ? AND s.expiry > ?
-		ORDER BY d.last_seen DESC, d.id DESC`, tokenHash(currentToken), userID, ms(s.now()))
+		ORDER BY d.token_hash = ? DESC, d.last_seen DESC, d.id DESC`, tokenHash(currentToken), userID, ms(s.now()), tokenHash(currentToken))
 	if err != nil {
 		return nil, fmt.Errorf("store: list sessions: %w", err)
 	}
