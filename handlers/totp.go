@@ -238,7 +238,8 @@ func (a *app) beginSecondStep(w http.ResponseWriter, r *http.Request, u store.Us
 }
 
 // pendingUser returns the account waiting for its code, or 0 when there is none or it
-// waited longer than pending2FATTL (then the state is cleared).
+// waited longer than pending2FATTL (then the state is cleared and the sign-in page will
+// say why).
 func (a *app) pendingUser(r *http.Request) int64 {
 	id := a.sessions.GetInt64(r.Context(), pending2FAUser)
 	if id == 0 {
@@ -247,6 +248,7 @@ func (a *app) pendingUser(r *http.Request) int64 {
 	at := time.UnixMilli(a.sessions.GetInt64(r.Context(), pending2FAAt))
 	if age := a.now().Sub(at); age < 0 || age > pending2FATTL {
 		a.clearPending(r)
+		a.sessions.Put(r.Context(), signInNoticeKey, pending2FAGone)
 		return 0
 	}
 	return id
@@ -264,7 +266,6 @@ func (a *app) showSignInCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.pendingUser(r) == 0 {
-		a.sessions.Put(r.Context(), signInNoticeKey, pending2FAGone)
 		redirect(w, r, "/signin")
 		return
 	}
@@ -277,7 +278,6 @@ func (a *app) showSignInCode(w http.ResponseWriter, r *http.Request) {
 func (a *app) signInWithCode(w http.ResponseWriter, r *http.Request) {
 	id := a.pendingUser(r)
 	if id == 0 {
-		a.sessions.Put(r.Context(), signInNoticeKey, pending2FAGone)
 		redirect(w, r, "/signin")
 		return
 	}

@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +14,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"tunelab/store/storetest"
 )
 
 var (
@@ -100,8 +105,31 @@ func (ts *testServer) signOutClient(c *http.Client) {
 func TestTwoFactorSignIn(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	c := ts.signUp("ada@example.com")
+	if r := ts.do(c, "GET", "/signin/2fa", nil, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("code form while signed in: %d", r.status)
+	}
 	secret, codes := ts.enrolTOTP(c)
+	// Neither the seed nor a recovery code is in the database file in plain text.
+	dbFile := filepath.Join(filepath.Dir(ts.vaultDir), storetest.DBFile)
+	for _, f := range []string{dbFile, dbFile + "-wal"} {
+		b, err := os.ReadFile(f)
+		if os.IsNotExist(err) && f != dbFile {
+			continue // the WAL was checkpointed away
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(codes[0])) {
+			t.Fatalf("%s holds the seed or a recovery code in plain text", filepath.Base(f))
+		}
+	}
 	ts.signOutClient(c)
+	if r := ts.do(c, "POST", "/signin/2fa", url.Values{"code": {"123456"}}, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/signin" {
+		t.Fatalf("code without a password first: %d %q", r.status, r.header.Get("Location"))
+	}
+	if r := ts.do(c, "GET", "/signin", nil, nil); strings.Contains(r.body, "within 5 minutes") {
+		t.Fatal("the sign-in page speaks of an expired code step that never began")
+	}
 
 	ts.passwordStep(c, "ada@example.com")
 	halfToken := sessionCookie(c, ts.URL)
