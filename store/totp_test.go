@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
@@ -177,5 +179,56 @@ func TestSealedSecretBoundToPurposeAndKey(t *testing.T) {
 	sealed[len(sealed)-1] ^= 1
 	if _, err := v.OpenSecret("a", sealed); !errors.Is(err, store.ErrSecretCorrupt) {
 		t.Fatalf("tampered: %v", err)
+	}
+}
+
+// A request that began before its session was revoked (or signed out) and commits after
+// must not bring the session back.
+func TestEndedSessionIsNotStoredAgain(t *testing.T) {
+	ctx := context.Background()
+	st, _ := storetest.OpenTemp(t)
+	u, err := st.CreateUser(ctx, store.NewUser{Email: "ada@example.com", Password: "a quiet orange giraffe", TermsVersion: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := st.Sessions()
+	data, err := (scs.GobCodec{}).Encode(time.Now().Add(time.Hour), map[string]any{store.SessionUserKey: u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, end := range []struct {
+		name string
+		fn   func(token string) error
+	}{
+		{"sign-out", ss.Delete},
+		{"revoke others", func(string) error { _, err := st.DeleteUserSessions(ctx, u.ID, ""); return err }},
+		{"revoke one", func(token string) error {
+			if err := st.TouchSessionDevice(ctx, token, u.ID, "ua", "127.0.0.1"); err != nil {
+				return err
+			}
+			list, err := st.ListSessionDevices(ctx, u.ID, token)
+			if err != nil || len(list) != 1 {
+				return fmt.Errorf("list: %v %d", err, len(list))
+			}
+			return st.RevokeSession(ctx, u.ID, list[0].ID)
+		}},
+	} {
+		token := "token of " + end.name
+		if err := ss.Commit(token, data, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, _ := ss.Find(token); !found {
+			t.Fatalf("%s: session not stored", end.name)
+		}
+		if err := end.fn(token); err != nil {
+			t.Fatalf("%s: %v", end.name, err)
+		}
+		// The late commit of a request that was already running.
+		if err := ss.Commit(token, append([]byte(nil), data...), time.Now().Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, _ := ss.Find(token); found {
+			t.Errorf("%s: the ended session was stored again by a late commit", end.name)
+		}
 	}
 }

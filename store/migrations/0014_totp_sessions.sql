@@ -35,3 +35,14 @@ CREATE TABLE session_devices (
     last_seen  INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX session_devices_user ON session_devices(user_id);
+
+-- Tokens of sessions that ended (signed out, revoked, renewed, expired), kept a while so a
+-- request that was already running with such a token cannot store its session again when
+-- it finishes. Each row goes an hour after the session's own expiry.
+CREATE TABLE ended_sessions (
+    token_hash BLOB    PRIMARY KEY,
+    expiry     INTEGER NOT NULL
+) STRICT;
+CREATE TRIGGER sessions_ended AFTER DELETE ON sessions BEGIN
+    INSERT OR REPLACE INTO ended_sessions (token_hash, expiry) VALUES (old.token_hash, old.expiry + 3600000);
+END;
