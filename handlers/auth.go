@@ -95,8 +95,11 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // signInEmailKey holds, in a session without an account, the email a sign-up was tried
-// with: the sign-in page offers it.
-const signInEmailKey = "signin_email"
+// with: the sign-in page offers it. signInNoticeKey holds a one-off notice for it.
+const (
+	signInEmailKey  = "signin_email"
+	signInNoticeKey = "signin_notice"
+)
 
 func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 	if _, ok := userFrom(r.Context()); ok {
@@ -107,6 +110,9 @@ func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 	p := a.page(r, "Sign in", "signin")
 	if r.URL.Query().Has("signed_out") {
 		f.Notice = "You have signed out."
+	}
+	if n := a.sessions.PopString(r.Context(), signInNoticeKey); n != "" {
+		f.Notice = n
 	}
 	if email := a.sessions.PopString(r.Context(), signInEmailKey); email != "" {
 		f.Email = email
@@ -167,6 +173,15 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.limits.signInFailures.reset(email)
+	tf, err := a.store.TOTPState(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if tf.Enabled {
+		a.beginSecondStep(w, r, u, f.Next)
+		return
+	}
 	if err := a.startSession(r, u); err != nil {
 		a.serverError(w, r, err)
 		return
@@ -181,6 +196,7 @@ func (a *app) startSession(r *http.Request, u store.User) error {
 		return fmt.Errorf("renew session token: %w", err)
 	}
 	a.sessions.Put(r.Context(), store.SessionUserKey, u.ID)
+	a.touchSession(r, u.ID)
 	return nil
 }
 

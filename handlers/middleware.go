@@ -194,6 +194,7 @@ func (a *app) loadUser(next http.Handler) http.Handler {
 			a.serverError(w, r, err)
 			return
 		}
+		a.touchSession(r, u.ID)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
 	})
 }

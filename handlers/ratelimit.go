@@ -127,6 +127,8 @@ type rateLimits struct {
 	passwordChange *limiter // failed current-password checks per account
 	tokenRun       *limiter // failed API token checks per client address and run
 	tokenIP        *limiter // failed API token checks per client address, over all runs
+	totpAccount    *limiter // wrong two-factor codes (and passwords on the 2FA page) per account
+	totpIP         *limiter // wrong two-factor codes at sign-in per client address
 }
 
 func newRateLimits(now func() time.Time) *rateLimits {
@@ -138,6 +140,8 @@ func newRateLimits(now func() time.Time) *rateLimits {
 		passwordChange: newLimiter(10, 15*time.Minute, now),
 		tokenRun:       newLimiter(60, time.Minute, now),
 		tokenIP:        newLimiter(600, time.Minute, now),
+		totpAccount:    newLimiter(5, 15*time.Minute, now),
+		totpIP:         newLimiter(20, 15*time.Minute, now),
 	}
 }
 

@@ -29,6 +29,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /signin", public.thenFunc(a.showSignIn))
 	mux.Handle("POST /signin", public.thenFunc(a.signIn))
 	mux.Handle("POST /signout", public.thenFunc(a.signOut))
+	mux.Handle("GET /signin/2fa", public.thenFunc(a.showSignInCode))
+	mux.Handle("POST /signin/2fa", public.thenFunc(a.signInWithCode))
 
 	// Legal pages, readable by anyone.
 	mux.Handle("GET /terms", public.thenFunc(a.showTerms))
@@ -68,6 +70,13 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /billing/cap", signedIn.thenFunc(a.setMonthlyCap))
 	mux.Handle("GET /settings", signedIn.thenFunc(a.showSettings))
 	mux.Handle("POST /settings/password", signedIn.thenFunc(a.changePassword))
+	mux.Handle("GET /settings/2fa", signedIn.thenFunc(a.showTwoFactor))
+	mux.Handle("POST /settings/2fa", signedIn.thenFunc(a.changeTwoFactor))
+	mux.Handle("GET /settings/2fa/qr.png", signedIn.thenFunc(a.showTOTPQR))
+	mux.Handle("POST /settings/2fa/recovery-codes.txt", signedIn.thenFunc(a.downloadRecoveryCodes))
+	mux.Handle("GET /settings/sessions", signedIn.thenFunc(a.showSessions))
+	mux.Handle("POST /settings/sessions/{id}/revoke", signedIn.thenFunc(a.revokeSession))
+	mux.Handle("POST /settings/sessions/revoke-others", signedIn.thenFunc(a.revokeOtherSessions))
 
 	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
 	worker := chain{a.workerAuth}

@@ -18,6 +18,18 @@ func account(u store.User) views.Account {
 	}
 }
 
+// settingsAccount is account(u) with whether two-factor sign-in is on (shown as off when
+// that cannot be read, and logged).
+func (a *app) settingsAccount(r *http.Request, u store.User) views.Account {
+	acc := account(u)
+	st, err := a.store.TOTPState(r.Context(), u.ID)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "two-factor state", "err", err)
+	}
+	acc.TwoFactorOn = st.Enabled
+	return acc
+}
+
 func passwordForm() views.PasswordForm {
 	return views.PasswordForm{MinPassword: store.MinPasswordLen, MaxPassword: store.MaxPasswordLen}
 }
@@ -25,7 +37,8 @@ func passwordForm() views.PasswordForm {
 func (a *app) showSettings(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
 	pf := passwordForm()
-	a.render(w, r, http.StatusOK, a.page(r, "Settings", "settings"), views.SettingsPage(account(u), pf))
+	acc := a.settingsAccount(r, u)
+	a.render(w, r, http.StatusOK, a.page(r, "Settings", "settings"), views.SettingsPage(acc, pf))
 }
 
 // changePassword checks the current password, stores the new one, and signs out every
@@ -33,9 +46,10 @@ func (a *app) showSettings(w http.ResponseWriter, r *http.Request) {
 func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
 	pf := passwordForm()
+	acc := a.settingsAccount(r, u)
 	p := a.page(r, "Settings", "settings")
 	render := func(status int) {
-		a.renderWith(w, r, status, p, views.SettingsPage(account(u), pf), views.PasswordFormFragment(pf))
+		a.renderWith(w, r, status, p, views.SettingsPage(acc, pf), views.PasswordFormFragment(pf))
 	}
 	key := strconv.FormatInt(u.ID, 10)
 	if blocked, wait := a.limits.passwordChange.blocked(key); blocked {

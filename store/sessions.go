@@ -66,9 +66,12 @@ func (ss *Sessions) Commit(token string, b []byte, expiry time.Time) error {
 			userID = sql.NullInt64{Int64: id, Valid: true}
 		}
 	}
-	_, err = ss.s.w.Exec(`INSERT INTO sessions (token_hash, data, expiry, user_id) VALUES (?, ?, ?, ?)
+	// A token whose session ended (signed out, revoked, renewed) is never stored again, even
+	// by a request that started before the end and commits after it.
+	_, err = ss.s.w.Exec(`INSERT INTO sessions (token_hash, data, expiry, user_id) SELECT ?, ?, ?, ?
+		WHERE NOT EXISTS (SELECT 1 FROM ended_sessions WHERE token_hash = ?)
 		ON CONFLICT (token_hash) DO UPDATE SET data = excluded.data, expiry = excluded.expiry, user_id = excluded.user_id`,
-		tokenHash(token), b, ms(expiry), userID)
+		tokenHash(token), b, ms(expiry), userID, tokenHash(token))
 	if err != nil {
 		return fmt.Errorf("store: commit session: %w", err)
 	}
@@ -108,6 +111,12 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 	res, err := s.w.ExecContext(ctx, "DELETE FROM sessions WHERE expiry <= ?", ms(s.now()))
 	if err != nil {
 		return 0, fmt.Errorf("store: delete expired sessions: %w", err)
+	}
+	if err := s.deleteOrphanDevices(ctx); err != nil {
+		return 0, err
+	}
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM ended_sessions WHERE expiry <= ?", ms(s.now())); err != nil {
+		return 0, fmt.Errorf("store: delete ended session tokens: %w", err)
 	}
 	return res.RowsAffected()
 }

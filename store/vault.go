@@ -407,3 +407,63 @@ func (v *Vault) Remove(id string) error {
 	}
 	return nil
 }
+
+// Small secrets (TOTP seeds) are sealed in one AES-256-GCM message rather than a file:
+//
+//	sealed = magic "TLS1" | 8-byte key id | 12-byte random nonce | ciphertext
+//
+// key = HKDF-SHA256(secret key, no salt, "tunelab vault secrets v1"); the additional data
+// is the header and a purpose string naming what the secret is and whose (a seed moved to
+// another account's row does not open).
+const secretMagic = "TLS1"
+
+// ErrSecretCorrupt means a sealed secret was altered, belongs elsewhere, or was sealed
+// under another key.
+var ErrSecretCorrupt = errors.New("store: sealed secret is corrupt or was sealed with another key")
+
+func (v *Vault) secretAEAD() (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, v.master, nil, "tunelab vault secrets v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// SealSecret encrypts a small secret for purpose.
+func (v *Vault) SealSecret(purpose string, plain []byte) ([]byte, error) {
+	aead, err := v.secretAEAD()
+	if err != nil {
+		return nil, fmt.Errorf("store: seal secret: %w", err)
+	}
+	header := append([]byte(secretMagic), v.keyID[:]...)
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	out := append(append([]byte(nil), header...), nonce...)
+	return aead.Seal(out, nonce, plain, append(header, purpose...)), nil
+}
+
+// OpenSecret decrypts what SealSecret sealed for the same purpose.
+func (v *Vault) OpenSecret(purpose string, sealed []byte) ([]byte, error) {
+	aead, err := v.secretAEAD()
+	if err != nil {
+		return nil, fmt.Errorf("store: open secret: %w", err)
+	}
+	hl := len(secretMagic) + vaultKeyIDLen
+	if len(sealed) < hl+aead.NonceSize()+aead.Overhead() || string(sealed[:len(secretMagic)]) != secretMagic {
+		return nil, ErrSecretCorrupt
+	}
+	if !bytes.Equal(sealed[len(secretMagic):hl], v.keyID[:]) {
+		return nil, &VaultKeyError{File: "sealed secret", FileKeyID: hex.EncodeToString(sealed[len(secretMagic):hl]), KeyID: hex.EncodeToString(v.keyID[:])}
+	}
+	header := sealed[:hl]
+	nonce := sealed[hl : hl+aead.NonceSize()]
+	plain, err := aead.Open(nil, nonce, sealed[hl+aead.NonceSize():], append(append([]byte(nil), header...), purpose...))
+	if err != nil {
+		return nil, ErrSecretCorrupt
+	}
+	return plain, nil
+}

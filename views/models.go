@@ -84,6 +84,7 @@ type Account struct {
 	MemberSince  string // formatted date
 	TermsVersion string
 	IsAdmin      bool
+	TwoFactorOn  bool
 }
 
 // PasswordForm is the change-password form on the settings page.
