@@ -68,6 +68,9 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /billing/cap", signedIn.thenFunc(a.setMonthlyCap))
 	mux.Handle("GET /settings", signedIn.thenFunc(a.showSettings))
 	mux.Handle("POST /settings/password", signedIn.thenFunc(a.changePassword))
+	mux.Handle("GET /settings/api-keys", signedIn.thenFunc(a.showAPIKeys))
+	mux.Handle("POST /settings/api-keys", signedIn.thenFunc(a.createAPIKey))
+	mux.Handle("POST /settings/api-keys/{id}/revoke", signedIn.thenFunc(a.revokeAPIKey))
 
 	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
 	worker := chain{a.workerAuth}
@@ -79,7 +82,14 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /api/v1/worker/runs/{id}/logs", worker.thenFunc(a.workerLogs))
 	mux.Handle("PUT /api/v1/worker/runs/{id}/snapshots/{step}", worker.thenFunc(a.workerSnapshot))
 	mux.Handle("POST /api/v1/worker/runs/{id}/finish", worker.thenFunc(a.workerFinish))
-	// A person's own scripts: a per-run metrics token made on /runs/{id}/api.
+	// A person's own scripts: an account API key (docs/api.md), or for posting metrics a
+	// per-run metrics token made on /runs/{id}/api.
+	apiKey := chain{a.apiKeyAuth}
+	mux.Handle("GET /api/v1/runs", apiKey.thenFunc(a.apiListRuns))
+	mux.Handle("GET /api/v1/runs/{id}", apiKey.thenFunc(a.apiShowRun))
+	mux.Handle("GET /api/v1/runs/{id}/metrics/history", apiKey.thenFunc(a.apiMetricHistory))
+	mux.Handle("GET /api/v1/datasets", apiKey.thenFunc(a.apiListDatasets))
+	mux.Handle("GET /api/v1/datasets/{id}", apiKey.thenFunc(a.apiShowDataset))
 	mux.Handle("POST /api/v1/runs/{id}/metrics", chain{a.ingestAuth}.thenFunc(a.userMetrics))
 	mux.HandleFunc("/api/", a.workerNotFound)
 
