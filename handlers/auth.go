@@ -108,6 +108,9 @@ func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("signed_out") {
 		f.Notice = "You have signed out."
 	}
+	if r.URL.Query().Has("reset") {
+		f.Notice = "Your password is changed and every session signed out. Sign in with the new password."
+	}
 	if email := a.sessions.PopString(r.Context(), signInEmailKey); email != "" {
 		f.Email = email
 		f.Notice = "Sign in to continue."

@@ -127,6 +127,9 @@ type rateLimits struct {
 	passwordChange *limiter // failed current-password checks per account
 	tokenRun       *limiter // failed API token checks per client address and run
 	tokenIP        *limiter // failed API token checks per client address, over all runs
+	forgotIP       *limiter // password reset requests per client address
+	forgotAccount  *limiter // password reset requests per email (known or not)
+	resetIP        *limiter // bad reset links posted per client address
 }
 
 func newRateLimits(now func() time.Time) *rateLimits {
@@ -138,6 +141,9 @@ func newRateLimits(now func() time.Time) *rateLimits {
 		passwordChange: newLimiter(10, 15*time.Minute, now),
 		tokenRun:       newLimiter(60, time.Minute, now),
 		tokenIP:        newLimiter(600, time.Minute, now),
+		forgotIP:       newLimiter(10, time.Hour, now),
+		forgotAccount:  newLimiter(3, time.Hour, now),
+		resetIP:        newLimiter(20, 15*time.Minute, now),
 	}
 }
 

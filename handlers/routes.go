@@ -29,6 +29,10 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /signin", public.thenFunc(a.showSignIn))
 	mux.Handle("POST /signin", public.thenFunc(a.signIn))
 	mux.Handle("POST /signout", public.thenFunc(a.signOut))
+	mux.Handle("GET /password/forgot", public.thenFunc(a.showForgotPassword))
+	mux.Handle("POST /password/forgot", public.thenFunc(a.requestPasswordReset))
+	mux.Handle("GET /password/reset", public.thenFunc(a.showResetPassword))
+	mux.Handle("POST /password/reset", public.thenFunc(a.resetPassword))
 
 	// Legal pages, readable by anyone.
 	mux.Handle("GET /terms", public.thenFunc(a.showTerms))

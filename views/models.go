@@ -132,6 +132,7 @@ type AdminOverview struct {
 	Users     []AdminUserRow
 	Events    []SecurityEventRow
 	Outbox    *MeterOutbox // nil when billing is off
+	Mail      AdminMail
 }
 
 // MeterOutbox is the state of GPU seconds on their way to Stripe.
