@@ -87,6 +87,9 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.recordEvent(r, store.EventSignUp, u.ID, u.Email)
+	if err := a.mailVerification(r, u); err != nil {
+		a.log.ErrorContext(r.Context(), "queue verification mail", "user", u.ID, "err", err) // the banner offers another
+	}
 	if err := a.startSession(r, u); err != nil {
 		a.serverError(w, r, err)
 		return

@@ -14,17 +14,27 @@ import (
 
 var resetLink = regexp.MustCompile(`/password/reset\?token=([A-Za-z0-9_-]{43})`)
 
-// queuedMails returns the mails waiting for the sender, and marks them sent.
+// queuedMails returns the mails waiting for the sender but sign-up's verification mails,
+// and marks them all sent.
 func (ts *testServer) queuedMails() []store.Mail {
+	ts.t.Helper()
+	return ts.queuedMailsOf(func(m store.Mail) bool { return m.Kind != store.MailVerifyEmail })
+}
+
+func (ts *testServer) queuedMailsOf(keep func(store.Mail) bool) []store.Mail {
 	ts.t.Helper()
 	ms, err := ts.store.DueMail(context.Background(), 100)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
+	var out []store.Mail
 	for _, m := range ms {
 		ts.store.MailSent(context.Background(), m.ID, "test")
+		if keep(m) {
+			out = append(out, m)
+		}
 	}
-	return ms
+	return out
 }
 
 func (ts *testServer) askReset(email string) response {
@@ -155,5 +165,61 @@ func TestBadResetLinksAreRateLimited(t *testing.T) {
 	}
 	if r := ts.do(ts.client(), "POST", "/password/reset", url.Values{"token": {"x"}, "new_password": {"whatever long passphrase"}}, nil); r.status != http.StatusTooManyRequests {
 		t.Fatalf("21st bad link: %d", r.status)
+	}
+}
+
+func TestEmailVerificationBannerAndLink(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ada := ts.signUp("ada@example.com")
+	mails := ts.queuedMailsOf(func(m store.Mail) bool { return m.Kind == store.MailVerifyEmail })
+	link := regexp.MustCompile(`/email/verify\?token=([A-Za-z0-9_-]{43})`)
+	if len(mails) != 1 || mails[0].To != "ada@example.com" || !link.MatchString(mails[0].Text) || !link.MatchString(mails[0].HTML) {
+		t.Fatalf("verification mail: %+v", mails)
+	}
+	first := link.FindStringSubmatch(mails[0].Text)[1]
+	for _, path := range []string{"/", "/runs", "/settings"} {
+		if r := ts.do(ada, "GET", path, nil, nil); !strings.Contains(r.body, `data-testid="verify-banner"`) {
+			t.Fatalf("%s: no banner", path)
+		}
+	}
+	// Send it again: a new link, a notice; three an hour.
+	if r := ts.do(ada, "POST", "/email/verify/resend", url.Values{}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("resend: %d", r.status)
+	}
+	if r := ts.do(ada, "GET", "/", nil, nil); !strings.Contains(r.body, "We sent a new link to ada@example.com.") {
+		t.Fatal("no notice after resend")
+	}
+	again := ts.queuedMailsOf(func(m store.Mail) bool { return m.Kind == store.MailVerifyEmail })
+	if len(again) != 1 {
+		t.Fatalf("resend queued %d mails", len(again))
+	}
+	for range 2 {
+		ts.do(ada, "POST", "/email/verify/resend", url.Values{}, nil)
+	}
+	ts.do(ada, "POST", "/email/verify/resend", url.Values{}, nil)
+	if n := len(ts.queuedMailsOf(func(m store.Mail) bool { return true })); n != 2 {
+		t.Fatalf("%d more mails, want 2 (the fourth is limited)", n)
+	}
+	// The link shows a button; only the POST confirms. Wrong and used links are refused.
+	if r := ts.do(ts.client(), "GET", "/email/verify?token="+first, nil, nil); r.status != 200 || !strings.Contains(r.body, `data-testid="verify-form"`) {
+		t.Fatalf("verify page: %d", r.status)
+	}
+	if r := ts.do(ada, "GET", "/", nil, nil); !strings.Contains(r.body, `data-testid="verify-banner"`) {
+		t.Fatal("a GET confirmed the address")
+	}
+	if r := ts.do(ts.client(), "POST", "/email/verify", url.Values{"token": {"wrong"}}, nil); r.status != http.StatusBadRequest {
+		t.Fatalf("wrong token: %d", r.status)
+	}
+	if r := ts.do(ts.client(), "POST", "/email/verify", url.Values{"token": {first}}, nil); r.status != 200 || !strings.Contains(r.body, `data-testid="verify-done"`) {
+		t.Fatalf("confirm: %d", r.status)
+	}
+	if r := ts.do(ada, "GET", "/", nil, nil); strings.Contains(r.body, `data-testid="verify-banner"`) {
+		t.Fatal("banner after confirming")
+	}
+	if r := ts.do(ts.client(), "GET", "/email/verify?token="+first, nil, nil); r.status != http.StatusBadRequest || !strings.Contains(r.body, `data-testid="verify-invalid"`) {
+		t.Fatalf("used link: %d", r.status)
+	}
+	if ts.eventCount(store.EventEmailVerified) != 1 {
+		t.Fatal("verification not recorded")
 	}
 }

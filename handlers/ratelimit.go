@@ -130,6 +130,7 @@ type rateLimits struct {
 	forgotIP       *limiter // password reset requests per client address
 	forgotAccount  *limiter // password reset requests per email (known or not)
 	resetIP        *limiter // bad reset links posted per client address
+	verifyResend   *limiter // verification mails asked again per account
 }
 
 func newRateLimits(now func() time.Time) *rateLimits {
@@ -144,6 +145,7 @@ func newRateLimits(now func() time.Time) *rateLimits {
 		forgotIP:       newLimiter(10, time.Hour, now),
 		forgotAccount:  newLimiter(3, time.Hour, now),
 		resetIP:        newLimiter(20, 15*time.Minute, now),
+		verifyResend:   newLimiter(3, time.Hour, now),
 	}
 }
 

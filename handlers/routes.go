@@ -33,6 +33,9 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /password/forgot", public.thenFunc(a.requestPasswordReset))
 	mux.Handle("GET /password/reset", public.thenFunc(a.showResetPassword))
 	mux.Handle("POST /password/reset", public.thenFunc(a.resetPassword))
+	mux.Handle("GET /email/verify", public.thenFunc(a.showVerifyEmail))
+	mux.Handle("POST /email/verify", public.thenFunc(a.verifyEmail))
+	mux.Handle("POST /email/verify/resend", signedIn.thenFunc(a.resendVerification))
 
 	// Legal pages, readable by anyone.
 	mux.Handle("GET /terms", public.thenFunc(a.showTerms))

@@ -121,3 +121,37 @@ func TestPasswordResetTokens(t *testing.T) {
 		t.Fatalf("expired token: %v", err)
 	}
 }
+
+func TestEmailVerificationTokens(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	s, _ := openTest(t, Options{Argon2: cheapArgon2, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	u, _ := s.CreateUser(ctx, NewUser{Email: "v@example.com", Password: "first long passphrase", TermsVersion: "v"})
+	if ok, err := s.EmailVerified(ctx, u.ID); ok || err != nil {
+		t.Fatalf("new account verified: %v %v", ok, err)
+	}
+	tok, err := s.CreateEmailVerification(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VerifyEmail(ctx, "nope"); !errors.Is(err, ErrVerifyInvalid) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if got, err := s.EmailVerificationUser(ctx, tok); err != nil || got.ID != u.ID {
+		t.Fatalf("lookup: %v", err)
+	}
+	if _, err := s.VerifyEmail(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.EmailVerified(ctx, u.ID); !ok {
+		t.Fatal("not verified")
+	}
+	if _, err := s.VerifyEmail(ctx, tok); !errors.Is(err, ErrVerifyInvalid) {
+		t.Fatalf("used token: %v", err)
+	}
+	late, _ := s.CreateEmailVerification(ctx, u.ID)
+	now = now.Add(EmailVerificationTTL)
+	if _, err := s.VerifyEmail(ctx, late); !errors.Is(err, ErrVerifyInvalid) {
+		t.Fatalf("expired token: %v", err)
+	}
+}

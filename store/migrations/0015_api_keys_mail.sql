@@ -43,3 +43,15 @@ CREATE TABLE password_resets (
     used_at    INTEGER
 ) STRICT;
 CREATE INDEX password_resets_user ON password_resets(user_id);
+
+-- Email verification: a link mailed at sign-up; until it is followed a banner asks for it.
+ALTER TABLE users ADD COLUMN email_verified_at INTEGER;
+CREATE TABLE email_verifications (
+    token_hash BLOB    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    email      TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+) STRICT;
+CREATE INDEX email_verifications_user ON email_verifications(user_id);
