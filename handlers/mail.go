@@ -81,3 +81,66 @@ func (a *app) adminMail(r *http.Request) (views.AdminMail, error) {
 	}
 	return out, nil
 }
+
+func (a *app) showMailPrefs(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	on, err := a.store.RunMails(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	p := views.MailPrefs{Email: u.Email, RunMails: on, Saved: r.URL.Query().Has("saved")}
+	a.render(w, r, http.StatusOK, a.page(r, "Email preferences", "settings"), views.MailPrefsPage(p))
+}
+
+// saveMailPrefs stores the choices (an unticked box is not sent: off).
+func (a *app) saveMailPrefs(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	if err := a.store.SetRunMails(r.Context(), u.ID, r.PostFormValue("run_mails") == "on"); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	redirect(w, r, "/settings/email?saved=1")
+}
+
+// mailRunEnded mails the owner of a run that succeeded or failed, when they want it; a
+// cancelled run was stopped by its owner and gets none. Failures are logged: the run has
+// ended either way.
+func (a *app) mailRunEnded(r *http.Request, run store.Run) {
+	if run.Status != store.RunSucceeded && run.Status != store.RunFailed {
+		return
+	}
+	if err := a.queueRunEnded(r, run); err != nil {
+		a.log.ErrorContext(r.Context(), "queue run mail", "run", run.ID, "err", err)
+	}
+}
+
+func (a *app) queueRunEnded(r *http.Request, run store.Run) error {
+	on, err := a.store.RunMails(r.Context(), run.UserID)
+	if err != nil || !on {
+		return err
+	}
+	u, err := a.store.UserByID(r.Context(), run.UserID)
+	if err != nil {
+		return err
+	}
+	start := run.FirstHeartbeat
+	if start.IsZero() {
+		start = run.CreatedAt
+	}
+	base := a.linkBase(r)
+	m := views.MailRunEnded{Name: run.Name, Status: string(run.Status), Reason: run.Reason,
+		Duration: formatDuration(run.FinishedAt.Sub(start)), RunLink: fmt.Sprintf("%s/runs/%d", base, run.ID),
+		PrefsLink: base + "/settings/email"}
+	series, err := a.store.MetricSeries(r.Context(), run.ID)
+	if err != nil {
+		return err
+	}
+	for _, s := range series {
+		if s.Name == "loss" && s.Last != nil {
+			m.FinalLoss = strconv.FormatFloat(*s.Last, 'g', 4, 64)
+		}
+	}
+	return a.queueMail(r, store.MailRunEnded, u.Email, "Your run "+run.Name+" "+string(run.Status),
+		views.RunEndedMailText(m), views.RunEndedMailHTML(m))
+}

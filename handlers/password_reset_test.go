@@ -223,3 +223,39 @@ func TestEmailVerificationBannerAndLink(t *testing.T) {
 		t.Fatal("verification not recorded")
 	}
 }
+
+func TestRunMailsFollowThePreference(t *testing.T) {
+	ts, c, runA, tokA, runB, tokB := workerSetup(t)
+	ts.queuedMailsOf(func(store.Mail) bool { return false }) // the sign-up's confirmation
+	if r := ts.do(c, "GET", "/settings", nil, nil); !strings.Contains(r.body, `href="/settings/email"`) {
+		t.Fatal("Settings does not link to the email preferences")
+	}
+	if r := ts.do(c, "GET", "/settings/email", nil, nil); r.status != 200 || !strings.Contains(r.body, `data-testid="run-mails"`) || !strings.Contains(r.body, "checked") {
+		t.Fatalf("preferences page: %d, run mails not on by default", r.status)
+	}
+	ts.post(runA, "heartbeat", tokA, `{"step":1,"total_steps":10}`)
+	ts.post(runA, "metrics", tokA, `{"points":[{"name":"loss","step":1,"value":2.5},{"name":"loss","step":10,"value":0.4321}]}`)
+	ts.advance(90 * time.Second)
+	if r := ts.post(runA, "finish", tokA, `{"status":"succeeded"}`); r.status != 200 {
+		t.Fatalf("finish: %d %s", r.status, r.body)
+	}
+	mails := ts.queuedMails()
+	if len(mails) != 1 || mails[0].Kind != store.MailRunEnded || mails[0].To != "worker@example.com" ||
+		!strings.Contains(mails[0].Subject, "succeeded") || !strings.Contains(mails[0].Text, "Final loss: 0.4321") ||
+		!strings.Contains(mails[0].Text, "Duration: 1 min 30 s") || !strings.Contains(mails[0].HTML, "/settings/email") {
+		t.Fatalf("run mail: %+v", mails)
+	}
+	// Turned off: no mail for the next run.
+	if r := ts.do(c, "POST", "/settings/email", url.Values{}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("save: %d", r.status)
+	}
+	if r := ts.do(c, "GET", "/settings/email?saved=1", nil, nil); strings.Contains(r.body, "checked") || !strings.Contains(r.body, `data-testid="mail-prefs-saved"`) {
+		t.Fatal("preference not saved")
+	}
+	if r := ts.post(runB, "finish", tokB, `{"status":"failed","reason":"out of memory"}`); r.status != 200 {
+		t.Fatalf("finish: %d", r.status)
+	}
+	if n := len(ts.queuedMails()); n != 0 {
+		t.Fatalf("%d mails with run mails off", n)
+	}
+}

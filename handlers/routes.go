@@ -75,6 +75,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /billing/cap", signedIn.thenFunc(a.setMonthlyCap))
 	mux.Handle("GET /settings", signedIn.thenFunc(a.showSettings))
 	mux.Handle("POST /settings/password", signedIn.thenFunc(a.changePassword))
+	mux.Handle("GET /settings/email", signedIn.thenFunc(a.showMailPrefs))
+	mux.Handle("POST /settings/email", signedIn.thenFunc(a.saveMailPrefs))
 	mux.Handle("GET /settings/api-keys", signedIn.thenFunc(a.showAPIKeys))
 	mux.Handle("POST /settings/api-keys", signedIn.thenFunc(a.createAPIKey))
 	mux.Handle("POST /settings/api-keys/{id}/revoke", signedIn.thenFunc(a.revokeAPIKey))

@@ -55,3 +55,6 @@ CREATE TABLE email_verifications (
     used_at    INTEGER
 ) STRICT;
 CREATE INDEX email_verifications_user ON email_verifications(user_id);
+
+-- Mail preferences: a mail when a run succeeds or fails, on unless turned off.
+ALTER TABLE users ADD COLUMN run_mails INTEGER NOT NULL DEFAULT 1;
