@@ -232,6 +232,11 @@ func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, purg
 		} else if n > 0 {
 			log.Info("purged security events past retention", "count", n)
 		}
+		if n, err := st.PurgeMailAndLinks(ctx); err != nil {
+			log.Error("purge mail records", "err", err)
+		} else if n > 0 {
+			log.Info("purged old mail records and expired links", "count", n)
+		}
 		if rep, err := st.Purge(ctx, vault, purge); err != nil {
 			log.Error("purge deleted data", "err", err)
 		} else if rep != (store.PurgeReport{}) {

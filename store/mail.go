@@ -160,3 +160,26 @@ func (s *Store) RecentMail(ctx context.Context, limit int) ([]Mail, error) {
 	}
 	return out, nil
 }
+
+// PurgeMailAndLinks deletes mail records (sent or given up) older than TelemetryRetention,
+// and reset and verification links a day past their expiry.
+func (s *Store) PurgeMailAndLinks(ctx context.Context) (int64, error) {
+	now := s.now()
+	var total int64
+	for _, q := range []struct {
+		sql string
+		arg int64
+	}{
+		{"DELETE FROM mail_queue WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?", ms(now.Add(-TelemetryRetention))},
+		{"DELETE FROM password_resets WHERE expires_at < ?", ms(now.Add(-24 * time.Hour))},
+		{"DELETE FROM email_verifications WHERE expires_at < ?", ms(now.Add(-24 * time.Hour))},
+	} {
+		res, err := s.w.ExecContext(ctx, q.sql, q.arg)
+		if err != nil {
+			return total, fmt.Errorf("store: purge mail: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}

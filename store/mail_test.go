@@ -62,6 +62,15 @@ func TestMailQueueRetriesAndWipesBodies(t *testing.T) {
 	if due, _ := s2.DueMail(ctx, 10); len(due) != 0 {
 		t.Fatal("a given-up mail is still due")
 	}
+	// Records leave after the telemetry retention; a waiting mail stays.
+	id3, _ := s2.EnqueueMail(ctx, NewMail{Kind: MailPasswordChanged, To: "a@example.com", Subject: "s", Text: "t", HTML: "h"})
+	now = now.Add(TelemetryRetention + time.Hour)
+	if n, err := s2.PurgeMailAndLinks(ctx); err != nil || n != 2 {
+		t.Fatalf("purged %d: %v", n, err)
+	}
+	if list, _ := s2.RecentMail(ctx, 10); len(list) != 1 || list[0].ID != id3 {
+		t.Fatalf("left: %+v", list)
+	}
 }
 
 func TestPasswordResetTokens(t *testing.T) {
