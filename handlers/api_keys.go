@@ -28,7 +28,7 @@ const (
 	revokedKeySession    = "revoked_api_key"
 )
 
-const apiKeyTime = "2 Jan 2006, 15:04 UTC"
+const apiKeyTime = "2 Jan 2006 15:04"
 
 func (a *app) apiKeysPage(r *http.Request, u store.User, form views.APIKeyForm) (views.APIKeys, error) {
 	keys, err := a.store.APIKeys(r.Context(), u.ID)
