@@ -92,7 +92,7 @@ func (a *app) showResetPassword(w http.ResponseWriter, r *http.Request) {
 func (a *app) resetPassword(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	f := resetForm()
-	f.Token = r.PostFormValue("token")
+	f.Token = r.FormValue("token") // the form's field, or ?token= as in the link
 	p := a.page(r, "Choose a new password", "signin")
 	ip := limitKey(a.clientIP(r))
 	if blocked, wait := a.limits.resetIP.blocked(ip); blocked {
