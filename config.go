@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,6 +54,10 @@ type config struct {
 	QuotaPointsPerRun int64 // points a run may store
 
 	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
+
+	// Mail: over SMTP when set, else as files in DATA_DIR/outbox.
+	SMTP     *smtpConfig
+	MailFrom mail.Address
 
 	// Billing: off without a Stripe secret key (every run is free then).
 	Stripe       billing.StripeConfig
@@ -140,6 +145,23 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	}
 	if c.Stripe.Enabled() && c.Stripe.WebhookSecret == "" {
 		errs = append(errs, errors.New("TUNELAB_STRIPE_WEBHOOK_SECRET is required with TUNELAB_STRIPE_SECRET_KEY (the whsec_… of the endpoint /stripe/webhook), or subscriptions never reach tunelab"))
+	}
+	if v := env("TUNELAB_SMTP_URL", ""); v != "" {
+		sc, err := parseSMTPURL(v)
+		if err != nil {
+			// The URL may hold a password: the message never repeats it.
+			errs = append(errs, fmt.Errorf("TUNELAB_SMTP_URL: %w (use smtp://user:password@host:587 or smtps://user:password@host:465)", err))
+		}
+		c.SMTP = sc
+	}
+	c.MailFrom = mail.Address{Name: "tunelab", Address: "tunelab@localhost"}
+	if v := env("TUNELAB_MAIL_FROM", ""); v != "" {
+		a, err := mail.ParseAddress(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TUNELAB_MAIL_FROM=%q: use an address such as \"tunelab <noreply@example.com>\"", v))
+		} else {
+			c.MailFrom = *a
+		}
 	}
 	c.MeterInterval = durationEnv(env, "TUNELAB_METER_INTERVAL", store.DefaultMeterInterval, time.Minute, 24*time.Hour, &errs)
 	c.BillingGrace = durationEnv(env, "TUNELAB_BILLING_GRACE", billing.DefaultGrace, time.Minute, 90*24*time.Hour, &errs)

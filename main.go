@@ -145,6 +145,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	streams, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
 	srv.RegisterOnShutdown(stopStreams)
+	mailer := newMailSender(st, cfg.SMTP, cfg.DataDir, cfg.MailFrom, log)
 	handler := handlers.New(handlers.Deps{
 		Store:        st,
 		SessionStore: st.Sessions(),
@@ -162,7 +163,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			StreamsQuota:      cfg.QuotaStreams,
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
 			MetricsToken:      cfg.MetricsToken,
+			BaseURL:           cfg.publicURL(ln.Addr()),
 		},
+		Mail:     handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode()},
 		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Billing:  bill,
 		Stopping: streams.Done(),
@@ -174,6 +177,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	meterDone := make(chan struct{})
 	go func() { defer close(meterDone); bill.RunMeterSender(meterCtx, nil) }()
 	defer func() { stopMeter(); <-meterDone }()
+	// Mail leaves through the queue: over SMTP, or into DATA_DIR/outbox.
+	mailCtx, stopMail := context.WithCancel(ctx)
+	mailDone := make(chan struct{})
+	go func() { defer close(mailDone); mailer.Run(mailCtx) }()
+	defer func() { stopMail(); <-mailDone }()
 	go housekeeping(ctx, st, vault, store.PurgeOptions{DatasetRetention: cfg.DatasetRetention, WorkerLogDir: filepath.Join(cfg.DataDir, "workers")}, log)
 	// Workers are separate processes that outlive a server restart; the dispatcher
 	// reconciles with them when it starts again.
@@ -223,6 +231,11 @@ func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, purg
 			log.Error("purge security events", "err", err)
 		} else if n > 0 {
 			log.Info("purged security events past retention", "count", n)
+		}
+		if n, err := st.PurgeMailAndLinks(ctx); err != nil {
+			log.Error("purge mail records", "err", err)
+		} else if n > 0 {
+			log.Info("purged old mail records and expired links", "count", n)
 		}
 		if rep, err := st.Purge(ctx, vault, purge); err != nil {
 			log.Error("purge deleted data", "err", err)

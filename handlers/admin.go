@@ -93,6 +93,10 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 			o.Outbox.OldestPending = ob.OldestPending.Format(adminTime)
 		}
 	}
+	if o.Mail, err = a.adminMail(r); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	a.render(w, r, http.StatusOK, a.page(r, "Admin", "admin"), views.AdminPage(o))
 }
 

@@ -87,6 +87,9 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.recordEvent(r, store.EventSignUp, u.ID, u.Email)
+	if err := a.mailVerification(r, u); err != nil {
+		a.log.ErrorContext(r.Context(), "queue verification mail", "user", u.ID, "err", err) // the banner offers another
+	}
 	if err := a.startSession(r, u); err != nil {
 		a.serverError(w, r, err)
 		return
@@ -110,6 +113,9 @@ func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 	p := a.page(r, "Sign in", "signin")
 	if r.URL.Query().Has("signed_out") {
 		f.Notice = "You have signed out."
+	}
+	if r.URL.Query().Has("reset") {
+		f.Notice = "Your password is changed and every session signed out. Sign in with the new password."
 	}
 	if n := a.sessions.PopString(r.Context(), signInNoticeKey); n != "" {
 		f.Notice = n

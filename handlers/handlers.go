@@ -53,6 +53,9 @@ type Config struct {
 	DatasetRetention time.Duration
 	// MetricsToken is the operator's bearer token for GET /metrics; empty: no endpoint.
 	MetricsToken string
+	// BaseURL is the public URL that links in mails start with ("https://tune.example.com");
+	// empty: the request's own address (tests).
+	BaseURL string
 }
 
 // Deps is everything New wires together.
@@ -69,7 +72,9 @@ type Deps struct {
 	// Stopping is closed when the server starts shutting down: long-lived streams (SSE)
 	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
 	Stopping <-chan struct{}
-	Now      func() time.Time // nil: time.Now
+	// Mail reaches the mail sender; zero: mails wait in the queue for a sender.
+	Mail Mail
+	Now  func() time.Time // nil: time.Now
 	// Sleep waits before answering a throttled sign-in; nil: a real sleep that ends early
 	// when the request does.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -96,6 +101,7 @@ type app struct {
 	runs      Runs
 	stopping  <-chan struct{}
 	billing   *billing.Service
+	mail      Mail
 
 	// Sign-in throttling, the password-hashing bound, and the live streams' session watch.
 	sleep     func(ctx context.Context, d time.Duration) error // waits before a throttled sign-in answer
@@ -140,6 +146,7 @@ func newApp(d Deps) *app {
 		stopping:  d.Stopping,
 		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
 		billing:   d.Billing,
+		mail:      d.Mail,
 	}
 	if a.billing == nil {
 		a.billing = billing.New(billing.Config{Store: d.Store, Logger: d.Logger})

@@ -120,6 +120,13 @@ func (a *app) metricHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	w.Header().Set("Vary", "Cookie")
+	a.writeMetricHistory(w, r, run.ID, a.serverError)
+}
+
+// writeMetricHistory answers ?name=&from=&to= of one run's metric as JSON (the chart's
+// history and the API's); failed reports an unexpected error.
+func (a *app) writeMetricHistory(w http.ResponseWriter, r *http.Request, runID int64, failed func(http.ResponseWriter, *http.Request, error)) {
 	q := r.URL.Query()
 	name := q.Get("name")
 	if !metricName.MatchString(name) {
@@ -137,16 +144,15 @@ func (a *app) metricHistory(w http.ResponseWriter, r *http.Request) {
 			bounds[i] = &n
 		}
 	}
-	h, err := a.store.MetricHistory(r.Context(), run.ID, name, bounds[0], bounds[1], maxChartPoints)
+	h, err := a.store.MetricHistory(r.Context(), runID, name, bounds[0], bounds[1], maxChartPoints)
 	if errors.Is(err, store.ErrNoSeries) {
 		apiError(w, http.StatusNotFound, "not_found", "This run has not logged "+name+".")
 		return
 	}
 	if err != nil {
-		a.serverError(w, r, err)
+		failed(w, r, err)
 		return
 	}
-	w.Header().Set("Vary", "Cookie")
 	writeJSON(w, http.StatusOK, historyJSON(h))
 }
 

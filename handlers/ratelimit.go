@@ -129,6 +129,10 @@ type rateLimits struct {
 	tokenIP        *limiter // failed API token checks per client address, over all runs
 	totpAccount    *limiter // wrong two-factor codes (and passwords on the 2FA page) per account
 	totpIP         *limiter // wrong two-factor codes at sign-in per client address
+	forgotIP       *limiter // password reset requests per client address
+	forgotAccount  *limiter // password reset requests per email (known or not)
+	resetIP        *limiter // bad reset links posted per client address
+	verifyResend   *limiter // verification mails asked again per account
 }
 
 func newRateLimits(now func() time.Time) *rateLimits {
@@ -142,6 +146,10 @@ func newRateLimits(now func() time.Time) *rateLimits {
 		tokenIP:        newLimiter(600, time.Minute, now),
 		totpAccount:    newLimiter(5, 15*time.Minute, now),
 		totpIP:         newLimiter(20, 15*time.Minute, now),
+		forgotIP:       newLimiter(10, time.Hour, now),
+		forgotAccount:  newLimiter(3, time.Hour, now),
+		resetIP:        newLimiter(20, 15*time.Minute, now),
+		verifyResend:   newLimiter(3, time.Hour, now),
 	}
 }
 

@@ -21,6 +21,12 @@ func (a *app) page(r *http.Request, title, active string) views.Page {
 			a.log.WarnContext(r.Context(), "billing notice", "err", err)
 		}
 		p.BillingNotice = notice
+		if verified, err := a.store.EmailVerified(r.Context(), u.ID); err != nil {
+			a.log.WarnContext(r.Context(), "email verified", "err", err)
+		} else if !verified {
+			p.VerifyEmail = u.Email
+		}
+		p.Flash = a.sessions.PopString(r.Context(), flashKey)
 	}
 	return p
 }

@@ -31,6 +31,13 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /signout", public.thenFunc(a.signOut))
 	mux.Handle("GET /signin/2fa", public.thenFunc(a.showSignInCode))
 	mux.Handle("POST /signin/2fa", public.thenFunc(a.signInWithCode))
+	mux.Handle("GET /password/forgot", public.thenFunc(a.showForgotPassword))
+	mux.Handle("POST /password/forgot", public.thenFunc(a.requestPasswordReset))
+	mux.Handle("GET /password/reset", public.thenFunc(a.showResetPassword))
+	mux.Handle("POST /password/reset", public.thenFunc(a.resetPassword))
+	mux.Handle("GET /email/verify", public.thenFunc(a.showVerifyEmail))
+	mux.Handle("POST /email/verify", public.thenFunc(a.verifyEmail))
+	mux.Handle("POST /email/verify/resend", signedIn.thenFunc(a.resendVerification))
 
 	// Legal pages, readable by anyone.
 	mux.Handle("GET /terms", public.thenFunc(a.showTerms))
@@ -77,6 +84,11 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /settings/sessions", signedIn.thenFunc(a.showSessions))
 	mux.Handle("POST /settings/sessions/{id}/revoke", signedIn.thenFunc(a.revokeSession))
 	mux.Handle("POST /settings/sessions/revoke-others", signedIn.thenFunc(a.revokeOtherSessions))
+	mux.Handle("GET /settings/email", signedIn.thenFunc(a.showMailPrefs))
+	mux.Handle("POST /settings/email", signedIn.thenFunc(a.saveMailPrefs))
+	mux.Handle("GET /settings/api-keys", signedIn.thenFunc(a.showAPIKeys))
+	mux.Handle("POST /settings/api-keys", signedIn.thenFunc(a.createAPIKey))
+	mux.Handle("POST /settings/api-keys/{id}/revoke", signedIn.thenFunc(a.revokeAPIKey))
 
 	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
 	worker := chain{a.workerAuth}
@@ -88,7 +100,14 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /api/v1/worker/runs/{id}/logs", worker.thenFunc(a.workerLogs))
 	mux.Handle("PUT /api/v1/worker/runs/{id}/snapshots/{step}", worker.thenFunc(a.workerSnapshot))
 	mux.Handle("POST /api/v1/worker/runs/{id}/finish", worker.thenFunc(a.workerFinish))
-	// A person's own scripts: a per-run metrics token made on /runs/{id}/api.
+	// A person's own scripts: an account API key (docs/api.md), or for posting metrics a
+	// per-run metrics token made on /runs/{id}/api.
+	apiKey := chain{a.apiKeyAuth}
+	mux.Handle("GET /api/v1/runs", apiKey.thenFunc(a.apiListRuns))
+	mux.Handle("GET /api/v1/runs/{id}", apiKey.thenFunc(a.apiShowRun))
+	mux.Handle("GET /api/v1/runs/{id}/metrics/history", apiKey.thenFunc(a.apiMetricHistory))
+	mux.Handle("GET /api/v1/datasets", apiKey.thenFunc(a.apiListDatasets))
+	mux.Handle("GET /api/v1/datasets/{id}", apiKey.thenFunc(a.apiShowDataset))
 	mux.Handle("POST /api/v1/runs/{id}/metrics", chain{a.ingestAuth}.thenFunc(a.userMetrics))
 	mux.HandleFunc("/api/", a.workerNotFound)
 

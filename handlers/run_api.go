@@ -12,8 +12,8 @@ import (
 )
 
 // The user metrics API: a person's own code posts points to their run with a per-run
-// token made on /runs/{id}/api (until account API keys exist). Same body and answers as
-// the worker API's metrics endpoint.
+// token made on /runs/{id}/api, or with an account API key. Same body and answers as the
+// worker API's metrics endpoint.
 
 func (a *app) runAPIPage(r *http.Request, run store.Run, token string) views.RunAPI {
 	scheme := "http"
@@ -81,9 +81,29 @@ func (a *app) createIngestToken(w http.ResponseWriter, r *http.Request) {
 
 type ingestRunKey struct{}
 
-// ingestAuth admits a request only with the metrics token of the run in its path.
+// ingestAuth admits a request only with the metrics token of the run in its path, or with
+// an API key of the run's owner (another person's run is then a 404).
 func (a *app) ingestAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key, ok := bearerAPIKey(r); ok {
+			id, ok := apiPathID(w, r, "run")
+			if !ok {
+				return
+			}
+			userID, ok := a.checkAPIKey(w, r, key)
+			if !ok {
+				return
+			}
+			if _, err := a.store.Run(r.Context(), userID, id); errors.Is(err, store.ErrNotFound) {
+				apiError(w, http.StatusNotFound, "not_found", "No such run.")
+				return
+			} else if err != nil {
+				a.workerServerError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ingestRunKey{}, id)))
+			return
+		}
 		runID, token, ok := a.bearerRequest(w, r, "Send the run's metrics token as Authorization: Bearer <token> (make one on the run's API page).")
 		if !ok {
 			return

@@ -90,6 +90,7 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 	a.signOuts.notify(u.ID)
 	a.limits.passwordChange.reset(key)
 	a.recordEvent(r, store.EventPasswordChanged, u.ID, u.Email)
+	a.mailPasswordChanged(r, u, "changed in Settings")
 	pf.Saved = true
 	render(http.StatusOK)
 }

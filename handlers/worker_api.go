@@ -519,7 +519,7 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := workerRun(r)
-	_, err := a.store.FinishRun(r.Context(), id, status, strings.ToValidUTF8(in.Reason, "\uFFFD"), a.now())
+	run, err := a.store.FinishRun(r.Context(), id, status, strings.ToValidUTF8(in.Reason, "\uFFFD"), a.now())
 	if errors.Is(err, store.ErrRunFinished) {
 		apiError(w, http.StatusConflict, "run_finished", "The run has already ended.")
 		return
@@ -531,6 +531,7 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
 	a.wake()              // a slot is free
 	a.billing.WakeMeter() // its last usage row is ready to send
+	a.mailRunEnded(r, run)
 	writeJSON(w, http.StatusOK, protocol.FinishReply{Status: in.Status})
 }
 

@@ -26,6 +26,8 @@ type Page struct {
 	Charts bool   // the page draws live charts: the layout also loads uPlot and run-chart.js
 	// BillingNotice is the banner of a signed-in person whose last payment failed.
 	BillingNotice string
+	// VerifyEmail, when set, is the unconfirmed address a banner asks to confirm.
+	VerifyEmail string
 }
 
 // NavUser is the signed-in person as the navigation shows them; nil when signed out.
@@ -133,6 +135,7 @@ type AdminOverview struct {
 	Users     []AdminUserRow
 	Events    []SecurityEventRow
 	Outbox    *MeterOutbox // nil when billing is off
+	Mail      AdminMail
 }
 
 // MeterOutbox is the state of GPU seconds on their way to Stripe.
