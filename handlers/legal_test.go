@@ -56,24 +56,26 @@ func TestLegalPagesNameOnlyFeaturesThatExist(t *testing.T) {
 	if !routes["POST /signup"] || !routes["GET /runs/{id}"] {
 		t.Fatalf("the route table was not read: %v", routes)
 	}
-	ts := newTestServer(t, Config{})
 	tags := regexp.MustCompile(`(?s)<[^>]*>`)
-	for _, path := range []string{"/terms", "/privacy", "/cookies", "/cookies/settings"} {
-		r := ts.do(ts.client(), "GET", path, nil, nil)
-		if r.status != 200 {
-			t.Fatalf("%s: %d", path, r.status)
-		}
-		main := r.body
-		if i := strings.Index(main, `<main`); i >= 0 {
-			main = main[i:]
-		}
-		if i := strings.Index(main, `</main>`); i >= 0 {
-			main = main[:i]
-		}
-		text := html.UnescapeString(tags.ReplaceAllString(main, " "))
-		for _, f := range legalFeatures {
-			if m := f.phrase.FindString(text); m != "" && !routes[f.route] {
-				t.Errorf("%s names %s (%q) but there is no %q route", path, f.feature, m, f.route)
+	// Both ways the pages read: without Stripe, and with it (they then describe payment).
+	for _, ts := range []*testServer{newTestServer(t, Config{}), newBillingServer(t)} {
+		for _, path := range []string{"/terms", "/privacy", "/cookies", "/cookies/settings"} {
+			r := ts.do(ts.client(), "GET", path, nil, nil)
+			if r.status != 200 {
+				t.Fatalf("%s: %d", path, r.status)
+			}
+			main := r.body
+			if i := strings.Index(main, `<main`); i >= 0 {
+				main = main[i:]
+			}
+			if i := strings.Index(main, `</main>`); i >= 0 {
+				main = main[:i]
+			}
+			text := html.UnescapeString(tags.ReplaceAllString(main, " "))
+			for _, f := range legalFeatures {
+				if m := f.phrase.FindString(text); m != "" && !routes[f.route] {
+					t.Errorf("%s names %s (%q) but there is no %q route", path, f.feature, m, f.route)
+				}
 			}
 		}
 	}
