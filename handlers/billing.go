@@ -149,7 +149,7 @@ func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 // billingView writes the overview in the page's words.
 func billingView(o billing.Overview, interval, notice, timeLabel string) views.Billing {
 	b := views.Billing{
-		Enabled: o.Enabled, TimeLabel: timeLabel, RunColumns: map[bool]string{true: "7", false: "4"}[o.Enabled], CheckoutDone: notice == "done", CheckoutCancelled: notice == "cancelled", PlanName: o.Plan.Name,
+		Enabled: o.Enabled, TimeLabel: timeLabel, RunColumns: "4", CheckoutDone: notice == "done", CheckoutCancelled: notice == "cancelled", PlanName: o.Plan.Name,
 		PeriodText:   formatDay(o.PeriodStart) + " – " + formatDay(o.PeriodEnd.Add(-time.Second)),
 		UsedText:     formatGPUSeconds(o.UsedSeconds),
 		IncludedText: formatGPUSeconds(o.Plan.IncludedSeconds),
@@ -197,6 +197,9 @@ func billingView(o billing.Overview, interval, notice, timeLabel string) views.B
 			Time: formatGPUSeconds(l.Run.Seconds), Included: formatGPUSeconds(l.Included), Billed: formatGPUSeconds(l.Billed),
 			Cost: l.Cost.USD(),
 		})
+	}
+	if o.Enabled {
+		b.RunColumns = "7" // and the included, billed and cost columns
 	}
 	for _, p := range o.Plans {
 		po := views.PlanOption{ID: p.ID, Name: p.Name, Free: p.Free, Current: p.ID == o.Plan.ID, Switch: o.Subscribed,
