@@ -39,7 +39,8 @@ const (
 	EventEmailVerified         = "email_verified"
 )
 
-// EventKinds lists every kind above, for the admin review's labels.
+// EventKinds lists every kind above, for the admin review's labels. Each must also be a row of
+// security_event_kinds (a migration inserts it): the events table references that table.
 var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSignOut, EventPasswordChanged,
 	EventRateLimited, EventAuthzDenied, EventWorkerMisuse, EventSignUpExisting, EventRunDeleted,
 	EventDatasetDeleted, EventMetricsExported, EventSnapshotDeleted,
