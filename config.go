@@ -28,7 +28,7 @@ type config struct {
 	Env         string // "development" or "production"
 	SecretKey   string // base64 of 32 bytes
 	BaseURL     string
-	Backend     string
+	Backends    []string // TUNELAB_BACKEND (or TUNELAB_BACKENDS): "local", or a comma list such as "local,slurm"
 	TLSCert     string
 	TLSKey      string
 	TrustProxy  bool
@@ -54,6 +54,8 @@ type config struct {
 	QuotaPointsPerRun int64 // points a run may store
 
 	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
+
+	HTTP httpBackendConfig // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
 
 	// Mail: over SMTP when set, else as files in DATA_DIR/outbox.
 	SMTP     *smtpConfig
@@ -97,7 +99,6 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 		Env:       env("TUNELAB_ENV", "development"),
 		SecretKey: getenv("TUNELAB_SECRET_KEY"),
 		BaseURL:   strings.TrimRight(env("TUNELAB_BASE_URL", ""), "/"),
-		Backend:   env("TUNELAB_BACKEND", "local"),
 		TLSCert:   env("TUNELAB_TLS_CERT", ""),
 		TLSKey:    env("TUNELAB_TLS_KEY", ""),
 		Operator:  env("TUNELAB_OPERATOR", ""),
@@ -197,9 +198,8 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	default:
 		errs = append(errs, fmt.Errorf("TUNELAB_ENV=%q: use development or production", c.Env))
 	}
-	if c.Backend != "local" {
-		errs = append(errs, fmt.Errorf("TUNELAB_BACKEND=%q: this version offers only \"local\"", c.Backend))
-	}
+	c.Backends, errs = backendList(getenv, errs)
+	errs = c.loadBackendSettings(env, errs)
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("set both TUNELAB_TLS_CERT and TUNELAB_TLS_KEY, or neither"))
 	}

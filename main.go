@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -116,18 +117,20 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	}
 
 	hub := gpu.NewHub()
-	models, defaults := builtinCatalogue()
-	backend, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
-		Models: models, Defaults: defaults})
+	backends, err := newBackends(ctx, cfg, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	// Every GPU type the backend offers must have a price in every plan, or runs on it
+	// Every GPU type a backend offers must have a price in every plan, or runs on it
 	// would be free by omission.
 	var gpuTypes []string
-	for _, g := range backend.Offer().GPUTypes {
-		gpuTypes = append(gpuTypes, g.ID)
+	for _, b := range backends {
+		for _, g := range b.Offer().GPUTypes {
+			if !slices.Contains(gpuTypes, g.ID) {
+				gpuTypes = append(gpuTypes, g.ID)
+			}
+		}
 	}
 	if err := cfg.Plans.CheckGPUTypes(gpuTypes); err != nil {
 		ln.Close()
@@ -138,7 +141,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		log.Info("billing is off (no TUNELAB_STRIPE_SECRET_KEY): every run is free")
 	}
 	dispatcher := gpu.NewDispatcher(gpu.DispatcherConfig{
-		Store: st, Backend: backend, Hub: hub, Logger: log,
+		Store: st, Backends: backends, Hub: hub, Logger: log,
 		ServerURL:        cfg.workerURL(ln.Addr()),
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 	})
@@ -166,7 +169,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			BaseURL:           cfg.publicURL(ln.Addr()),
 		},
 		Mail:     handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode()},
-		Runs:     handlers.Runs{Backend: backend, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+		Runs:     handlers.Runs{Backend: dispatcher.Pool(), Queue: dispatcher, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Billing:  bill,
 		Stopping: streams.Done(),
 	})

@@ -33,6 +33,17 @@ type Job struct {
 	RunID     int64
 	ServerURL string // base URL the worker reaches the server at
 	Token     string // the run's bearer token; passed in the environment, never argv
+	// Config is the run's configuration: a backend that places jobs on GPUs reads the
+	// GPU type from it. The worker fetches its job spec from the server either way.
+	Config store.RunConfig
+}
+
+// Refresher is a backend whose offer and health come from elsewhere (a Slurm cluster, a
+// provider's API). The dispatcher calls Refresh on every pass; the backend decides how
+// often it really asks, and keeps answering Offer from what it learnt last. The error is
+// the backend's health, shown on the admin page.
+type Refresher interface {
+	Refresh(ctx context.Context) error
 }
 
 // Job states as a backend sees them.

@@ -9,32 +9,34 @@ import (
 	"tunelab/store"
 )
 
-// follow settles the backend's unfinished runs and says how many are still unfinished
-// (they hold a slot). One run's trouble does not stop the others.
-func (d *Dispatcher) follow(ctx context.Context, runs []store.Run) (live int, err error) {
+// follow settles a backend's unfinished runs and returns those still unfinished (they
+// hold a slot). One run's trouble does not stop the others.
+func (d *Dispatcher) follow(ctx context.Context, b Backend, runs []store.Run) (live []store.Run, err error) {
 	var errs []error
-	seen := make(map[int64]bool, len(runs))
 	for _, r := range runs {
-		seen[r.ID] = true
-		unfinished, err := d.followRun(ctx, r)
+		unfinished, err := d.followRun(ctx, b, r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("run %d: %w", r.ID, err))
 		}
 		if unfinished {
-			live++
-		}
-	}
-	for id := range d.cancelSeen {
-		if !seen[id] {
-			delete(d.cancelSeen, id)
+			live = append(live, r)
 		}
 	}
 	return live, errors.Join(errs...)
 }
 
+// forgetCancels drops the cancel times of runs no longer unfinished.
+func (d *Dispatcher) forgetCancels(unfinished map[int64]bool) {
+	for id := range d.cancelSeen {
+		if !unfinished[id] {
+			delete(d.cancelSeen, id)
+		}
+	}
+}
+
 // followRun applies the first rule that fits one run and says whether it is still
 // unfinished afterwards.
-func (d *Dispatcher) followRun(ctx context.Context, r store.Run) (bool, error) {
+func (d *Dispatcher) followRun(ctx context.Context, b Backend, r store.Run) (bool, error) {
 	now := d.c.Now()
 	stopAsked := r.CancelRequested || r.Deleted
 	if r.Status == store.RunStarting && r.JobID == "" {
@@ -50,7 +52,7 @@ func (d *Dispatcher) followRun(ctx context.Context, r store.Run) (bool, error) {
 		return false, nil
 	}
 
-	st, err := d.c.Backend.Status(ctx, r.JobID)
+	st, err := b.Status(ctx, r.JobID)
 	if err != nil {
 		// The backend may be briefly unreachable; the timeouts below still apply.
 		d.log.Warn("could not get the job's status", "run", r.ID, "job", r.JobID, "err", err)
@@ -58,16 +60,16 @@ func (d *Dispatcher) followRun(ctx context.Context, r store.Run) (bool, error) {
 
 	switch {
 	case err == nil && (st.State == JobExited || st.State == JobUnknown):
-		return false, d.jobGone(ctx, r, st, stopAsked)
+		return false, d.jobGone(ctx, b, r, st, stopAsked)
 
 	case stopAsked && r.Status == store.RunStarting:
 		// No worker is listening for the cancel yet.
-		return false, d.stop(ctx, r, store.RunCancelled, stopReason(r), now)
+		return false, d.stop(ctx, b, r, store.RunCancelled, stopReason(r), now)
 
 	case r.Status == store.RunRunning && now.Sub(r.LastHeartbeat) > d.c.HeartbeatTimeout:
 		// Bill only up to the last sign of life.
 		reason := fmt.Sprintf("no heartbeat from the worker for %s", humanDuration(d.c.HeartbeatTimeout))
-		return false, d.stop(ctx, r, store.RunFailed, reason, r.LastHeartbeat)
+		return false, d.stop(ctx, b, r, store.RunFailed, reason, r.LastHeartbeat)
 
 	case r.Status == store.RunStarting:
 		since, err := d.startingSince(ctx, r)
@@ -76,7 +78,7 @@ func (d *Dispatcher) followRun(ctx context.Context, r store.Run) (bool, error) {
 		}
 		if now.Sub(since) > d.c.StartTimeout {
 			reason := fmt.Sprintf("the worker did not start within %s", humanDuration(d.c.StartTimeout))
-			return false, d.stop(ctx, r, store.RunFailed, reason, now)
+			return false, d.stop(ctx, b, r, store.RunFailed, reason, now)
 		}
 
 	case stopAsked:
@@ -87,7 +89,7 @@ func (d *Dispatcher) followRun(ctx context.Context, r store.Run) (bool, error) {
 		}
 		if now.Sub(seen) >= d.c.CancelGrace {
 			// The worker heard the cancel on its heartbeats but did not finish.
-			return false, d.stop(ctx, r, store.RunCancelled, stopReason(r), now)
+			return false, d.stop(ctx, b, r, store.RunCancelled, stopReason(r), now)
 		}
 	}
 	return true, nil
@@ -96,7 +98,7 @@ func (d *Dispatcher) followRun(ctx context.Context, r store.Run) (bool, error) {
 // jobGone ends a run whose job is over or forgotten. A worker that finished the run
 // normally posted its finish before exiting, and FinishRun re-checks the run in its
 // transaction, so such a run keeps its own status.
-func (d *Dispatcher) jobGone(ctx context.Context, r store.Run, st JobStatus, stopAsked bool) error {
+func (d *Dispatcher) jobGone(ctx context.Context, b Backend, r store.Run, st JobStatus, stopAsked bool) error {
 	end := d.c.Now()
 	if !r.LastHeartbeat.IsZero() {
 		end = r.LastHeartbeat
@@ -106,7 +108,7 @@ func (d *Dispatcher) jobGone(ctx context.Context, r store.Run, st JobStatus, sto
 	}
 	detail := st.Detail
 	if detail == "" && st.State == JobUnknown {
-		detail = fmt.Sprintf("the %s backend no longer knows job %s", d.c.Backend.Name(), r.JobID)
+		detail = fmt.Sprintf("the %s backend no longer knows job %s", b.Name(), r.JobID)
 	} else if detail == "" {
 		detail = "exited"
 	}
@@ -115,8 +117,8 @@ func (d *Dispatcher) jobGone(ctx context.Context, r store.Run, st JobStatus, sto
 
 // stop cancels the run's job and ends the run. A failed cancel is logged only: the run's
 // token dies with it, so the worker cannot report anything more and gives up.
-func (d *Dispatcher) stop(ctx context.Context, r store.Run, status store.RunStatus, reason string, end time.Time) error {
-	if err := d.c.Backend.Cancel(ctx, r.JobID); err != nil {
+func (d *Dispatcher) stop(ctx context.Context, b Backend, r store.Run, status store.RunStatus, reason string, end time.Time) error {
+	if err := b.Cancel(ctx, r.JobID); err != nil {
 		d.log.Warn("could not stop the job", "run", r.ID, "job", r.JobID, "err", err)
 	} else {
 		d.log.Info("job stopped", "run", r.ID, "job", r.JobID, "why", reason)

@@ -15,7 +15,7 @@ func TestClaimRespectsSlotsAndHandsOutTokens(t *testing.T) {
 	hub := NewHub()
 	d := f.dispatcher(b, hub)
 	ids := []int64{f.queue("fake"), f.queue("fake"), f.queue("fake")}
-	other := f.queue("slurm") // another backend's run is not ours to take
+	other := f.queueGPU("slurm", "a100") // a run no backend here offers a GPU for waits
 	events := make([]<-chan *Event, len(ids))
 	for i, id := range ids {
 		ch, cancel := hub.Subscribe(id)

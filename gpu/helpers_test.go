@@ -40,6 +40,7 @@ type fixture struct {
 	clock   *clock
 	store   *store.Store
 	path    string
+	vault   *store.Vault
 	userID  int64
 	dataset int64
 }
@@ -51,7 +52,16 @@ func newFixture(t *testing.T) *fixture {
 	dir := t.TempDir()
 	path := filepath.Join(dir, storetest.DBFile)
 	s, v := storetest.OpenDir(t, dir, store.Options{Now: c.Now})
-	u, err := s.CreateUser(ctx, store.NewUser{Email: "ada@example.com", Password: "a long and unusual passphrase", TermsVersion: "1"})
+	f := &fixture{t: t, ctx: ctx, clock: c, store: s, path: path, vault: v}
+	f.userID, f.dataset = f.person("ada@example.com")
+	return f
+}
+
+// person signs up someone with one chat dataset.
+func (f *fixture) person(email string) (userID, datasetID int64) {
+	f.t.Helper()
+	t, ctx, s, v := f.t, f.ctx, f.store, f.vault
+	u, err := s.CreateUser(ctx, store.NewUser{Email: email, Password: "a long and unusual passphrase", TermsVersion: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,16 +71,16 @@ func newFixture(t *testing.T) *fixture {
 			sample = sm
 		}
 	}
-	f, err := sample.Open()
+	file, err := sample.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	d, err := s.CreateDataset(ctx, v, store.NewDataset{UserID: u.ID, Name: sample.Name, Content: f, MaxSize: 1 << 20})
+	defer file.Close()
+	d, err := s.CreateDataset(ctx, v, store.NewDataset{UserID: u.ID, Name: sample.Name, Content: file, MaxSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ctx: ctx, clock: c, store: s, path: path, userID: u.ID, dataset: d.ID}
+	return u.ID, d.ID
 }
 
 // openStore opens the fixture's database file again, as a restarted server would.
@@ -81,9 +91,20 @@ func openStore(t *testing.T, path string, c *clock) *store.Store {
 
 func (f *fixture) queue(backend string) int64 {
 	f.t.Helper()
-	r, err := f.store.CreateRun(f.ctx, store.NewRun{UserID: f.userID, DatasetID: f.dataset, Backend: backend, Config: store.RunConfig{
+	return f.queueGPU(backend, "cpu")
+}
+
+// queueGPU queues a run of the fixture's person on a GPU type.
+func (f *fixture) queueGPU(backend, gpuType string) int64 {
+	f.t.Helper()
+	return f.queueAs(f.userID, f.dataset, backend, gpuType)
+}
+
+func (f *fixture) queueAs(userID, datasetID int64, backend, gpuType string) int64 {
+	f.t.Helper()
+	r, err := f.store.CreateRun(f.ctx, store.NewRun{UserID: userID, DatasetID: datasetID, Backend: backend, Config: store.RunConfig{
 		BaseModel: "tunelab/byte-mlp-base", Method: "lora", Epochs: 1, LearningRate: 3e-3, BatchSize: 16,
-		LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 42, GPUType: "cpu", ValidationSplit: 10,
+		LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 42, GPUType: gpuType, ValidationSplit: 10,
 	}})
 	if err != nil {
 		f.t.Fatal(err)
@@ -149,6 +170,8 @@ func (f *fixture) tick(d *Dispatcher) {
 // fakeBackend keeps jobs in memory; tests set their states.
 type fakeBackend struct {
 	mu        sync.Mutex
+	name      string   // "fake" unless set
+	gpus      []string // GPU types offered; "cpu" unless set
 	slots     int
 	submitErr error
 	next      int
@@ -169,13 +192,26 @@ func newFakeBackend(slots int) *fakeBackend {
 	return &fakeBackend{slots: slots, jobs: map[string]*fakeJob{}}
 }
 
-func (b *fakeBackend) Name() string { return "fake" }
+func (b *fakeBackend) Name() string {
+	if b.name != "" {
+		return b.name
+	}
+	return "fake"
+}
 
 func (b *fakeBackend) Offer() Offer {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.offers++
-	return Offer{Slots: b.slots}
+	o := Offer{Slots: b.slots}
+	gpus := b.gpus
+	if gpus == nil {
+		gpus = []string{"cpu"}
+	}
+	for _, g := range gpus {
+		o.GPUTypes = append(o.GPUTypes, GPUType{ID: g, Name: g})
+	}
+	return o
 }
 
 func (b *fakeBackend) offerCalls() int {

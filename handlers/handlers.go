@@ -24,12 +24,19 @@ type passwordStore interface {
 
 // Runs is how the HTTP layer reaches the run machinery.
 type Runs struct {
-	Backend gpu.Backend // what the run form offers; its name goes into runs.backend
-	Hub     *gpu.Hub    // live updates for run pages
-	Wake    func()      // tells the dispatcher to look at the queue now
+	Backend gpu.Catalogue // what the run form offers (one backend, or a gpu.Pool of several)
+	Queue   Queue         // the dispatcher: queue spots and the backends report; nil: none shown
+	Hub     *gpu.Hub      // live updates for run pages
+	Wake    func()        // tells the dispatcher to look at the queue now
 	// HeartbeatInterval is what workers are told; MaxSnapshotBytes caps one upload.
 	HeartbeatInterval time.Duration
 	MaxSnapshotBytes  int64
+}
+
+// Queue is what the run page and the admin page learn from the dispatcher.
+type Queue interface {
+	Spot(ctx context.Context, runID int64) (gpu.QueueSpot, bool, error)
+	Report(ctx context.Context) (gpu.QueueReport, error)
 }
 
 // Config is the part of the server configuration the HTTP layer needs.

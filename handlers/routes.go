@@ -116,6 +116,7 @@ func (a *app) routes() http.Handler {
 
 	// Operators.
 	mux.Handle("GET /admin", admin.thenFunc(a.showAdmin))
+	mux.Handle("GET /admin/backends", admin.thenFunc(a.showAdminBackends))
 
 	// Anything else is a 404 page (with the session, so the nav shows who is signed in).
 	mux.Handle("/", public.thenFunc(a.notFound))

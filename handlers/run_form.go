@@ -84,7 +84,7 @@ func (a *app) parseRun(userID int64, v views.RunFormValues) (store.NewRun, map[s
 		}
 		cfg.BudgetCents = cents
 	}
-	nr := store.NewRun{UserID: userID, Config: cfg, Backend: a.runs.Backend.Name()}
+	nr := store.NewRun{UserID: userID, Config: cfg, Backend: gpu.RouteName(a.runs.Backend, cfg)}
 	if v.DatasetID == "" {
 		errs["dataset_id"] = "Choose the dataset to train on."
 	} else if id, err := strconv.ParseInt(v.DatasetID, 10, 64); err != nil || id <= 0 {
@@ -113,6 +113,9 @@ func (a *app) parseRun(userID int64, v views.RunFormValues) (store.NewRun, map[s
 		if _, seen := errs[k]; !seen {
 			errs[k] = msg
 		}
+	}
+	if problem := gpu.RouteProblem(a.runs.Backend, cfg); problem != "" && len(errs) == 0 {
+		errs["gpu_type"] = problem
 	}
 	if len(errs) > 0 {
 		return nr, errs

@@ -214,6 +214,9 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	if run.Status == store.RunFailed {
 		l.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
+	if l.Queue, err = a.runQueue(ctx, run, now); err != nil {
+		return views.RunLive{}, err
+	}
 	// Cost so far, and projected at the end from the steps done (the same count as /billing).
 	live := int64(run.GPUTime(now) / time.Second)
 	projected := live

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -266,7 +267,7 @@ func (a *app) retryRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next, err := a.store.CreateRun(r.Context(), store.NewRun{UserID: run.UserID, DatasetID: run.DatasetID,
-		EvalDatasetID: run.EvalDatasetID, Config: run.Config, Backend: a.runs.Backend.Name(), RetryOf: run.ID,
+		EvalDatasetID: run.EvalDatasetID, Config: run.Config, Backend: gpu.RouteName(a.runs.Backend, run.Config), RetryOf: run.ID,
 		MaxQueued: a.cfg.QueuedRunsQuota})
 	var quota *store.QuotaError
 	if errors.As(err, &quota) {

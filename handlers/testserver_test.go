@@ -117,6 +117,14 @@ func newTestServer(t testing.TB, cfg Config, storeOpts ...func(*store.Options)) 
 // billing off).
 func newTestServerWith(t testing.TB, cfg Config, mkBilling func(*store.Store, func() time.Time) *billing.Service, storeOpts ...func(*store.Options)) *testServer {
 	t.Helper()
+	return newTestServerRuns(t, cfg, mkBilling, nil, storeOpts...)
+}
+
+// newTestServerRuns is newTestServerWith whose run machinery editRuns may change (a
+// real dispatcher over fake backends).
+func newTestServerRuns(t testing.TB, cfg Config, mkBilling func(*store.Store, func() time.Time) *billing.Service,
+	editRuns func(*Runs, *store.Store, func() time.Time), storeOpts ...func(*store.Options)) *testServer {
+	t.Helper()
 	ts := &testServer{t: t, now: time.Now(), logs: &lockedBuffer{}}
 	dir := t.TempDir()
 	opts := store.Options{Argon2: testArgon2, Now: ts.clock}
@@ -128,6 +136,9 @@ func newTestServerWith(t testing.TB, cfg Config, mkBilling func(*store.Store, fu
 	ts.vaultDir = filepath.Join(dir, storetest.VaultDir)
 	ts.hub = gpu.NewHub()
 	runs := Runs{Backend: fakeBackend{}, Hub: ts.hub, Wake: func() { ts.wakes.Add(1) }, HeartbeatInterval: 5 * time.Second, MaxSnapshotBytes: 1 << 20}
+	if editRuns != nil {
+		editRuns(&runs, st, ts.clock)
+	}
 	var bill *billing.Service
 	if mkBilling != nil {
 		bill = mkBilling(st, ts.clock)

@@ -180,6 +180,7 @@ type RunLive struct {
 	Logs       []LogItem // the last lines, oldest first
 	Snapshots  []SnapshotRow
 	Continued  []ContinuedRunRow // runs started from this run's snapshots
+	Queue      *RunQueue         // while queued: its place and estimated start
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
