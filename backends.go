@@ -14,7 +14,7 @@ import (
 )
 
 // backendNames are the backends TUNELAB_BACKEND may name, in the README's order.
-var backendNames = []string{"local", "http"}
+var backendNames = []string{"local", "slurm", "http"}
 
 // backendList reads TUNELAB_BACKEND (or its synonym TUNELAB_BACKENDS): a comma list of
 // backend names, each at most once, "local" when unset. The order is the routing order.
@@ -54,6 +54,19 @@ type httpBackendConfig struct {
 	Timeout  time.Duration
 }
 
+// slurmBackendConfig is TUNELAB_SLURM_*: a Slurm cluster reached with its commands.
+type slurmBackendConfig struct {
+	GPUTypes   []gpu.SlurmGPU
+	Partition  string
+	GPUsPerJob int
+	TimeLimit  time.Duration
+	Worker     []string
+	Slots      int
+	Conf       string
+	Bin        string
+	LogDir     string
+}
+
 // loadBackendSettings reads the settings of the backends TUNELAB_BACKEND names; the
 // settings of a backend not named are ignored.
 func (c *config) loadBackendSettings(env func(k, def string) string, errs []error) []error {
@@ -85,6 +98,38 @@ func (c *config) loadBackendSettings(env func(k, def string) string, errs []erro
 		}
 		c.HTTP = h
 	}
+	if slices.Contains(c.Backends, "slurm") {
+		sc := slurmBackendConfig{
+			Partition: env("TUNELAB_SLURM_PARTITION", ""),
+			Worker:    strings.Fields(env("TUNELAB_SLURM_WORKER", "")),
+			Conf:      env("TUNELAB_SLURM_CONF", ""),
+			Bin:       env("TUNELAB_SLURM_BIN", ""),
+			LogDir:    env("TUNELAB_SLURM_LOG_DIR", ""),
+		}
+		for _, item := range strings.Split(env("TUNELAB_SLURM_GPU_TYPES", ""), ",") {
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			id, gres, found := strings.Cut(item, "=")
+			if !found {
+				gres = id
+			}
+			id, gres = strings.TrimSpace(id), strings.TrimSpace(gres)
+			if id == "" || gres == "" || strings.ContainsAny(gres, ": ") {
+				errs = append(errs, fmt.Errorf("TUNELAB_SLURM_GPU_TYPES: %q: use a GPU type, or type=gres-type as in a100=a100 (the gres is then gpu:a100:N)", item))
+				continue
+			}
+			sc.GPUTypes = append(sc.GPUTypes, gpu.SlurmGPU{ID: id, Gres: gres})
+		}
+		if len(sc.GPUTypes) == 0 {
+			errs = append(errs, errors.New("TUNELAB_SLURM_GPU_TYPES is required with the slurm backend: a comma list of the cluster's GPU gres types, e.g. a100,h100 (or name=gres pairs)"))
+		}
+		sc.GPUsPerJob = intEnv(env, "TUNELAB_SLURM_GPUS_PER_JOB", 1, 1, 64, "GPUs a job", &errs)
+		sc.Slots = intEnv(env, "TUNELAB_SLURM_SLOTS", 0, 0, 100_000, "jobs at once", &errs)
+		sc.TimeLimit = durationEnv(env, "TUNELAB_SLURM_TIME_LIMIT", 24*time.Hour, time.Minute, 365*24*time.Hour, &errs)
+		c.Slurm = sc
+	}
 	return errs
 }
 
@@ -97,6 +142,18 @@ func newBackends(ctx context.Context, cfg config, log *slog.Logger) ([]gpu.Backe
 		case "local":
 			b, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
 				Models: models, Defaults: defaults})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b)
+		case "slurm":
+			logDir := cfg.Slurm.LogDir
+			if logDir == "" {
+				logDir = filepath.Join(cfg.DataDir, "workers")
+			}
+			b, err := gpu.NewSlurm(gpu.SlurmConfig{Partition: cfg.Slurm.Partition, GPUTypes: cfg.Slurm.GPUTypes, GPUsPerJob: cfg.Slurm.GPUsPerJob,
+				TimeLimit: cfg.Slurm.TimeLimit, Command: cfg.Slurm.Worker, LogDir: logDir, Slots: cfg.Slurm.Slots,
+				Conf: cfg.Slurm.Conf, Bin: cfg.Slurm.Bin, Models: models, Defaults: defaults})
 			if err != nil {
 				return nil, err
 			}

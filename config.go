@@ -55,7 +55,8 @@ type config struct {
 
 	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
 
-	HTTP httpBackendConfig // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
+	HTTP  httpBackendConfig  // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
+	Slurm slurmBackendConfig // the slurm backend (TUNELAB_SLURM_*), likewise
 
 	// Mail: over SMTP when set, else as files in DATA_DIR/outbox.
 	SMTP     *smtpConfig

@@ -49,6 +49,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stripemock.Stop()
+	stopSlurm()
 	if buildWorker.path != "" {
 		os.RemoveAll(filepath.Dir(buildWorker.path))
 	}
