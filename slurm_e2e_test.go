@@ -101,16 +101,7 @@ func slurmCmd(t *testing.T, conf string, name string, args ...string) string {
 // startSlurmRun starts a run on the fake GPU; a test's leftover job is cancelled after it.
 func startSlurmRun(t *testing.T, app *appClient, st *store.Store, conf string, dataset int64, method string, epochs int) int64 {
 	t.Helper()
-	code, loc := app.post("/runs", url.Values{
-		"dataset_id": {fmt.Sprint(dataset)}, "base_model": {"tunelab/byte-mlp-small"}, "method": {method},
-		"epochs": {fmt.Sprint(epochs)}, "learning_rate": {"0.003"}, "batch_size": {"16"}, "lora_rank": {"8"},
-		"lora_alpha": {"16"}, "max_seq_len": {"256"}, "seed": {"3"}, "gpu_type": {"fake"}, "validation_split": {"10"},
-		"snapshot_every": {"20"},
-	})
-	if code != http.StatusSeeOther {
-		t.Fatalf("start run: %d", code)
-	}
-	id := idFrom(t, loc)
+	id := startRunOn(t, app, dataset, "fake", method, epochs)
 	t.Cleanup(func() {
 		if r, err := st.RunByID(context.Background(), id); err == nil && r.JobID != "" {
 			exec.Command("scancel", r.JobID).Run()

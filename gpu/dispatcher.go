@@ -174,7 +174,9 @@ func (d *Dispatcher) claim(ctx context.Context, live map[string]int, unfinished 
 	for _, b := range d.backends {
 		o := b.Offer()
 		offers[b.Name()] = o
-		if n := live[b.Name()]; n >= 0 && o.Slots > n {
+		// An unhealthy backend (its provider or cluster unreachable) takes no new runs:
+		// they wait in the queue rather than fail on a submit that cannot work.
+		if n := live[b.Name()]; n >= 0 && o.Slots > n && d.healthy(b.Name()) {
 			free[b.Name()] = o.Slots - n
 			any = true
 		}

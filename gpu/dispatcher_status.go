@@ -38,6 +38,13 @@ func (d *Dispatcher) refresh(ctx context.Context, b Backend) {
 	d.health.mu.Unlock()
 }
 
+// healthy says whether the backend's last refresh went well.
+func (d *Dispatcher) healthy(name string) bool {
+	d.health.mu.Lock()
+	defer d.health.mu.Unlock()
+	return d.health.m[name].err == nil
+}
+
 // BackendReport is one backend as the admin page shows it.
 type BackendReport struct {
 	Name     string

@@ -174,3 +174,25 @@ func TestHTTPJobLostByTheProviderFailsTheRunWithItsReason(t *testing.T) {
 	f.wantStatus(lost, store.RunFailed, "the worker process stopped before the run finished (the provider says the job failed: host lost: spot instance reclaimed)")
 	f.wantStatus(unknown, store.RunFailed, "the worker process stopped before the run finished (the http backend no longer knows job "+other.JobID+")")
 }
+
+func TestQueuedRunsWaitWhileTheProviderIsUnreachable(t *testing.T) {
+	f := newFixture(t)
+	p, srv := newProvider(t)
+	h, _ := newHTTPBackend(t, srv.URL, p.token, func(c *HTTPConfig) { c.RefreshEvery = time.Nanosecond })
+	d := f.dispatcher(h, nil)
+	id := f.queueGPU("http", "a100")
+	p.mu.Lock()
+	p.fail5xx = 4 // the offer fails all its tries
+	p.mu.Unlock()
+	f.tick(d)
+	f.wantStatus(id, store.RunQueued, "")
+	if p.count("POST /v1/jobs") != 0 {
+		t.Fatal("a run was submitted to a provider that did not answer")
+	}
+	rep, _ := d.Report(f.ctx)
+	if !strings.Contains(rep.Backends[0].Problem, "503") {
+		t.Fatalf("report %+v", rep.Backends[0])
+	}
+	f.tick(d) // the provider answers again
+	f.wantStatus(id, store.RunStarting, "")
+}

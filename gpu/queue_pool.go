@@ -132,3 +132,15 @@ func RouteProblem(c Catalogue, cfg store.RunConfig) string {
 }
 
 var _ Catalogue = (*Pool)(nil)
+
+// BackendNames lists the backends behind a catalogue, in routing order.
+func BackendNames(c Catalogue) []string {
+	if p, ok := c.(*Pool); ok {
+		names := make([]string, len(p.backends))
+		for i, b := range p.backends {
+			names[i] = b.Name()
+		}
+		return names
+	}
+	return []string{c.Name()}
+}

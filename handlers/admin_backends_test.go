@@ -50,6 +50,9 @@ func TestRunFormOffersEveryBackendsGPUTypesAndRoutes(t *testing.T) {
 	if !strings.Contains(form.body, `value="a100"`) || !strings.Contains(form.body, `value="cpu"`) {
 		t.Fatalf("the run form does not offer both backends' GPU types:\n%s", form.body)
 	}
+	if !strings.Contains(form.body, `<strong data-testid="backend">local or cluster</strong> backend`) {
+		t.Fatalf("the run form does not say the run goes to one of the backends:\n%s", form.body)
+	}
 	v := runValues(ds)
 	v.Set("gpu_type", "a100")
 	id := ts.startRun(c, v)
@@ -107,5 +110,35 @@ func TestAdminBackendsPageShowsHealthCapacityAndQueue(t *testing.T) {
 	}
 	if !strings.Contains(ts.do(admin, "GET", "/admin", nil, nil).body, `href="/admin/backends"`) {
 		t.Fatal("the admin page does not link to the backends page")
+	}
+}
+
+// httpish is a backend named http: the privacy policy names the remote provider.
+type httpish struct{ clusterBackend }
+
+func (httpish) Name() string { return "http" }
+
+func TestPrivacyPolicyNamesTheRemoteProviderOnlyWithTheHTTPBackend(t *testing.T) {
+	for _, tc := range []struct {
+		backends []gpu.Backend
+		want     []string
+		not      string
+	}{
+		{[]gpu.Backend{fakeBackend{}}, []string{"Nobody outside this server", "this server itself"}, "remote GPU provider"},
+		{[]gpu.Backend{fakeBackend{}, httpish{}}, []string{"A remote GPU provider the operator has chosen runs training jobs",
+			"this server itself (the built-in trainer runs on its CPU) and a remote GPU provider the operator has chosen"}, "Nobody outside this server"},
+	} {
+		ts := newTestServerRuns(t, Config{}, nil, func(r *Runs, st *store.Store, now func() time.Time) {
+			r.Backend = gpu.NewPool(tc.backends...)
+		})
+		page := ts.do(ts.client(), "GET", "/privacy", nil, nil).body
+		for _, w := range tc.want {
+			if !strings.Contains(page, w) {
+				t.Errorf("%d backends: the privacy policy lacks %q", len(tc.backends), w)
+			}
+		}
+		if strings.Contains(page, tc.not) {
+			t.Errorf("%d backends: the privacy policy says %q", len(tc.backends), tc.not)
+		}
 	}
 }

@@ -64,12 +64,6 @@ func formatRetention(d time.Duration) string {
 }
 
 // backendWords says where a backend trains, for the legal pages.
-func backendWords(name string) string {
-	if name == "local" {
-		return "this server itself (the built-in trainer runs on its CPU)"
-	}
-	return "the " + name + " backend the operator has configured"
-}
 
 // termsEffective is the legal pages' effective date, the day TermsVersion names, so the
 // two never disagree: "29 November 2026".
@@ -98,7 +92,8 @@ func (a *app) legal() views.Legal {
 		TelemetryDays: int(store.TelemetryRetention / (24 * time.Hour)),
 		PurgeDelay:    formatRetention(store.PurgeDelay),
 		DatasetKeep:   formatRetention(a.cfg.DatasetRetention),
-		Backend:       backendWords(a.runs.Backend.Name()),
+		Backend:       backendWords(a.runs.Backend),
+		Provider:      remoteProvider(a.runs.Backend),
 		BillingOn:     a.billing.Enabled(),
 		BillingGrace:  formatRetention(a.billing.Grace()),
 	}

@@ -130,7 +130,7 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 		return views.RunForm{}, err
 	}
 	o := a.runs.Backend.Offer()
-	f := views.RunForm{Values: v, Backend: a.runs.Backend.Name(), Action: "/runs", Errors: map[string]string{}, Help: runFormHelp(o)}
+	f := views.RunForm{Values: v, Backend: backendChoice(a.runs.Backend), Action: "/runs", Errors: map[string]string{}, Help: runFormHelp(o)}
 	if v.InitSnapshotID != "" {
 		a.describeInitSnapshot(r, userID, &f)
 	}

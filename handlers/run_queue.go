@@ -3,8 +3,10 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -58,4 +60,14 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// backendChoice names where a new run may go, for the run form: "local", or "local,
+// slurm or http" when the dispatcher picks among several.
+func backendChoice(c gpu.Catalogue) string {
+	names := gpu.BackendNames(c)
+	if len(names) <= 1 {
+		return c.Name()
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

@@ -112,6 +112,7 @@ type Legal struct {
 	PurgeDelay    string // deleted runs, snapshots and datasets are erased this long after the delete: "24 hours"
 	DatasetKeep   string // a dataset is deleted this long after the last run that used it ended: "30 days"
 	Backend       string // where training runs, in words: "this server's CPU"
+	Provider      bool   // the http backend is on: a remote GPU provider receives datasets to train on
 	BillingOn     bool   // Stripe is configured: plans, payments and the data they need
 	BillingGrace  string // how long new runs still start after a failed payment: "72 hours"
 }
