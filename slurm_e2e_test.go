@@ -54,10 +54,14 @@ func slurmUp(t *testing.T) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("Slurm is required under CI=true: %v", slurmCluster.err)
 		}
-		t.Skipf("SKIPPED, SLURM NOT AVAILABLE: the slurm backend's tests need a single-node Slurm (Debian packages, root or sudo): %v", slurmCluster.err)
+		msg := fmt.Sprintf("SKIPPED, SLURM NOT AVAILABLE: the slurm backend's tests need a single-node Slurm (Debian packages, root or sudo): %v", slurmCluster.err)
+		slurmSkipNotice.Do(func() { fmt.Fprintln(os.Stderr, "WARNING: "+msg) }) // seen without -v too
+		t.Skip(msg)
 	}
 	return slurmCluster.conf
 }
+
+var slurmSkipNotice sync.Once
 
 func slurmDir() string {
 	if d := os.Getenv("TUNELAB_SLURM_DIR"); d != "" {
@@ -210,5 +214,27 @@ func waitSlurmJobEnded(t *testing.T, conf, jobID string) {
 			t.Fatalf("Slurm job %s still going: %s", jobID, out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestSlurmJobEndedWhileTheServerWasDownIsReconciled(t *testing.T) {
+	conf := slurmUp(t)
+	dir, env := t.TempDir(), slurmEnv(t, conf)
+	addr, stop := startServerWith(t, env, dir)
+	app := newAppClient(t, "http://"+addr)
+	st := openStore(t, dir)
+	id := startSlurmRun(t, app, st, conf, app.signUpWithSample("slurm-reconcile@example.com"), "full", 500)
+	r := waitRun(t, st, id, "training", 2*time.Minute, func(r store.Run) bool { return r.Status == store.RunRunning && r.Step > 0 })
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	slurmCmd(t, conf, "scancel", r.JobID)
+	waitSlurmJobEnded(t, conf, r.JobID)
+	startServerAt(t, env, dir, addr) // reconciles at start-up
+
+	run := waitRun(t, st, id, "the reconciliation", time.Minute, func(r store.Run) bool { return r.Final() })
+	want := fmt.Sprintf("the worker process stopped before the run finished (Slurm job %s ended CANCELLED", r.JobID)
+	if run.Status != store.RunFailed || !strings.HasPrefix(run.Reason, want) {
+		t.Fatalf("run ended %s (%q), want failed with %q…", run.Status, run.Reason, want)
 	}
 }

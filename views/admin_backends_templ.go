@@ -249,7 +249,7 @@ func AdminBackendsPage(b AdminBackends) templ.Component {
 			}
 			return nil
 		})
-		templ_7745c5c3_Err = components.Card(components.CardProps{Title: "Backends", Description: "In routing order: a run goes to the first backend with a free slot that offers its GPU type. Health is checked on every dispatcher pass.", TestID: "backends", Flush: true}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var3), templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = components.Card(components.CardProps{Title: "Backends", Description: "In routing order: a run goes to the first backend with a free slot that offers its GPU type. Slurm and the http provider are asked at most every 15 seconds; an unhealthy backend takes no new runs until it answers.", TestID: "backends", Flush: true}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var3), templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
