@@ -33,7 +33,8 @@ func slurmUp(t *testing.T) string {
 	t.Helper()
 	slurmCluster.Do(func() {
 		cmd := exec.Command("./scripts/slurm-up.sh")
-		cmd.Env = append(os.Environ(), "TUNELAB_SLURM_DIR="+slurmDir())
+		// Its own ports, so a cluster started by hand with the defaults can stay up.
+		cmd.Env = append(os.Environ(), "TUNELAB_SLURM_DIR="+slurmDir(), "TUNELAB_SLURM_CTLD_PORT=16827", "TUNELAB_SLURM_D_PORT=16828")
 		out, err := cmd.Output()
 		if err != nil {
 			msg := err.Error()
