@@ -101,6 +101,8 @@ func (a *app) legal() views.Legal {
 		Backend:       backendWords(a.runs.Backend.Name()),
 		BillingOn:     a.billing.Enabled(),
 		BillingGrace:  formatRetention(a.billing.Grace()),
+		OAuthCookie:   a.oauthCookieName(),
+		Providers:     a.providerNames(),
 	}
 }
 
