@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -104,6 +105,13 @@ func (a *app) startOAuth(w http.ResponseWriter, r *http.Request) {
 	c := a.oauth.providers[r.PathValue("provider")]
 	if c == nil {
 		a.notFound(w, r)
+		return
+	}
+	// The provider sends the browser back to the public URL; the flow's cookie must be set
+	// on that host, so a sign-in started under another name (127.0.0.1 for localhost)
+	// starts again there.
+	if base, err := url.Parse(a.cfg.BaseURL); err == nil && base.Host != "" && base.Host != r.Host && r.Method == http.MethodGet {
+		http.Redirect(w, r, a.cfg.BaseURL+r.URL.RequestURI(), http.StatusSeeOther)
 		return
 	}
 	intent, next := intentSignIn, safeNextOrEmpty(r.URL.Query().Get("next"))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -413,4 +415,19 @@ func (a *app) providerNames() string {
 		names = append(names, providerLabel(n))
 	}
 	return strings.Join(names, " and ")
+}
+
+// allowProviderForms lets the Settings page's Link forms go on to the providers: their
+// 303 leads to the provider's authorize page, which browsers check against form-action.
+func (a *app) allowProviderForms(w http.ResponseWriter, r *http.Request) {
+	var extra []string
+	for _, name := range a.oauth.order {
+		u, err := url.Parse(a.oauth.providers[name].conf.Endpoint.AuthURL)
+		if err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http") {
+			extra = append(extra, u.Scheme+"://"+u.Host)
+		}
+	}
+	if len(extra) > 0 {
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy(templ.GetNonce(r.Context()))+" "+strings.Join(extra, " "))
+	}
 }

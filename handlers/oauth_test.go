@@ -410,3 +410,15 @@ func TestLegalPagesNameProviderSignInWhenConfigured(t *testing.T) {
 		t.Error("the privacy policy or terms do not name provider sign-in")
 	}
 }
+
+func TestSettingsLetsLinkFormsReachTheProviders(t *testing.T) {
+	ts, google, _ := oauthServer(t)
+	c := ts.signUp("csp@example.com")
+	r := ts.do(c, "GET", "/settings", nil, nil)
+	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+google.URL) {
+		t.Fatalf("Settings CSP does not let the Link form go to the provider: %s", csp)
+	}
+	if r := ts.do(c, "GET", "/runs", nil, nil); strings.Contains(r.header.Get("Content-Security-Policy"), google.URL) {
+		t.Error("pages without Link forms allow the provider as a form target")
+	}
+}

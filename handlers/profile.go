@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -35,6 +36,7 @@ func (a *app) renderProfile(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	acc.Profile = p
+	a.allowProviderForms(w, r)
 	a.renderWith(w, r, status, a.page(r, "Settings", "settings"), views.SettingsPage(acc, pf), fragment)
 }
 
@@ -59,6 +61,7 @@ func (a *app) saveDisplayName(w http.ResponseWriter, r *http.Request) {
 	}
 	a.recordEvent(r, store.EventProfileChanged, u.ID, u.Email)
 	u.DisplayName, p.DisplayName, p.NameSaved = name, name, true
+	r = r.WithContext(context.WithValue(r.Context(), userKey, u)) // the header shows the new name
 	a.renderProfile(w, r, http.StatusOK, u, p, views.ProfileNameForm(p))
 }
 

@@ -46,6 +46,7 @@ func (a *app) showSettings(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.allowProviderForms(w, r)
 	a.render(w, r, http.StatusOK, a.page(r, "Settings", "settings"), views.SettingsPage(acc, pf))
 }
 
@@ -61,6 +62,7 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	p := a.page(r, "Settings", "settings")
 	render := func(status int) {
+		a.allowProviderForms(w, r)
 		a.renderWith(w, r, status, p, views.SettingsPage(acc, pf), views.PasswordFormFragment(pf))
 	}
 	key := strconv.FormatInt(u.ID, 10)

@@ -153,7 +153,7 @@ func MailPrefsPage(p MailPrefs) templ.Component {
 					}()
 				}
 				ctx = templ.InitializeContext(ctx)
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "Product updates: new features of tunelab, at most a few a year")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "Product updates: news about new features of tunelab")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
