@@ -27,6 +27,9 @@ import (
 // oauthStateTTL is how long a started sign-in waits for the provider's answer.
 const oauthStateTTL = 10 * time.Minute
 
+// maxSpentStates bounds the memory of spent states (each is kept oauthStateTTL).
+const maxSpentStates = 100_000
+
 // Intents of a started flow.
 const (
 	intentSignIn = "signin"
@@ -81,6 +84,9 @@ func (s *oauthState) spend(state string, now time.Time) bool {
 	}
 	if _, used := s.spent[h]; used {
 		return false
+	}
+	if len(s.spent) >= maxSpentStates {
+		return false // a flood of callbacks: refuse rather than grow without bound
 	}
 	s.spent[h] = now.Add(oauthStateTTL)
 	return true

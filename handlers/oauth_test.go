@@ -112,6 +112,14 @@ func TestOAuthStateCookie(t *testing.T) {
 	if strings.Contains(ck, q.Get("state")) || strings.Contains(ck, q.Get("nonce")) {
 		t.Error("the state cookie shows the state or nonce in the clear")
 	}
+	// Over HTTPS: __Host- prefix and Secure.
+	var secure *testServer
+	idp := newFakeIdP(t, func() time.Time { return secure.clock() })
+	secure = newTestServer(t, Config{Secure: true, OAuth: OAuthConfig{Google: idp.provider()}})
+	ck = secure.do(secure.client(), "GET", "/signin/oauth/google", nil, nil).header.Get("Set-Cookie")
+	if !strings.HasPrefix(ck, "__Host-tunelab_oauth=") || !strings.Contains(ck, "; Secure") || strings.Contains(ck, "Domain=") {
+		t.Errorf("state cookie over HTTPS: %q", ck)
+	}
 }
 
 func TestOAuthCreatesAccountAfterTerms(t *testing.T) {
@@ -328,6 +336,10 @@ func TestLinkAndUnlinkInSettings(t *testing.T) {
 	ts.do(c, "POST", "/settings/sign-in-methods/google/unlink", url.Values{}, nil)
 	if len(ts.identities("solo@example.com")) != 1 {
 		t.Fatal("the last provider was unlinked")
+	}
+	// Two-factor sign-in needs a password first; the form says so.
+	if r := ts.do(c, "POST", "/settings/2fa", url.Values{"action": {"begin"}, "password": {""}}, nil); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "no password yet") {
+		t.Fatalf("2FA without a password: %d", r.status)
 	}
 	// A password makes it unlinkable.
 	if r := ts.do(c, "POST", "/settings/password", url.Values{"new_password": {testPassword}}, nil); r.status != http.StatusOK {
