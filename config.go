@@ -57,6 +57,7 @@ type config struct {
 
 	HTTP  httpBackendConfig  // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
 	Slurm slurmBackendConfig // the slurm backend (TUNELAB_SLURM_*), likewise
+	OAuth handlers.OAuthConfig // sign-in with Google or GitHub (oauth_config.go)
 
 	// Mail: over SMTP when set, else as files in DATA_DIR/outbox.
 	SMTP     *smtpConfig
@@ -165,6 +166,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 			c.MailFrom = *a
 		}
 	}
+	c.OAuth = oauthFromEnv(env, &errs)
 	c.MeterInterval = durationEnv(env, "TUNELAB_METER_INTERVAL", store.DefaultMeterInterval, time.Minute, 24*time.Hour, &errs)
 	c.BillingGrace = durationEnv(env, "TUNELAB_BILLING_GRACE", billing.DefaultGrace, time.Minute, 90*24*time.Hour, &errs)
 	c.Plans = billing.DefaultPlans()

@@ -274,6 +274,11 @@ func (m *mailSender) message(ml store.Mail) []byte {
 	hdr("Date", ml.CreatedAt.Format(time.RFC1123Z))
 	hdr("Message-ID", fmt.Sprintf("<tunelab-mail-%d-%d@%s>", ml.ID, ml.CreatedAt.UnixMilli(), domain))
 	hdr("Auto-Submitted", "auto-generated")
+	if ml.Unsubscribe != "" {
+		// One-click unsubscribe (RFC 8058): the mail client POSTs to the link itself.
+		hdr("List-Unsubscribe", "<"+ml.Unsubscribe+">")
+		hdr("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+	}
 	hdr("MIME-Version", "1.0")
 	hdr("Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 	b.WriteString("\r\n")

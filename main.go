@@ -167,6 +167,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			DatasetQuotaBytes: cfg.QuotaDatasetBytes,
 			MetricsToken:      cfg.MetricsToken,
 			BaseURL:           cfg.publicURL(ln.Addr()),
+			OAuth:             cfg.OAuth,
 		},
 		Mail:     handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode()},
 		Runs:     handlers.Runs{Backend: dispatcher.Pool(), Queue: dispatcher, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},

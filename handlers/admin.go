@@ -37,6 +37,15 @@ var eventKinds = map[string]string{
 	store.EventPasswordResetAsked:    "Password reset asked for",
 	store.EventPasswordReset:         "Password reset",
 	store.EventEmailVerified:         "Email verified",
+	store.EventOAuthSignIn:           "Signed in with Google or GitHub",
+	store.EventOAuthLinked:           "Google or GitHub linked",
+	store.EventOAuthUnlinked:         "Google or GitHub unlinked",
+	store.EventOAuthFailed:           "Google or GitHub sign-in refused",
+	store.EventPasswordSet:           "Password set",
+	store.EventProfileChanged:        "Name changed",
+	store.EventEmailChangeRequested:  "Email change asked",
+	store.EventEmailChanged:          "Email changed",
+	store.EventUnsubscribed:          "Unsubscribed from mails",
 }
 
 // failureKinds are highlighted in the admin review.

@@ -27,11 +27,13 @@ func (a *app) showSignUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := signUpForm()
+	f.OAuth = a.oauthButtons("")
 	a.renderWith(w, r, http.StatusOK, a.page(r, "Create your account", "signup"), views.SignUpPage(f), views.SignUpFormFragment(f))
 }
 
 func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 	f := signUpForm()
+	f.OAuth = a.oauthButtons("")
 	f.Email = r.PostFormValue("email")
 	f.AcceptTerms = r.PostFormValue("accept_terms") != ""
 	p := a.page(r, "Create your account", "signup")
@@ -94,6 +96,7 @@ func (a *app) createAccount(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.noteDevice(r, u, false) // the account's first device: no "new device" mail
 	redirect(w, r, "/")
 }
 
@@ -110,6 +113,7 @@ func (a *app) showSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := views.SignInForm{Next: safeNextOrEmpty(r.URL.Query().Get("next"))}
+	f.OAuth = a.oauthButtons(f.Next)
 	p := a.page(r, "Sign in", "signin")
 	if r.URL.Query().Has("signed_out") {
 		f.Notice = "You have signed out."
@@ -132,6 +136,7 @@ const badCredentials = "The email or password is not right. Check both and try a
 
 func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 	f := views.SignInForm{Email: r.PostFormValue("email"), Next: safeNextOrEmpty(r.PostFormValue("next"))}
+	f.OAuth = a.oauthButtons(f.Next)
 	p := a.page(r, "Sign in", "signin")
 	fail := func(status int) {
 		a.renderWith(w, r, status, p, views.SignInPage(f), views.SignInFormFragment(f))
@@ -179,21 +184,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.limits.signInFailures.reset(email)
-	tf, err := a.store.TOTPState(r.Context(), u.ID)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	if tf.Enabled {
-		a.beginSecondStep(w, r, u, f.Next)
-		return
-	}
-	if err := a.startSession(r, u); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	a.recordEvent(r, store.EventSignIn, u.ID, u.Email)
-	redirect(w, r, safeNext(f.Next))
+	a.completeSignIn(w, r, u, "", f.Next)
 }
 
 // startSession gives the browser a new session token (no fixation) for u.

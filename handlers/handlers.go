@@ -63,6 +63,8 @@ type Config struct {
 	// BaseURL is the public URL that links in mails start with ("https://tune.example.com");
 	// empty: the request's own address (tests).
 	BaseURL string
+	// OAuth is sign-in with Google or GitHub; each is off unless configured.
+	OAuth OAuthConfig
 }
 
 // Deps is everything New wires together.
@@ -116,6 +118,8 @@ type app struct {
 	signOuts  *signOuts                                        // wakes live streams when a session may have ended
 	streams   streamCounts                                     // open live streams per person (StreamsQuota)
 	ops       *opsMetrics
+	oauth     *oauthState // sign-in with Google or GitHub
+	unsubKey  []byte      // signs one-click unsubscribe links
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -154,6 +158,10 @@ func newApp(d Deps) *app {
 		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
 		billing:   d.Billing,
 		mail:      d.Mail,
+	}
+	a.oauth = newOAuthState(d.Config.OAuth, d.Vault, d.Config.Secure, now)
+	if d.Vault != nil {
+		a.unsubKey = d.Vault.DeriveKey("mail unsubscribe links")
 	}
 	if a.billing == nil {
 		a.billing = billing.New(billing.Config{Store: d.Store, Logger: d.Logger})

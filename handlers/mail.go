@@ -31,13 +31,19 @@ func (a *app) linkBase(r *http.Request) string {
 	return a.baseURL(r)
 }
 
-// queueMail renders html and queues the mail.
+// queueMail renders html and queues an essential mail (no unsubscribe link).
 func (a *app) queueMail(r *http.Request, kind, to, subject, text string, html templ.Component) error {
+	return a.enqueue(r, store.NewMail{Kind: kind, To: to, Subject: subject, Text: text}, html)
+}
+
+// enqueue renders html into m and queues it.
+func (a *app) enqueue(r *http.Request, m store.NewMail, html templ.Component) error {
 	var b bytes.Buffer
 	if err := html.Render(r.Context(), &b); err != nil {
-		return fmt.Errorf("render %s mail: %w", kind, err)
+		return fmt.Errorf("render %s mail: %w", m.Kind, err)
 	}
-	if _, err := a.store.EnqueueMail(r.Context(), store.NewMail{Kind: kind, To: to, Subject: subject, Text: text, HTML: b.String()}); err != nil {
+	m.HTML = b.String()
+	if _, err := a.store.EnqueueMail(r.Context(), m); err != nil {
 		return err
 	}
 	if a.mail.Wake != nil {
@@ -84,19 +90,20 @@ func (a *app) adminMail(r *http.Request) (views.AdminMail, error) {
 
 func (a *app) showMailPrefs(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	on, err := a.store.RunMails(r.Context(), u.ID)
+	prefs, err := a.store.GetMailPrefs(r.Context(), u.ID)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	p := views.MailPrefs{Email: u.Email, RunMails: on, Saved: r.URL.Query().Has("saved")}
+	p := views.MailPrefs{Email: u.Email, RunMails: prefs.RunMails, ProductMails: prefs.ProductMails, Saved: r.URL.Query().Has("saved")}
 	a.render(w, r, http.StatusOK, a.page(r, "Email preferences", "settings"), views.MailPrefsPage(p))
 }
 
 // saveMailPrefs stores the choices (an unticked box is not sent: off).
 func (a *app) saveMailPrefs(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	if err := a.store.SetRunMails(r.Context(), u.ID, r.PostFormValue("run_mails") == "on"); err != nil {
+	prefs := store.MailPrefs{RunMails: r.PostFormValue("run_mails") == "on", ProductMails: r.PostFormValue("product_mails") == "on"}
+	if err := a.store.SetMailPrefs(r.Context(), u.ID, prefs); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -131,7 +138,7 @@ func (a *app) queueRunEnded(r *http.Request, run store.Run) error {
 	base := a.linkBase(r)
 	m := views.MailRunEnded{Name: run.Name, Status: string(run.Status), Reason: run.Reason,
 		Duration: formatDuration(run.FinishedAt.Sub(start)), RunLink: fmt.Sprintf("%s/runs/%d", base, run.ID),
-		PrefsLink: base + "/settings/email"}
+		PrefsLink: base + "/settings/email", UnsubscribeLink: a.unsubscribeLink(r, u.ID, store.ListRunMails)}
 	series, err := a.store.MetricSeries(r.Context(), run.ID)
 	if err != nil {
 		return err
@@ -141,6 +148,6 @@ func (a *app) queueRunEnded(r *http.Request, run store.Run) error {
 			m.FinalLoss = strconv.FormatFloat(*s.Last, 'g', 4, 64)
 		}
 	}
-	return a.queueMail(r, store.MailRunEnded, u.Email, "Your run "+run.Name+" "+string(run.Status),
-		views.RunEndedMailText(m), views.RunEndedMailHTML(m))
+	return a.queueListMail(r, u, store.ListRunMails, store.MailRunEnded, "Your run "+run.Name+" "+string(run.Status),
+		m.UnsubscribeLink, views.RunEndedMailText(m), views.RunEndedMailHTML(m))
 }

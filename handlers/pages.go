@@ -96,6 +96,8 @@ func (a *app) legal() views.Legal {
 		Provider:      remoteProvider(a.runs.Backend),
 		BillingOn:     a.billing.Enabled(),
 		BillingGrace:  formatRetention(a.billing.Grace()),
+		OAuthCookie:   a.oauthCookieName(),
+		Providers:     a.providerNames(),
 	}
 }
 

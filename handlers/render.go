@@ -15,7 +15,7 @@ import (
 func (a *app) page(r *http.Request, title, active string) views.Page {
 	p := views.Page{Title: title, Active: active, Assets: assets()}
 	if u, ok := userFrom(r.Context()); ok {
-		p.User = &views.NavUser{Email: u.Email, IsAdmin: u.IsAdmin}
+		p.User = &views.NavUser{Email: u.Email, Name: u.DisplayName, IsAdmin: u.IsAdmin}
 		notice, err := a.billing.Notice(r.Context(), u.ID)
 		if err != nil {
 			a.log.WarnContext(r.Context(), "billing notice", "err", err)

@@ -18,37 +18,51 @@ func account(u store.User) views.Account {
 	}
 }
 
-// settingsAccount is account(u) with whether two-factor sign-in is on (shown as off when
-// that cannot be read, and logged).
-func (a *app) settingsAccount(r *http.Request, u store.User) views.Account {
+// settingsView is everything the Settings page shows for u: the account with each
+// section's view, and the password form. A one-off notice of a link or unlink is taken.
+func (a *app) settingsView(r *http.Request, u store.User) (views.Account, views.PasswordForm, error) {
 	acc := account(u)
 	st, err := a.store.TOTPState(r.Context(), u.ID)
 	if err != nil {
-		a.log.ErrorContext(r.Context(), "two-factor state", "err", err)
+		return acc, views.PasswordForm{}, err
 	}
 	acc.TwoFactorOn = st.Enabled
-	return acc
-}
-
-func passwordForm() views.PasswordForm {
-	return views.PasswordForm{MinPassword: store.MinPasswordLen, MaxPassword: store.MaxPasswordLen}
+	if acc.Profile, err = a.profileForm(r, u); err != nil {
+		return acc, views.PasswordForm{}, err
+	}
+	if acc.SignIn, err = a.signInMethods(r, u); err != nil {
+		return acc, views.PasswordForm{}, err
+	}
+	acc.SignIn.Notice = a.sessions.PopString(r.Context(), settingsNoticeKey)
+	acc.SignIn.Error = a.sessions.PopString(r.Context(), settingsErrorKey)
+	pf := views.PasswordForm{MinPassword: store.MinPasswordLen, MaxPassword: store.MaxPasswordLen, NoPassword: !acc.SignIn.HasPassword}
+	return acc, pf, nil
 }
 
 func (a *app) showSettings(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	pf := passwordForm()
-	acc := a.settingsAccount(r, u)
+	acc, pf, err := a.settingsView(r, u)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.allowProviderForms(w, r)
 	a.render(w, r, http.StatusOK, a.page(r, "Settings", "settings"), views.SettingsPage(acc, pf))
 }
 
 // changePassword checks the current password, stores the new one, and signs out every
-// other session of the account (this one gets a new token).
+// other session of the account (this one gets a new token). An account made through a
+// provider sets its first password here without a current one.
 func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	pf := passwordForm()
-	acc := a.settingsAccount(r, u)
+	acc, pf, err := a.settingsView(r, u)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	p := a.page(r, "Settings", "settings")
 	render := func(status int) {
+		a.allowProviderForms(w, r)
 		a.renderWith(w, r, status, p, views.SettingsPage(acc, pf), views.PasswordFormFragment(pf))
 	}
 	key := strconv.FormatInt(u.ID, 10)
@@ -58,7 +72,11 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		render(http.StatusTooManyRequests)
 		return
 	}
+	first := pf.NoPassword
 	ok, err := a.hashing(w, r, func() error {
+		if first {
+			return a.store.SetFirstPassword(r.Context(), u.ID, r.PostFormValue("new_password"))
+		}
 		return a.store.ChangePassword(r.Context(), u.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
 	})
 	if !ok {
@@ -73,6 +91,10 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 			a.limits.passwordChange.hit(key)
 		}
 		render(http.StatusUnprocessableEntity)
+		return
+	case errors.Is(err, store.ErrHasPassword), errors.Is(err, store.ErrNoPassword):
+		pf.FormError = "Your password was set or removed meanwhile. Reload the page and try again."
+		render(http.StatusConflict)
 		return
 	case err != nil:
 		a.serverError(w, r, err)
@@ -89,8 +111,13 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	a.signOuts.notify(u.ID)
 	a.limits.passwordChange.reset(key)
-	a.recordEvent(r, store.EventPasswordChanged, u.ID, u.Email)
-	a.mailPasswordChanged(r, u, "changed in Settings")
-	pf.Saved = true
+	if first {
+		a.recordEvent(r, store.EventPasswordSet, u.ID, u.Email)
+		a.mailPasswordChanged(r, u, "set in Settings")
+	} else {
+		a.recordEvent(r, store.EventPasswordChanged, u.ID, u.Email)
+		a.mailPasswordChanged(r, u, "changed in Settings")
+	}
+	pf.Saved, pf.NoPassword = true, false
 	render(http.StatusOK)
 }

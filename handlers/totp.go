@@ -133,6 +133,7 @@ func (a *app) changeTwoFactor(w http.ResponseWriter, r *http.Request) {
 	case "confirm":
 		if codes, err = a.store.ConfirmTOTP(r.Context(), a.vault, u.ID, code); err == nil {
 			a.recordEvent(r, store.EventTOTPEnabled, u.ID, u.Email)
+			a.mailTwoFactor(r, u, true)
 			t.Notice = "Two-factor sign-in is on. Next time you sign in, have your app ready."
 		}
 	case "regenerate":
@@ -143,6 +144,7 @@ func (a *app) changeTwoFactor(w http.ResponseWriter, r *http.Request) {
 	case "disable":
 		if err = a.store.DisableTOTP(r.Context(), a.vault, u.ID, code); err == nil {
 			a.recordEvent(r, store.EventTOTPDisabled, u.ID, u.Email)
+			a.mailTwoFactor(r, u, false)
 			t.Notice = "Two-factor sign-in is off."
 		}
 	default:
@@ -192,6 +194,9 @@ func (a *app) checkPassword(w http.ResponseWriter, r *http.Request, u store.User
 	}
 	if errors.Is(err, store.ErrBadCredentials) {
 		t.PasswordError = "That is not your password."
+		if has, herr := a.store.HasPassword(r.Context(), u.ID); herr == nil && !has {
+			t.PasswordError = "Your account has no password yet: set one in Settings first, then turn on two-factor sign-in."
+		}
 		return false
 	}
 	if err != nil {
@@ -255,7 +260,7 @@ func (a *app) pendingUser(r *http.Request) int64 {
 }
 
 func (a *app) clearPending(r *http.Request) {
-	for _, k := range []string{pending2FAUser, pending2FAAt, pending2FANext} {
+	for _, k := range []string{pending2FAUser, pending2FAAt, pending2FANext, pending2FAVia} {
 		a.sessions.Remove(r.Context(), k)
 	}
 }
@@ -319,6 +324,7 @@ func (a *app) signInWithCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := a.sessions.GetString(r.Context(), pending2FANext)
+	via := a.sessions.GetString(r.Context(), pending2FAVia)
 	a.clearPending(r)
 	a.limits.totpAccount.reset(account)
 	if err := a.startSession(r, u); err != nil {
@@ -328,6 +334,6 @@ func (a *app) signInWithCode(w http.ResponseWriter, r *http.Request) {
 	if usedRecovery {
 		a.recordEvent(r, store.EventRecoveryCodeUsed, u.ID, u.Email)
 	}
-	a.recordEvent(r, store.EventSignIn, u.ID, u.Email)
+	a.recordSignIn(r, u, via)
 	redirect(w, r, safeNext(next))
 }

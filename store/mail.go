@@ -28,6 +28,9 @@ type NewMail struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Unsubscribe is the one-click unsubscribe link of a non-essential mail (sent as
+	// List-Unsubscribe with List-Unsubscribe-Post); "" for essential mail.
+	Unsubscribe string
 }
 
 // Mail is a queued or delivered mail. Text and HTML are empty once it is delivered.
@@ -45,17 +48,18 @@ type Mail struct {
 	SentAt        time.Time // zero until delivered
 	FailedAt      time.Time // zero unless given up
 	DeliveredTo   string    // "smtp" or the outbox file's name
+	Unsubscribe   string    // one-click unsubscribe link; wiped with the bodies
 }
 
 const mailColumns = `id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at, attempts,
-	last_error, sent_at, failed_at, delivered_to`
+	last_error, sent_at, failed_at, delivered_to, unsubscribe_url`
 
 func scanMail(row interface{ Scan(...any) error }) (Mail, error) {
 	var m Mail
 	var created, next int64
 	var sent, failed sql.NullInt64
 	if err := row.Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Text, &m.HTML, &created, &next, &m.Attempts,
-		&m.LastError, &sent, &failed, &m.DeliveredTo); err != nil {
+		&m.LastError, &sent, &failed, &m.DeliveredTo, &m.Unsubscribe); err != nil {
 		return Mail{}, err
 	}
 	m.CreatedAt, m.NextAttemptAt = fromMS(created), fromMS(next)
@@ -89,8 +93,8 @@ func (s *Store) queryMail(ctx context.Context, db *sql.DB, q string, args ...any
 func (s *Store) EnqueueMail(ctx context.Context, m NewMail) (int64, error) {
 	now := ms(s.now())
 	var id int64
-	err := s.w.QueryRowContext(ctx, `INSERT INTO mail_queue (kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, m.Kind, m.To, m.Subject, m.Text, m.HTML, now, now).Scan(&id)
+	err := s.w.QueryRowContext(ctx, `INSERT INTO mail_queue (kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at, unsubscribe_url)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, m.Kind, m.To, m.Subject, m.Text, m.HTML, now, now, m.Unsubscribe).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: enqueue mail: %w", err)
 	}
@@ -123,7 +127,7 @@ func (s *Store) NextMailAttempt(ctx context.Context) (at time.Time, ok bool, err
 // MailSent records a delivery and wipes the bodies.
 func (s *Store) MailSent(ctx context.Context, id int64, deliveredTo string) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE mail_queue SET sent_at = ?, attempts = attempts + 1, delivered_to = ?, last_error = '',
-		text_body = '', html_body = '' WHERE id = ?`, ms(s.now()), deliveredTo, id)
+		text_body = '', html_body = '', unsubscribe_url = '' WHERE id = ?`, ms(s.now()), deliveredTo, id)
 	if err != nil {
 		return fmt.Errorf("store: mail sent: %w", err)
 	}
@@ -145,7 +149,7 @@ func (s *Store) MailFailed(ctx context.Context, id int64, reason string, retryAt
 	if attempts < MailMaxAttempts {
 		return false, nil
 	}
-	_, err = s.w.ExecContext(ctx, "UPDATE mail_queue SET failed_at = ?, text_body = '', html_body = '' WHERE id = ?", ms(s.now()), id)
+	_, err = s.w.ExecContext(ctx, "UPDATE mail_queue SET failed_at = ?, text_body = '', html_body = '', unsubscribe_url = '' WHERE id = ?", ms(s.now()), id)
 	if err != nil {
 		return false, fmt.Errorf("store: mail failed: %w", err)
 	}
@@ -173,6 +177,7 @@ func (s *Store) PurgeMailAndLinks(ctx context.Context) (int64, error) {
 		{"DELETE FROM mail_queue WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?", ms(now.Add(-TelemetryRetention))},
 		{"DELETE FROM password_resets WHERE expires_at < ?", ms(now.Add(-24 * time.Hour))},
 		{"DELETE FROM email_verifications WHERE expires_at < ?", ms(now.Add(-24 * time.Hour))},
+		{"DELETE FROM email_changes WHERE expires_at < ?", ms(now.Add(-24 * time.Hour))},
 	} {
 		res, err := s.w.ExecContext(ctx, q.sql, q.arg)
 		if err != nil {

@@ -37,6 +37,17 @@ const (
 	EventPasswordResetAsked    = "password_reset_requested"
 	EventPasswordReset         = "password_reset"
 	EventEmailVerified         = "email_verified"
+
+	// Sign-in with Google or GitHub, the profile, and mail preferences.
+	EventOAuthSignIn          = "oauth_signin"
+	EventOAuthLinked          = "oauth_linked"
+	EventOAuthUnlinked        = "oauth_unlinked"
+	EventOAuthFailed          = "oauth_failed" // a callback refused: bad state, nonce, token
+	EventPasswordSet          = "password_set" // a first password on an account made through a provider
+	EventProfileChanged       = "profile_changed"
+	EventEmailChangeRequested = "email_change_requested"
+	EventEmailChanged         = "email_changed"
+	EventUnsubscribed         = "unsubscribed" // a one-click unsubscribe link was used
 )
 
 // EventKinds lists every kind above, for the admin review's labels. Each must also be a row of
@@ -46,7 +57,9 @@ var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSign
 	EventDatasetDeleted, EventMetricsExported, EventSnapshotDeleted,
 	EventTOTPEnabled, EventTOTPDisabled, EventTOTPFailed, EventRecoveryCodeUsed, EventRecoveryCodesRenewed,
 	EventSessionRevoked, EventSessionsRevokedOthers, EventAPIKeyCreated, EventAPIKeyRevoked, EventAPIKeyFailed,
-	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified}
+	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified,
+	EventOAuthSignIn, EventOAuthLinked, EventOAuthUnlinked, EventOAuthFailed, EventPasswordSet,
+	EventProfileChanged, EventEmailChangeRequested, EventEmailChanged, EventUnsubscribed}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {

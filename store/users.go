@@ -17,6 +17,7 @@ import (
 type User struct {
 	ID              int64
 	Email           string
+	DisplayName     string // "" until the person names themselves in Settings
 	IsAdmin         bool
 	TermsVersion    string
 	TermsAcceptedAt time.Time
@@ -113,12 +114,12 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		TermsAcceptedAt: fromMS(ms(now)), CreatedAt: fromMS(ms(now))}, nil
 }
 
-const userColumns = "id, email, is_admin, terms_version, terms_accepted_at, created_at"
+const userColumns = "id, email, display_name, is_admin, terms_version, terms_accepted_at, created_at"
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var accepted, created int64
-	if err := row.Scan(&u.ID, &u.Email, &u.IsAdmin, &u.TermsVersion, &accepted, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &u.IsAdmin, &u.TermsVersion, &accepted, &created); err != nil {
 		return User{}, err
 	}
 	u.TermsAcceptedAt, u.CreatedAt = fromMS(accepted), fromMS(created)
@@ -146,8 +147,9 @@ func (s *Store) Authenticate(ctx context.Context, rawEmail, password string) (Us
 	var u User
 	var accepted, created int64
 	err := s.r.QueryRowContext(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = ?", email).
-		Scan(&u.ID, &u.Email, &u.IsAdmin, &u.TermsVersion, &accepted, &created, &hash)
-	if errors.Is(err, sql.ErrNoRows) || email == "" {
+		Scan(&u.ID, &u.Email, &u.DisplayName, &u.IsAdmin, &u.TermsVersion, &accepted, &created, &hash)
+	// An account made through Google or GitHub has no password ('') until it sets one.
+	if errors.Is(err, sql.ErrNoRows) || email == "" || (err == nil && hash == "") {
 		verifyPassword(password, s.dummyHash, s.argon2)
 		return User{}, ErrBadCredentials
 	}
@@ -180,6 +182,9 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, current, next 
 	}
 	if err != nil {
 		return fmt.Errorf("store: change password: %w", err)
+	}
+	if hash == "" {
+		return ErrNoPassword
 	}
 	ok, _, err := verifyPassword(current, hash, s.argon2)
 	if err != nil {

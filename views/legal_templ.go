@@ -270,87 +270,100 @@ func TermsPage(l Legal) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<h2 id=\"accounts\">Your account</h2><ul><li>You sign up with an email address and a password. Give an address that is yours.</li><li>Keep your password secret and do not reuse one you use elsewhere; you can change it in Settings, which signs out your other sessions. You are responsible for what is done with your account and with the metrics tokens you make for your runs.</li><li>An account is for one person. Do not share it; each person who needs access should have their own.</li><li>Tell us straight away when you think someone else has used your account.</li></ul><h2 id=\"acceptable-use\">What you may use it for</h2><p>This service is for machine-learning work only: training and fine-tuning models and evaluating them. Anything else is forbidden, in particular:</p><ul><li>mining cryptocurrency, or any other use of the computing power that is not machine learning;</li><li>cracking passwords or breaking encryption;</li><li>uploading, training on or generating content that is illegal;</li><li>uploading datasets you do not have the right to use in this way;</li><li>attacking, probing or overloading the service, other users or anyone else, or trying to get around its limits or security.</li></ul><p>When we find a run doing any of these things we stop it, and we may suspend the account.</p><h2 id=\"content\">Your content</h2><p>The datasets you upload and the checkpoints (snapshots) your runs produce stay yours. You give us only the permission we need to provide the service: to store them, to train on them as you ask, and to let you download the results. Training runs on ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<h2 id=\"accounts\">Your account</h2><ul><li>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var13 string
-		templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinStringErrs(l.Backend)
+		templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinStringErrs(signUpWays(l))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 105, Col: 14}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 79, Col: 22}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var13))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, ". We do not use your data to train anything of our own, and we do not sell it.</p><p>You are responsible for having the rights to what you upload, and for how you use the models you train here.</p><h2 id=\"billing\">Payment</h2>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, " Give an address that is yours.</li><li>Keep your password secret and do not reuse one you use elsewhere; you can change it in Settings, which signs out your other sessions. You are responsible for what is done with your account and with the metrics tokens you make for your runs.</li><li>An account is for one person. Do not share it; each person who needs access should have their own.</li><li>Tell us straight away when you think someone else has used your account.</li></ul><h2 id=\"acceptable-use\">What you may use it for</h2><p>This service is for machine-learning work only: training and fine-tuning models and evaluating them. Anything else is forbidden, in particular:</p><ul><li>mining cryptocurrency, or any other use of the computing power that is not machine learning;</li><li>cracking passwords or breaking encryption;</li><li>uploading, training on or generating content that is illegal;</li><li>uploading datasets you do not have the right to use in this way;</li><li>attacking, probing or overloading the service, other users or anyone else, or trying to get around its limits or security.</li></ul><p>When we find a run doing any of these things we stop it, and we may suspend the account.</p><h2 id=\"content\">Your content</h2><p>The datasets you upload and the checkpoints (snapshots) your runs produce stay yours. You give us only the permission we need to provide the service: to store them, to train on them as you ask, and to let you download the results. Training runs on ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var14 string
+		templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(l.Backend)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 105, Col: 14}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var14))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, ". We do not use your data to train anything of our own, and we do not sell it.</p><p>You are responsible for having the rights to what you upload, and for how you use the models you train here.</p><h2 id=\"billing\">Payment</h2>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if l.BillingOn {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<p>The plans and their prices are on the Billing page. Paid plans are subscriptions handled by Stripe: you enter your card on Stripe's own pages (Checkout and the customer portal), never on this server's, and Stripe sends the invoices.</p><p>Training time is metered per second of actual use, from a run's first heartbeat to its end (or its last heartbeat, if its worker stopped answering). Time past your plan's included seconds is charged at the plan's price per second, and each second is reported to Stripe once, so none is charged twice. You may set a budget for a run and a monthly cap: a run that reaches either is stopped.</p><p>If a payment fails, new runs still start for ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<p>The plans and their prices are on the Billing page. Paid plans are subscriptions handled by Stripe: you enter your card on Stripe's own pages (Checkout and the customer portal), never on this server's, and Stripe sends the invoices.</p><p>Training time is metered per second of actual use, from a run's first heartbeat to its end (or its last heartbeat, if its worker stopped answering). Time past your plan's included seconds is charged at the plan's price per second, and each second is reported to Stripe once, so none is charged twice. You may set a budget for a run and a monthly cap: a run that reaches either is stopped.</p><p>If a payment fails, new runs still start for ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var14 string
-			templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(l.BillingGrace)
+			var templ_7745c5c3_Var15 string
+			templ_7745c5c3_Var15, templ_7745c5c3_Err = templ.JoinStringErrs(l.BillingGrace)
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 127, Col: 65}
 			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var14))
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var15))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "; after that they wait, and runs in progress are stopped, until the invoice is paid.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "; after that they wait, and runs in progress are stopped, until the invoice is paid.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "<p>This server does not charge for anything: the operator has not set up payments. It records how many seconds each run trained, and shows that time to you. Should payment be introduced, these terms will say how, with a new version, before anything is charged.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<p>This server does not charge for anything: the operator has not set up payments. It records how many seconds each run trained, and shows that time to you. Should payment be introduced, these terms will say how, with a new version, before anything is charged.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<h2 id=\"deletion\">Deleting things</h2><p>You can delete your runs and datasets at any time. They disappear from your account at once, and their files are erased ")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var15 string
-		templ_7745c5c3_Var15, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 141, Col: 50}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var15))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, " later (a run once its job has stopped; a dataset once no unfinished run still needs it). A deleted run leaves a small record (its number, owner, status and times) because the time it used refers to it.</p><p>This server has no way yet to close an account yourself: ask ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "<h2 id=\"deletion\">Deleting things</h2><p>You can delete your runs and datasets at any time. They disappear from your account at once, and their files are erased ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var16 string
-		templ_7745c5c3_Var16, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		templ_7745c5c3_Var16, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 146, Col: 76}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 141, Col: 50}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var16))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, " to do it.</p><h2 id=\"availability\">Availability</h2><p>We provide the service “as is”. We work to keep it running and your data safe, but we cannot promise that it will always be available, that every run will finish, or that a trained model will be fit for your purpose. Machines fail and jobs can be interrupted; keep your own copies of anything you cannot afford to lose.</p><h2 id=\"liability\">Liability</h2><p>We are not liable for indirect losses, such as lost profits, lost opportunities or the cost of replacing data, nor for what you or others do with models trained here. None of this limits liability that the law does not allow us to limit, such as for harm we cause on purpose or through gross negligence.</p><h2 id=\"changes\">Changes to these terms</h2><p>When we change these terms, we publish them here with a new version and effective date. Your account records which version you accepted when you signed up.</p><h2 id=\"ending\">Ending the agreement</h2><p>You can end this agreement at any time by asking ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, " later (a run once its job has stopped; a dataset once no unfinished run still needs it). A deleted run leaves a small record (its number, owner, status and times) because the time it used refers to it.</p><p>This server has no way yet to close an account yourself: ask ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var17 string
 		templ_7745c5c3_Var17, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 169, Col: 64}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 146, Col: 76}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var17))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " to close your account. We may end it, or suspend your account, if you break these terms; in serious cases immediately, otherwise after telling you and giving you a chance to fix the problem.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " to do it.</p><h2 id=\"availability\">Availability</h2><p>We provide the service “as is”. We work to keep it running and your data safe, but we cannot promise that it will always be available, that every run will finish, or that a trained model will be fit for your purpose. Machines fail and jobs can be interrupted; keep your own copies of anything you cannot afford to lose.</p><h2 id=\"liability\">Liability</h2><p>We are not liable for indirect losses, such as lost profits, lost opportunities or the cost of replacing data, nor for what you or others do with models trained here. None of this limits liability that the law does not allow us to limit, such as for harm we cause on purpose or through gross negligence.</p><h2 id=\"changes\">Changes to these terms</h2><p>When we change these terms, we publish them here with a new version and effective date. Your account records which version you accepted when you signed up.</p><h2 id=\"ending\">Ending the agreement</h2><p>You can end this agreement at any time by asking ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var18 string
+		templ_7745c5c3_Var18, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 169, Col: 64}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var18))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, " to close your account. We may end it, or suspend your account, if you break these terms; in serious cases immediately, otherwise after telling you and giving you a chance to fix the problem.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -375,12 +388,12 @@ func PrivacyPage(l Legal) templ.Component {
 			}()
 		}
 		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var18 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var18 == nil {
-			templ_7745c5c3_Var18 = templ.NopComponent
+		templ_7745c5c3_Var19 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var19 == nil {
+			templ_7745c5c3_Var19 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<article class=\"prose\" data-testid=\"privacy\"><h1>Privacy Policy</h1>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<article class=\"prose\" data-testid=\"privacy\"><h1>Privacy Policy</h1>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -388,100 +401,108 @@ func PrivacyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<p>This page explains what this tunelab server keeps about you, why, for how long, and who else sees it. The server is run by ")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var19 string
-		templ_7745c5c3_Var19, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 183, Col: 54}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var19))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, ", who is responsible for your data here.</p><h2 id=\"what\">What we keep</h2><ul><li><strong>Account details.</strong> Your email address, and which version of the terms you accepted and when. Your password is stored only as a salted argon2id hash, never in plain text, so nobody here can read it.</li><li><strong>Sessions.</strong> While you are signed in, the server keeps your session (a hash of its identifier, your account and its expiry) and, for the sessions page, the browser's user agent, IP address, when it signed in and when it was last seen.</li><li><strong>Two-factor authentication, if you turn it on.</strong> Its secret key, encrypted with AES-256-GCM under the operator's key, the last code step used, and your recovery codes as SHA-256 hashes only.</li><li><strong>API keys.</strong> Each key's name, first characters, SHA-256 hash, expiry and when it was last used; never the key itself.</li><li><strong>Email.</strong> The mails the server sends you (address confirmation, password reset, password changed, run finished if you keep run mails on): their bodies are erased once sent, and the record that a mail was sent is deleted after 90 days. Reset and confirmation links are stored only as hashes.</li><li><strong>Your datasets and snapshots.</strong> The files you upload and the checkpoints your runs save, encrypted at rest with AES-256-GCM under a key the operator controls.</li><li><strong>Run details.</strong> The configuration of each run, its status and timeline, its log lines, the metrics it reports (loss, learning rate and the like), and how many seconds it trained.</li><li><strong>Security records.</strong> Each sign-up, sign-in, failed sign-in, sign-out, password change or reset, two-factor change or wrong code, session revoked, API key made, revoked or refused, deletion, metrics download and rate-limited attempt, with the IP address, browser user agent and time.</li></ul>")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		if l.BillingOn {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<ul><li><strong>Billing records.</strong> Your Stripe customer and subscription identifiers, your plan and its status, the monthly cap you set, and the seconds each run used. Your email address goes to Stripe, which processes payments for the operator; card details go to Stripe only and never reach this server.</li></ul><p>This server collects no analytics: it keeps no record of the pages you view.</p>")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<p>This server collects no analytics and has no billing: it keeps no record of the pages you view and no payment details.</p>")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<h2 id=\"why\">Why we use it</h2><ul><li><strong>To run the service you asked for:</strong> storing your datasets, training your runs, showing results and letting you download them.</li><li><strong>To keep accounts safe:</strong> spotting attacks and unusual sign-ins, and enforcing the acceptable-use rules in the terms.</li><li><strong>To meet legal duties:</strong> answering lawful requests.</li></ul><p>We do not sell your data, show you advertising, or use your datasets to train anything of our own.</p><h2 id=\"retention\">How long we keep it</h2><ul><li>Security records, including IP addresses, are deleted after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<p>This page explains what this tunelab server keeps about you, why, for how long, and who else sees it. The server is run by ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var20 string
-		templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.TelemetryDays))
+		templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 217, Col: 95}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 183, Col: 54}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var20))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "; sessions, once they expire or you sign out.</li><li>Runs you delete are erased from storage ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, ", who is responsible for your data here.</p><h2 id=\"what\">What we keep</h2><ul><li><strong>Account details.</strong> Your email address, and which version of the terms you accepted and when. Your password is stored only as a salted argon2id hash, never in plain text, so nobody here can read it.</li><li><strong>Sessions.</strong> While you are signed in, the server keeps your session (a hash of its identifier, your account and its expiry) and, for the sessions page, the browser's user agent, IP address, when it signed in and when it was last seen.</li><li><strong>Two-factor authentication, if you turn it on.</strong> Its secret key, encrypted with AES-256-GCM under the operator's key, the last code step used, and your recovery codes as SHA-256 hashes only.</li><li><strong>API keys.</strong> Each key's name, first characters, SHA-256 hash, expiry and when it was last used; never the key itself.</li>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = PrivacyAccountData(l).Render(ctx, templ_7745c5c3_Buffer)
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<li><strong>Email.</strong> The mails the server sends you (address confirmation, password reset, password, email or two-factor changed, a sign-in from a new device, run finished if you keep run mails on): their bodies are erased once sent, and the record that a mail was sent is deleted after 90 days. Reset and confirmation links are stored only as hashes.</li><li><strong>Your datasets and snapshots.</strong> The files you upload and the checkpoints your runs save, encrypted at rest with AES-256-GCM under a key the operator controls.</li><li><strong>Run details.</strong> The configuration of each run, its status and timeline, its log lines, the metrics it reports (loss, learning rate and the like), and how many seconds it trained.</li><li><strong>Security records.</strong> Each sign-up, sign-in, failed sign-in, sign-out, password change or reset, two-factor change or wrong code, session revoked, API key made, revoked or refused, sign-in provider linked or unlinked, name or email change, unsubscribe, deletion, metrics download and rate-limited attempt, with the IP address, browser user agent and time.</li></ul>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		if l.BillingOn {
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<ul><li><strong>Billing records.</strong> Your Stripe customer and subscription identifiers, your plan and its status, the monthly cap you set, and the seconds each run used. Your email address goes to Stripe, which processes payments for the operator; card details go to Stripe only and never reach this server.</li></ul><p>This server collects no analytics: it keeps no record of the pages you view.</p>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+		} else {
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<p>This server collects no analytics and has no billing: it keeps no record of the pages you view and no payment details.</p>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<h2 id=\"why\">Why we use it</h2><ul><li><strong>To run the service you asked for:</strong> storing your datasets, training your runs, showing results and letting you download them.</li><li><strong>To keep accounts safe:</strong> spotting attacks and unusual sign-ins, and enforcing the acceptable-use rules in the terms.</li><li><strong>To meet legal duties:</strong> answering lawful requests.</li></ul><p>We do not sell your data, show you advertising, or use your datasets to train anything of our own.</p><h2 id=\"retention\">How long we keep it</h2><ul><li>Security records, including IP addresses, are deleted after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var21 string
-		templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
+		templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.TelemetryDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 218, Col: 61}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 218, Col: 95}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var21))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, " after the delete, once their job has stopped, with their metrics, logs, timeline and snapshots. A small record stays (its number, owner, status and times), because the time it used refers to it.</li><li>Datasets you delete are erased ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "; sessions, once they expire or you sign out.</li><li>Runs you delete are erased from storage ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var22 string
 		templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 219, Col: 52}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 219, Col: 61}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var22))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, " later, once no unfinished run still needs them. A dataset you trained on is deleted ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, " after the delete, once their job has stopped, with their metrics, logs, timeline and snapshots. A small record stays (its number, owner, status and times), because the time it used refers to it.</li><li>Datasets you delete are erased ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var23 string
-		templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(l.DatasetKeep)
+		templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 219, Col: 154}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 220, Col: 52}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var23))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, " after the last run that used it ended; one you never trained on stays until you delete it.</li><li>Everything else is kept while your account is open. To have the account itself removed, ask ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, " later, once no unfinished run still needs them. A dataset you trained on is deleted ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var24 string
-		templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(l.DatasetKeep)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 220, Col: 111}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 220, Col: 154}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var24))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, ".</li></ul><h2 id=\"processors\">Who else handles it</h2>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, " after the last run that used it ended; one you never trained on stays until you delete it.</li><li>Everything else is kept while your account is open. To have the account itself removed, ask ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var25 string
+		templ_7745c5c3_Var25, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 221, Col: 111}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var25))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, ".</li></ul><h2 id=\"processors\">Who else handles it</h2>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -489,33 +510,33 @@ func PrivacyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, "<h2 id=\"rights\">Your rights</h2><ul><li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, and delete runs and datasets yourself. For anything else we hold about you, or to have your account removed, ask ")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var25 string
-		templ_7745c5c3_Var25, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 226, Col: 235}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var25))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, ".</li><li><strong>Correction:</strong> change your password in Settings; for anything else, ask us.</li><li><strong>Complaint:</strong> you can complain to the data protection supervisory authority where you live or work.</li></ul><h2 id=\"security\">Security</h2><p>When the operator has enabled HTTPS, traffic is encrypted with TLS and your browser is told to use only HTTPS for this site (HSTS). Passwords are hashed and your files are encrypted at rest. Signing out ends your session on the server; changing your password ends every other session.</p><h2 id=\"contact\">Contact</h2><p>Questions about your data go to ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "<h2 id=\"rights\">Your rights</h2><ul><li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, and delete runs and datasets yourself. For anything else we hold about you, or to have your account removed, ask ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var26 string
 		templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 239, Col: 47}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 227, Col: 235}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var26))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, ". ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, ".</li><li><strong>Correction:</strong> change your password in Settings; for anything else, ask us.</li><li><strong>Complaint:</strong> you can complain to the data protection supervisory authority where you live or work.</li></ul><h2 id=\"security\">Security</h2><p>When the operator has enabled HTTPS, traffic is encrypted with TLS and your browser is told to use only HTTPS for this site (HSTS). Passwords are hashed and your files are encrypted at rest. Signing out ends your session on the server; changing your password ends every other session.</p><h2 id=\"contact\">Contact</h2><p>Questions about your data go to ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var27 string
+		templ_7745c5c3_Var27, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 240, Col: 47}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var27))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 39, ". ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -525,7 +546,7 @@ func PrivacyPage(l Legal) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, "</p><p>We publish changes to this policy here, with a new version and date.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "</p><p>We publish changes to this policy here, with a new version and date.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -550,12 +571,12 @@ func CookiePolicyPage(l Legal) templ.Component {
 			}()
 		}
 		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var27 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var27 == nil {
-			templ_7745c5c3_Var27 = templ.NopComponent
+		templ_7745c5c3_Var28 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var28 == nil {
+			templ_7745c5c3_Var28 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 39, "<article class=\"prose\" data-testid=\"cookies\"><h1>Cookie Policy</h1>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, "<article class=\"prose\" data-testid=\"cookies\"><h1>Cookie Policy</h1>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -563,46 +584,93 @@ func CookiePolicyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "<p>A cookie is a small piece of text a website asks your browser to keep and send back. This server uses one, its own.</p><h2 id=\"list\">The cookie this server sets</h2><table><thead><tr><th scope=\"col\">Cookie</th><th scope=\"col\">Category</th><th scope=\"col\">What it does</th><th scope=\"col\">How long it lasts</th></tr></thead> <tbody><tr><td><code>")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var28 string
-		templ_7745c5c3_Var28, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 269, Col: 32}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var28))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, "<p>A cookie is a small piece of text a website asks your browser to keep and send back. ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var29 string
-		templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionIdle)
+		templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(cookieCount(l))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 272, Col: 35}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 256, Col: 19}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var29))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, " without activity, and after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "</p><h2 id=\"list\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var30 string
-		templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionMax)
+		templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(cookieListTitle(l))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 272, Col: 80}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 258, Col: 36}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var30))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, " at most, or when you sign out.</td></tr></tbody></table><p>This is the only cookie this server sets. It is strictly necessary for the site to work, so it does not need your consent. There are no analytics, advertising or third-party cookies. Any cookie added later will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>This server collects no analytics, with or without cookies.</p><h2 id=\"choice\">Your choice</h2><p>There is nothing optional to choose: the <a href=\"/cookies/settings\">Cookie settings</a> page says the same. You can delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "</h2><table><thead><tr><th scope=\"col\">Cookie</th><th scope=\"col\">Category</th><th scope=\"col\">What it does</th><th scope=\"col\">How long it lasts</th></tr></thead> <tbody><tr><td><code>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var31 string
+		templ_7745c5c3_Var31, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 270, Col: 32}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var31))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var32 string
+		templ_7745c5c3_Var32, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionIdle)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 273, Col: 35}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var32))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 46, " without activity, and after ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var33 string
+		templ_7745c5c3_Var33, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionMax)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 273, Col: 80}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var33))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, " at most, or when you sign out.</td></tr>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = OAuthCookieRow(l).Render(ctx, templ_7745c5c3_Buffer)
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, "</tbody></table><p>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var34 string
+		templ_7745c5c3_Var34, templ_7745c5c3_Err = templ.JoinStringErrs(onlyCookies(l))
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 279, Col: 19}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var34))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 49, " There are no analytics, advertising or third-party cookies. Any cookie added later will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>This server collects no analytics, with or without cookies.</p><h2 id=\"choice\">Your choice</h2><p>There is nothing optional to choose: the <a href=\"/cookies/settings\">Cookie settings</a> page says the same. You can delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -629,25 +697,25 @@ func CookieSettingsPage(l Legal) templ.Component {
 			}()
 		}
 		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var31 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var31 == nil {
-			templ_7745c5c3_Var31 = templ.NopComponent
+		templ_7745c5c3_Var35 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var35 == nil {
+			templ_7745c5c3_Var35 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "<article class=\"prose\" data-testid=\"cookie-settings\"><h1>Cookie settings</h1><p>This page is where optional cookies would be chosen. This server sets none, so there is nothing to choose. The <a href=\"/cookies\">Cookie Policy</a> describes the one cookie it does set.</p><section data-testid=\"consent-necessary\" aria-labelledby=\"consent-necessary-title\"><h2 id=\"consent-necessary-title\">Strictly necessary</h2><p><strong>Always on.</strong> It cannot be switched off.</p><p>The session cookie (<code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 50, "<article class=\"prose\" data-testid=\"cookie-settings\"><h1>Cookie settings</h1><p>This page is where optional cookies would be chosen. This server sets none, so there is nothing to choose. The <a href=\"/cookies\">Cookie Policy</a> describes the one cookie it does set.</p><section data-testid=\"consent-necessary\" aria-labelledby=\"consent-necessary-title\"><h2 id=\"consent-necessary-title\">Strictly necessary</h2><p><strong>Always on.</strong> It cannot be switched off.</p><p>The session cookie (<code>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var32 string
-		templ_7745c5c3_Var32, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
+		var templ_7745c5c3_Var36 string
+		templ_7745c5c3_Var36, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 310, Col: 47}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 311, Col: 47}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var32))
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var36))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, "</code>) keeps you signed in. Without it you cannot sign in. It is never used to track you.</p></section><section data-testid=\"consent-analytics\" aria-labelledby=\"consent-analytics-title\"><h2 id=\"consent-analytics-title\">Analytics</h2><p><strong>None.</strong></p><p>This server collects no analytics, so there is nothing to turn on or off.</p></section></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 51, "</code>) keeps you signed in. Without it you cannot sign in. It is never used to track you.</p></section><section data-testid=\"consent-analytics\" aria-labelledby=\"consent-analytics-title\"><h2 id=\"consent-analytics-title\">Analytics</h2><p><strong>None.</strong></p><p>This server collects no analytics, so there is nothing to turn on or off.</p></section></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

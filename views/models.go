@@ -33,6 +33,7 @@ type Page struct {
 // NavUser is the signed-in person as the navigation shows them; nil when signed out.
 type NavUser struct {
 	Email   string
+	Name    string // the display name, shown in place of the email when set
 	IsAdmin bool
 }
 
@@ -48,6 +49,7 @@ type SignUpForm struct {
 	FormError     string // shown above the form (rate limit, ...)
 	MinPassword   int
 	MaxPassword   int
+	OAuth         []OAuthButton // "Continue with ..." buttons of configured providers
 }
 
 // SignInForm is the sign-in form; Error is the one message for any failed attempt.
@@ -55,7 +57,8 @@ type SignInForm struct {
 	Email  string
 	Next   string // local path to return to after signing in
 	Error  string
-	Notice string // a one-off notice shown inside the form ("You have signed out."); gone when the form re-renders
+	Notice string        // a one-off notice shown inside the form ("You have signed out."); gone when the form re-renders
+	OAuth  []OAuthButton // "Continue with ..." buttons of configured providers
 }
 
 // Dashboard is the signed-in home page.
@@ -87,10 +90,13 @@ type Account struct {
 	TermsVersion string
 	IsAdmin      bool
 	TwoFactorOn  bool
+	Profile      ProfileForm   // the Profile section (settings_profile.templ)
+	SignIn       SignInMethods // the Sign-in methods section (settings_signin.templ)
 }
 
 // PasswordForm is the change-password form on the settings page.
 type PasswordForm struct {
+	NoPassword   bool // an account made through a provider: the form sets a first password
 	CurrentError string
 	NewError     string
 	FormError    string
@@ -115,6 +121,10 @@ type Legal struct {
 	Provider      bool   // the http backend is on: a remote GPU provider receives datasets to train on
 	BillingOn     bool   // Stripe is configured: plans, payments and the data they need
 	BillingGrace  string // how long new runs still start after a failed payment: "72 hours"
+	// OAuthCookie is the cookie of a Google or GitHub sign-in in progress, and Providers
+	// names the configured providers ("Google and GitHub"); both "" when none is.
+	OAuthCookie string
+	Providers   string
 }
 
 // ErrorPage is a full-page error (404, 500, 403).
