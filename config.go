@@ -55,8 +55,8 @@ type config struct {
 
 	MetricsToken string // operator bearer token for GET /metrics (Prometheus); empty: no endpoint
 
-	HTTP  httpBackendConfig  // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
-	Slurm slurmBackendConfig // the slurm backend (TUNELAB_SLURM_*), likewise
+	HTTP  httpBackendConfig    // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
+	Slurm slurmBackendConfig   // the slurm backend (TUNELAB_SLURM_*), likewise
 	OAuth handlers.OAuthConfig // sign-in with Google or GitHub (oauth_config.go)
 
 	// Mail: over SMTP when set, else as files in DATA_DIR/outbox.
