@@ -37,12 +37,17 @@ var eventKinds = map[string]string{
 	store.EventPasswordResetAsked:    "Password reset asked for",
 	store.EventPasswordReset:         "Password reset",
 	store.EventEmailVerified:         "Email verified",
+
+	store.EventAccountSuspended:   "Account suspended by an admin",
+	store.EventAccountUnsuspended: "Account unsuspended by an admin",
+	store.EventSignInSuspended:    "Sign-in of a suspended account",
 }
 
 // failureKinds are highlighted in the admin review.
 var failureKinds = map[string]bool{
 	store.EventSignInFailed: true, store.EventRateLimited: true, store.EventAuthzDenied: true,
 	store.EventWorkerMisuse: true, store.EventSignUpExisting: true, store.EventTOTPFailed: true, store.EventAPIKeyFailed: true,
+	store.EventSignInSuspended: true,
 }
 
 // eventLabel is the words for a kind; a kind this version does not know stays unnamed

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/gorilla/sessions"
 
 	"tunelab/billing"
+	"tunelab/geoip"
 	"tunelab/gpu"
 	"tunelab/store"
 )
@@ -56,6 +58,9 @@ type Config struct {
 	// BaseURL is the public URL that links in mails start with ("https://tune.example.com");
 	// empty: the request's own address (tests).
 	BaseURL string
+	// ConsentVersion is the cookie banner's version (default ConsentBannerVersion); a new
+	// value asks every visitor again.
+	ConsentVersion string
 }
 
 // Deps is everything New wires together.
@@ -78,6 +83,10 @@ type Deps struct {
 	// Sleep waits before answering a throttled sign-in; nil: a real sleep that ends early
 	// when the request does.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// GeoIP gives the country of an address (analytics, security events); nil: unknown.
+	GeoIP *geoip.DB
+	// ConsentKey signs the consent cookie; empty: a random key per process (tests).
+	ConsentKey []byte
 }
 
 // DefaultMaxUploadBytes is the dataset upload cap when none is configured.
@@ -109,6 +118,11 @@ type app struct {
 	signOuts  *signOuts                                        // wakes live streams when a session may have ended
 	streams   streamCounts                                     // open live streams per person (StreamsQuota)
 	ops       *opsMetrics
+
+	// Consent, analytics and the country of an address.
+	consentCookies *sessions.CookieStore
+	salt           *visitorSalt
+	geo            *geoip.DB
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -147,6 +161,10 @@ func newApp(d Deps) *app {
 		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
 		billing:   d.Billing,
 		mail:      d.Mail,
+
+		consentCookies: newConsentCookies(d.ConsentKey, d.Config.Secure),
+		salt:           &visitorSalt{},
+		geo:            d.GeoIP,
 	}
 	if a.billing == nil {
 		a.billing = billing.New(billing.Config{Store: d.Store, Logger: d.Logger})
