@@ -277,7 +277,7 @@ func AdminAnalyticsPage(a AdminAnalytics) templ.Component {
 			templ_7745c5c3_Var15 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<div data-testid=\"admin-analytics\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<div class=\"admin-review\" data-testid=\"admin-analytics\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -286,7 +286,7 @@ func AdminAnalyticsPage(a AdminAnalytics) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if !a.GeoIPLoaded {
-			templ_7745c5c3_Err = components.Alert(components.AlertProps{Tone: "warn", Title: "No country database", Text: "TUNELAB_GEOIP_DB names no readable GeoLite2-format file, so every country is unknown. `go tool task geoip` downloads one.", TestID: "geoip-missing"}).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = components.Alert(components.AlertProps{Tone: "warn", Title: "No country database", Text: "TUNELAB_GEOIP_DB names no readable GeoLite2-format file, so every country is unknown. The command go tool task geoip downloads one.", TestID: "geoip-missing"}).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
