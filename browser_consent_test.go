@@ -242,4 +242,9 @@ func TestBrowserConsentGPC(t *testing.T) {
 	if n := beacons.n.Load(); n != 0 {
 		t.Fatalf("%d analytics requests with GPC", n)
 	}
+	for _, p := range []string{"cookies", "privacy"} {
+		b.open("/"+p, http.StatusOK)
+		b.checkClean(p)
+		b.screenshot("consent-09-" + p)
+	}
 }

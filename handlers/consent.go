@@ -99,9 +99,14 @@ func (a *app) writeConsentCookie(w http.ResponseWriter, r *http.Request, c store
 	return sess.Save(r, w)
 }
 
-// consentFrom is the state of the request's visitor, as the consent middleware found it.
-func consentFrom(ctx context.Context) consentState {
-	c, _ := ctx.Value(consentKey{}).(consentState)
+// consentFrom is the state of the request's visitor, as the consent middleware found it; on
+// a route without that middleware (an upload), as the cookie says.
+func (a *app) consentFrom(r *http.Request) consentState {
+	if c, ok := r.Context().Value(consentKey{}).(consentState); ok {
+		return c
+	}
+	c, _ := a.readConsentCookie(r)
+	c.GPC = r.Header.Get("Sec-GPC") == "1"
 	return c
 }
 
@@ -175,7 +180,7 @@ func (a *app) linkConsent(r *http.Request, userID int64) {
 // consentPage is the layout's part: the banner while nothing is decided (or the one-time GPC
 // notice), and the analytics script only with consent.
 func (a *app) consentPage(r *http.Request) (*views.ConsentBanner, string) {
-	c := consentFrom(r.Context())
+	c := a.consentFrom(r)
 	back := r.URL.Path // without the query: it may carry a ?next= the banner must not echo
 	switch {
 	case c.GPCNotice:
@@ -245,7 +250,7 @@ func (a *app) saveConsent(w http.ResponseWriter, r *http.Request) {
 
 // cookieSettings is the view of the person's current choice for the settings page.
 func (a *app) cookieSettings(r *http.Request) views.CookieChoice {
-	c := consentFrom(r.Context())
+	c := a.consentFrom(r)
 	ch := views.CookieChoice{Decided: c.Decided, Analytics: c.Analytics, GPC: c.GPC, Saved: r.URL.Query().Get("saved") == "1"}
 	if c.Decided && !c.At.IsZero() {
 		ch.When = c.At.UTC().Format("2 January 2006, 15:04 UTC")

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -236,4 +237,44 @@ func TestSettingsLinksCookieSettings(t *testing.T) {
 	if r := ts.do(c, "GET", "/settings", nil, nil); !strings.Contains(r.body, `data-testid="settings-cookies-link"`) {
 		t.Fatal("no cookie settings on the settings page")
 	}
+}
+
+// FuzzConsentCookie: whatever the consent cookie holds, a value the server did not sign is no
+// choice: the banner shows and analytics stay off.
+func FuzzConsentCookie(f *testing.F) {
+	ts := newTestServer(f, Config{})
+	c := ts.client()
+	choose(ts, c, "accept", "banner", "/", nil)
+	u, _ := url.Parse(ts.URL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "tunelab_consent" {
+			f.Add(ck.Value)
+			f.Add(ck.Value[:len(ck.Value)/2])
+			f.Add(ck.Value + "x")
+		}
+	}
+	f.Add("")
+	f.Add("MTcwMDAwMDAwMHxhYmN8ZGVm")
+	f.Add("%%%|||")
+	f.Fuzz(func(t *testing.T, value string) {
+		req, _ := http.NewRequest("GET", ts.URL+"/terms", nil)
+		req.Header.Set("Cookie", "tunelab_consent="+value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return // a value net/http will not send
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		io.Copy(&b, resp.Body)
+		valid := false
+		for _, ck := range c.Jar.Cookies(u) {
+			valid = valid || (ck.Name == "tunelab_consent" && ck.Value == value)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if !valid && (!hasBanner(b.String()) || hasAnalytics(b.String())) {
+			t.Fatalf("cookie %q: banner %v, analytics %v", value, hasBanner(b.String()), hasAnalytics(b.String()))
+		}
+	})
 }
