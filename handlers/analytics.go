@@ -17,6 +17,10 @@ import (
 	"tunelab/store"
 )
 
+// beaconsPerMinute caps analytics events per client address (a page sends about three), so
+// one consenting client cannot flood the table.
+const beaconsPerMinute = 120
+
 func analyticsScript() string { return static.Path("js/analytics.js") }
 
 // visitorSalt is the daily salt of visitor ids. It lives only in memory and is replaced at
@@ -97,6 +101,13 @@ func (a *app) recordAnalytics(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no analytics consent", http.StatusForbidden)
 		return
 	}
+	ip := a.clientIP(r)
+	if blocked, wait := a.beacons.blocked(limitKey(ip)); blocked {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		http.Error(w, "too many analytics events; wait a minute", http.StatusTooManyRequests)
+		return
+	}
+	a.beacons.hit(limitKey(ip))
 	var b analyticsBeacon
 	if err := json.NewDecoder(io.LimitReader(r.Body, 2048)).Decode(&b); err != nil {
 		http.Error(w, "the event must be a JSON object", http.StatusBadRequest)
@@ -118,7 +129,6 @@ func (a *app) recordAnalytics(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "k must be view, click (with a data-track name in t) or scroll (with d from 0 to 100)", http.StatusBadRequest)
 		return
 	}
-	ip := a.clientIP(r)
 	e.Visitor = a.salt.visitor(a.now(), r.UserAgent(), ip)
 	e.Device = deviceType(r.UserAgent())
 	e.Country = a.geo.Country(ip)

@@ -189,6 +189,19 @@ func TestAnalyticsRecordsWithoutIP(t *testing.T) {
 	if last := rep.Views[len(rep.Views)-1]; last.Count != 2 || rep.Visitors[len(rep.Visitors)-1].Count != 1 {
 		t.Errorf("today: %d views, %d visitors; want 2 and 1", last.Count, rep.Visitors[len(rep.Visitors)-1].Count)
 	}
+	// A flood from one address is cut off; another address is not affected.
+	flood := map[string]string{"X-Forwarded-For": "203.0.113.50"}
+	for i := range beaconsPerMinute {
+		if r := beacon(ts, c, `{"k":"click","p":"/","t":"x"}`, flood); r.status != http.StatusNoContent {
+			t.Fatalf("beacon %d: %d", i, r.status)
+		}
+	}
+	if r := beacon(ts, c, `{"k":"click","p":"/","t":"x"}`, flood); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("beacon past the limit: %d", r.status)
+	}
+	if r := beacon(ts, c, `{"k":"click","p":"/","t":"x"}`, h); r.status != http.StatusNoContent {
+		t.Fatalf("another address after the flood: %d", r.status)
+	}
 }
 
 // The visitor id changes with the day's salt: the same browser is a new visitor tomorrow.

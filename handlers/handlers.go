@@ -122,6 +122,7 @@ type app struct {
 	// Consent, analytics and the country of an address.
 	consentCookies *sessions.CookieStore
 	salt           *visitorSalt
+	beacons        *limiter // analytics events per client address
 	geo            *geoip.DB
 }
 
@@ -164,6 +165,7 @@ func newApp(d Deps) *app {
 
 		consentCookies: newConsentCookies(d.ConsentKey, d.Config.Secure),
 		salt:           &visitorSalt{},
+		beacons:        newLimiter(beaconsPerMinute, time.Minute, now),
 		geo:            d.GeoIP,
 	}
 	if a.billing == nil {
