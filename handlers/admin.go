@@ -79,7 +79,7 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 	for _, e := range events {
 		o.Events = append(o.Events, views.SecurityEventRow{
 			When: e.CreatedAt.Format(adminTime), Kind: eventLabel(e.Kind), Email: e.Email, IP: e.IP, UserAgent: e.UserAgent,
-			Failure: failureKinds[e.Kind],
+			Country: countryLabel(e.Country), Failure: failureKinds[e.Kind],
 		})
 	}
 	ob, ok, err := a.billing.Outbox(r.Context())
