@@ -157,7 +157,9 @@ func TestBrowserMetricsAtScale(t *testing.T) {
 	b.checkClean("run page with a million points")
 	b.screenshot("30-metrics-million")
 
-	// Drag across a narrow stretch of the loss chart: finer data is fetched for it.
+	// Drag across a narrow stretch of the loss chart: finer data is fetched for it. The chart
+	// is scrolled into view first: the cookie banner above the page moves it down.
+	eval[bool](b, `(document.querySelector("[data-testid=chart-loss]").scrollIntoView({block: "center"}), true)`)
 	rect := eval[[]float64](b, `(() => { const r = document.querySelector("[data-testid=chart-loss] .u-over").getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`)
 	x0, y := rect[0]+rect[2]*0.60, rect[1]+rect[3]/2
 	b.do("drag to zoom",

@@ -58,6 +58,12 @@ type config struct {
 	HTTP  httpBackendConfig    // the http backend (TUNELAB_HTTP_*), when TUNELAB_BACKEND names it
 	Slurm slurmBackendConfig   // the slurm backend (TUNELAB_SLURM_*), likewise
 	OAuth handlers.OAuthConfig // sign-in with Google or GitHub (oauth_config.go)
+	// GeoIPDB is the GeoLite2-format country database (TUNELAB_GEOIP_DB, default
+	// DATA_DIR/geoip/country.mmdb); a missing file: every country is unknown.
+	GeoIPDB string
+	// ConsentVersion is the cookie banner's version (TUNELAB_CONSENT_VERSION); a new value
+	// asks every visitor again. Empty: the built-in version.
+	ConsentVersion string
 
 	// Mail: over SMTP when set, else as files in DATA_DIR/outbox.
 	SMTP     *smtpConfig
@@ -107,6 +113,9 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 		Contact:   env("TUNELAB_CONTACT", ""),
 
 		MetricsToken: env("TUNELAB_METRICS_TOKEN", ""),
+		GeoIPDB:      env("TUNELAB_GEOIP_DB", ""),
+
+		ConsentVersion: env("TUNELAB_CONSENT_VERSION", ""),
 	}
 	var errs []error
 	if v := env("TUNELAB_TRUST_PROXY", "false"); v != "" {

@@ -13,8 +13,10 @@ import (
 // more; this checks what the binary is built from.
 func TestImportsPointOneWay(t *testing.T) {
 	allowed := map[string][]string{
-		"tunelab":                    {"tunelab/handlers", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer"},
-		"tunelab/handlers":           {"tunelab/views", "tunelab/views/components", "tunelab/static", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer/protocol"},
+		"tunelab":                    {"tunelab/handlers", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer", "tunelab/geoip"},
+		"tunelab/handlers":           {"tunelab/views", "tunelab/views/components", "tunelab/static", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer/protocol", "tunelab/geoip"},
+		"tunelab/geoip":              {}, // a leaf: IP to country from a local mmdb
+		"tunelab/geoip/geoiptest":    {}, // tests only: writes small mmdbs
 		"tunelab/billing":            {"tunelab/store"},
 		"tunelab/billing/stripemock": {},
 		"tunelab/views":              {"tunelab/views/components"},

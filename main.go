@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"tunelab/billing"
+	"tunelab/geoip"
 	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
@@ -84,6 +87,21 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	vault, err := store.NewVault(filepath.Join(cfg.DataDir, "files"), key)
 	if err != nil {
 		return err
+	}
+
+	geoPath := cfg.GeoIPDB
+	if geoPath == "" {
+		geoPath = filepath.Join(cfg.DataDir, "geoip", "country.mmdb")
+	}
+	geo, geoOK, err := geoip.Open(geoPath)
+	if err != nil {
+		return err
+	}
+	defer geo.Close()
+	if geoOK {
+		log.Info("country database loaded", "file", geoPath)
+	} else {
+		log.Info("no country database: countries are unknown (go tool task geoip fetches one)", "file", geoPath)
 	}
 
 	st, err := store.Open(ctx, dbPath(cfg.DataDir), store.Options{MeterInterval: cfg.MeterInterval,
@@ -168,11 +186,14 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 			MetricsToken:      cfg.MetricsToken,
 			BaseURL:           cfg.publicURL(ln.Addr()),
 			OAuth:             cfg.OAuth,
+			ConsentVersion:    cfg.ConsentVersion,
 		},
-		Mail:     handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode()},
-		Runs:     handlers.Runs{Backend: dispatcher.Pool(), Queue: dispatcher, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
-		Billing:  bill,
-		Stopping: streams.Done(),
+		GeoIP:      geo,
+		ConsentKey: deriveKey(key, "tunelab consent cookie"),
+		Mail:       handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode()},
+		Runs:       handlers.Runs{Backend: dispatcher.Pool(), Queue: dispatcher, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
+		Billing:    bill,
+		Stopping:   streams.Done(),
 	})
 	srv.Handler = handler
 
@@ -219,6 +240,14 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	return nil
 }
 
+// deriveKey makes a key for one purpose from the server's secret key, so a leak of one
+// (a cookie signing key) says nothing about the other.
+func deriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
 // housekeeping removes expired sessions, security telemetry past its retention, and
 // deleted or expired runs, snapshots and datasets, worker logs of purged runs and
 // half-written uploads (store.Purge): at start-up, then hourly.
@@ -235,6 +264,11 @@ func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, purg
 			log.Error("purge security events", "err", err)
 		} else if n > 0 {
 			log.Info("purged security events past retention", "count", n)
+		}
+		if n, err := st.PurgeAnalytics(ctx); err != nil {
+			log.Error("purge analytics", "err", err)
+		} else if n > 0 {
+			log.Info("folded raw analytics past retention into daily counts", "count", n)
 		}
 		if n, err := st.PurgeMailAndLinks(ctx); err != nil {
 			log.Error("purge mail records", "err", err)

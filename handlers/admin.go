@@ -46,12 +46,17 @@ var eventKinds = map[string]string{
 	store.EventEmailChangeRequested:  "Email change asked",
 	store.EventEmailChanged:          "Email changed",
 	store.EventUnsubscribed:          "Unsubscribed from mails",
+
+	store.EventAccountSuspended:   "Account suspended by an admin",
+	store.EventAccountUnsuspended: "Account unsuspended by an admin",
+	store.EventSignInSuspended:    "Sign-in of a suspended account",
 }
 
 // failureKinds are highlighted in the admin review.
 var failureKinds = map[string]bool{
 	store.EventSignInFailed: true, store.EventRateLimited: true, store.EventAuthzDenied: true,
 	store.EventWorkerMisuse: true, store.EventSignUpExisting: true, store.EventTOTPFailed: true, store.EventAPIKeyFailed: true,
+	store.EventSignInSuspended: true,
 }
 
 // eventLabel is the words for a kind; a kind this version does not know stays unnamed
@@ -83,7 +88,7 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 	for _, e := range events {
 		o.Events = append(o.Events, views.SecurityEventRow{
 			When: e.CreatedAt.Format(adminTime), Kind: eventLabel(e.Kind), Email: e.Email, IP: e.IP, UserAgent: e.UserAgent,
-			Failure: failureKinds[e.Kind],
+			Country: countryLabel(e.Country), Failure: failureKinds[e.Kind],
 		})
 	}
 	ob, ok, err := a.billing.Outbox(r.Context())

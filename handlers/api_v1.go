@@ -42,7 +42,7 @@ func (a *app) apiKeyAuth(next http.Handler) http.Handler {
 			return
 		}
 		userID, ok := a.checkAPIKey(w, r, key)
-		if !ok {
+		if !ok || a.refuseSuspendedAPI(w, r, userID) {
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), apiUserKey{}, userID)))

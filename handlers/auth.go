@@ -184,6 +184,9 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.limits.signInFailures.reset(email)
+	if a.refuseSuspended(r, u, func(msg string) { f.Error = msg; fail(http.StatusForbidden) }) {
+		return
+	}
 	a.completeSignIn(w, r, u, "", f.Next)
 }
 
@@ -194,6 +197,7 @@ func (a *app) startSession(r *http.Request, u store.User) error {
 	}
 	a.sessions.Put(r.Context(), store.SessionUserKey, u.ID)
 	a.touchSession(r, u.ID)
+	a.linkConsent(r, u.ID)
 	return nil
 }
 
@@ -281,6 +285,7 @@ func retryAfter(wait time.Duration) string {
 func (a *app) recordEvent(r *http.Request, kind string, userID int64, email string) {
 	err := a.store.RecordSecurityEvent(r.Context(), store.SecurityEvent{
 		Kind: kind, UserID: userID, Email: strings.TrimSpace(email), IP: a.clientIP(r), UserAgent: r.UserAgent(),
+		Country: a.geo.Country(a.clientIP(r)),
 	})
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "record security event", "kind", kind, "err", err)

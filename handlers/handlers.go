@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/gorilla/sessions"
 
 	"tunelab/billing"
+	"tunelab/geoip"
 	"tunelab/gpu"
 	"tunelab/store"
 )
@@ -65,6 +67,9 @@ type Config struct {
 	BaseURL string
 	// OAuth is sign-in with Google or GitHub; each is off unless configured.
 	OAuth OAuthConfig
+	// ConsentVersion is the cookie banner's version (default ConsentBannerVersion); a new
+	// value asks every visitor again.
+	ConsentVersion string
 }
 
 // Deps is everything New wires together.
@@ -87,6 +92,10 @@ type Deps struct {
 	// Sleep waits before answering a throttled sign-in; nil: a real sleep that ends early
 	// when the request does.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// GeoIP gives the country of an address (analytics, security events); nil: unknown.
+	GeoIP *geoip.DB
+	// ConsentKey signs the consent cookie; empty: a random key per process (tests).
+	ConsentKey []byte
 }
 
 // DefaultMaxUploadBytes is the dataset upload cap when none is configured.
@@ -120,6 +129,12 @@ type app struct {
 	ops       *opsMetrics
 	oauth     *oauthState // sign-in with Google or GitHub
 	unsubKey  []byte      // signs one-click unsubscribe links
+
+	// Consent, analytics and the country of an address.
+	consentCookies *sessions.CookieStore
+	salt           *visitorSalt
+	beacons        *limiter // analytics events per client address
+	geo            *geoip.DB
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -158,6 +173,11 @@ func newApp(d Deps) *app {
 		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
 		billing:   d.Billing,
 		mail:      d.Mail,
+
+		consentCookies: newConsentCookies(d.ConsentKey, d.Config.Secure),
+		salt:           &visitorSalt{},
+		beacons:        newLimiter(beaconsPerMinute, time.Minute, now),
+		geo:            d.GeoIP,
 	}
 	a.oauth = newOAuthState(d.Config.OAuth, d.Vault, d.Config.Secure, now)
 	if d.Vault != nil {

@@ -81,19 +81,23 @@ func TestLegalPagesNameOnlyFeaturesThatExist(t *testing.T) {
 	}
 }
 
-// The cookie settings agree with the cookie policy: one cookie, the session, and no analytics.
+// The cookie settings agree with the cookie policy: the session and consent cookies, and
+// analytics only with consent.
 func TestCookiePagesAgree(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	policy := ts.do(ts.client(), "GET", "/cookies", nil, nil).body
 	settings := ts.do(ts.client(), "GET", "/cookies/settings", nil, nil).body
 	for _, page := range []string{policy, settings} {
-		if !strings.Contains(page, "<code>tunelab_session</code>") || !strings.Contains(page, "collects no analytics") {
-			t.Errorf("a cookie page does not say: only the session cookie, no analytics")
+		if !strings.Contains(page, "<code>tunelab_session</code>") || !strings.Contains(page, "<code>tunelab_consent</code>") {
+			t.Errorf("a cookie page does not name both cookies, the session and the consent cookie")
 		}
-		for _, wrong := range []string{"remember the choice", "Google", "GitHub"} {
+		for _, wrong := range []string{"collects no analytics", "Google", "GitHub"} {
 			if strings.Contains(page, wrong) {
-				t.Errorf("a cookie page mentions %q, which this server does not do", wrong)
+				t.Errorf("a cookie page says %q, which is not what this server does", wrong)
 			}
 		}
+	}
+	if !strings.Contains(policy, "182 days") || !strings.Contains(policy, "90 days") || !strings.Contains(policy, "Global Privacy Control") {
+		t.Error("the cookie policy does not give the choice's lifetime, the analytics retention or how GPC counts")
 	}
 }

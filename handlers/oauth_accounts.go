@@ -90,6 +90,9 @@ func (a *app) finishLink(w http.ResponseWriter, r *http.Request, c *oauthClient,
 func (a *app) finishOAuthSignIn(w http.ResponseWriter, r *http.Request, c *oauthClient, prof oauthProfile, next string) {
 	u, err := a.store.UserByIdentity(r.Context(), c.name, prof.Subject)
 	if err == nil {
+		if a.refuseSuspended(r, u, func(msg string) { a.oauthProblem(w, r, c, intentSignIn, msg) }) {
+			return
+		}
 		a.completeSignIn(w, r, u, c.name, next)
 		return
 	}
@@ -312,6 +315,9 @@ func (a *app) confirmLink(w http.ResponseWriter, r *http.Request, c *oauthClient
 	}
 	if err != nil {
 		a.serverError(w, r, err)
+		return
+	}
+	if a.refuseSuspended(r, existing, func(msg string) { v.AskPassword, v.Message = false, msg; show(http.StatusForbidden) }) {
 		return
 	}
 	err = a.store.LinkIdentity(r.Context(), existing.ID, c.name, p.subject, p.email)

@@ -413,7 +413,7 @@ func TestGitHubNeedsAVerifiedPrimaryEmailForANewAccount(t *testing.T) {
 func TestLegalPagesNameProviderSignInWhenConfigured(t *testing.T) {
 	ts, _, _ := oauthServer(t)
 	policy := ts.do(ts.client(), "GET", "/cookies", nil, nil).body
-	if !strings.Contains(policy, "<code>tunelab_oauth</code>") || !strings.Contains(policy, "uses two") {
+	if !strings.Contains(policy, "<code>tunelab_oauth</code>") || !strings.Contains(policy, "uses three") {
 		t.Error("the cookie policy does not list the provider sign-in cookie")
 	}
 	privacy := ts.do(ts.client(), "GET", "/privacy", nil, nil).body
@@ -432,5 +432,33 @@ func TestSettingsLetsLinkFormsReachTheProviders(t *testing.T) {
 	}
 	if r := ts.do(c, "GET", "/runs", nil, nil); strings.Contains(r.header.Get("Content-Security-Policy"), google.URL) {
 		t.Error("pages without Link forms allow the provider as a form target")
+	}
+}
+
+// TestSuspendedAccountCannotSignInWithAProvider: suspension holds on every way in, the
+// provider's callback included (the password path has its own test).
+func TestSuspendedAccountCannotSignInWithAProvider(t *testing.T) {
+	ts, google, _ := oauthServer(t)
+	c := ts.signUp("held@example.com")
+	google.setPerson(idpPerson{Sub: "g-held", Email: "held@example.com", Verified: true})
+	ts.do(c, "GET", ts.authorize(c, "POST", "/settings/sign-in-methods/google/link"), nil, nil)
+	if len(ts.identities("held@example.com")) != 1 {
+		t.Fatal("not linked")
+	}
+	ts.signOutClient(c)
+	u, err := ts.store.UserByEmail(context.Background(), "held@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.store.SuspendAccount(context.Background(), u.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	fresh := ts.client()
+	ts.oauthSignIn(fresh, "google")
+	if got := ts.signedInAs(fresh); got != "" {
+		t.Fatalf("a suspended account signed in with Google as %q", got)
+	}
+	if ts.countEvents(t, store.EventSignInSuspended) != 1 {
+		t.Fatal("the refused sign-in was not recorded")
 	}
 }

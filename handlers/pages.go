@@ -89,6 +89,9 @@ func (a *app) legal() views.Legal {
 		SessionIdle:   "1 hour",
 		SessionMax:    "24 hours",
 		SessionCookie: sessionCookieName(a.cfg.Secure),
+		ConsentCookie: consentCookieName(a.cfg.Secure),
+		ConsentDays:   formatRetention(consentMaxAge),
+		AnalyticsDays: int(store.AnalyticsRetention / (24 * time.Hour)),
 		TelemetryDays: int(store.TelemetryRetention / (24 * time.Hour)),
 		PurgeDelay:    formatRetention(store.PurgeDelay),
 		DatasetKeep:   formatRetention(a.cfg.DatasetRetention),
@@ -114,7 +117,7 @@ func (a *app) showCookiePolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) showCookieSettings(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, a.page(r, "Cookie settings", ""), views.CookieSettingsPage(a.legal()))
+	a.render(w, r, http.StatusOK, a.page(r, "Cookie settings", ""), views.CookieSettingsPage(a.legal(), a.cookieSettings(r)))
 }
 
 // healthz answers 200 when the database answers, 503 otherwise.

@@ -14,6 +14,7 @@ import (
 // page builds the layout data for a screen.
 func (a *app) page(r *http.Request, title, active string) views.Page {
 	p := views.Page{Title: title, Active: active, Assets: assets()}
+	p.Consent, p.AnalyticsJS = a.consentPage(r)
 	if u, ok := userFrom(r.Context()); ok {
 		p.User = &views.NavUser{Email: u.Email, Name: u.DisplayName, IsAdmin: u.IsAdmin}
 		notice, err := a.billing.Notice(r.Context(), u.ID)

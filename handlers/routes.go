@@ -13,7 +13,7 @@ func (a *app) routes() http.Handler {
 	// Outer layers wrap every request; page requests also get the session and user, and
 	// form bodies are capped (uploads have their own cap).
 	session := chain{a.sessions.LoadAndSave, a.loadUser}
-	public := session.extend(a.limitForm)
+	public := session.extend(a.limitForm, a.loadConsent)
 	signedIn := public.extend(a.requireAuth)
 	admin := signedIn.extend(a.requireAdmin)
 	upload := session.extend(a.requireAuth)
@@ -52,6 +52,9 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /privacy", public.thenFunc(a.showPrivacy))
 	mux.Handle("GET /cookies", public.thenFunc(a.showCookiePolicy))
 	mux.Handle("GET /cookies/settings", public.thenFunc(a.showCookieSettings))
+	mux.Handle("POST /consent", public.thenFunc(a.saveConsent))
+	// Analytics beacons: no session; refused without consent in the signed consent cookie.
+	mux.HandleFunc("POST /analytics/event", a.recordAnalytics)
 
 	// The signed-in product.
 	mux.Handle("GET /{$}", signedIn.thenFunc(a.showDashboard))
@@ -129,6 +132,10 @@ func (a *app) routes() http.Handler {
 	// Operators.
 	mux.Handle("GET /admin", admin.thenFunc(a.showAdmin))
 	mux.Handle("GET /admin/backends", admin.thenFunc(a.showAdminBackends))
+	mux.Handle("GET /admin/analytics", admin.thenFunc(a.showAdminAnalytics))
+	mux.Handle("GET /admin/security", admin.thenFunc(a.showAdminSecurity))
+	mux.Handle("POST /admin/accounts/{id}/suspend", admin.thenFunc(a.suspendAccount))
+	mux.Handle("POST /admin/accounts/{id}/unsuspend", admin.thenFunc(a.unsuspendAccount))
 
 	// Anything else is a 404 page (with the session, so the nav shows who is signed in).
 	mux.Handle("/", public.thenFunc(a.notFound))

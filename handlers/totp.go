@@ -304,6 +304,13 @@ func (a *app) signInWithCode(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if a.refuseSuspended(r, u, func(msg string) {
+		a.clearPending(r)
+		f.Error = msg
+		a.render(w, r, http.StatusForbidden, p, views.SignInCodePage(f))
+	}) {
+		return
+	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
 	usedRecovery := store.NormalizeRecoveryCode(code) != ""
 	if usedRecovery {

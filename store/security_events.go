@@ -48,6 +48,10 @@ const (
 	EventEmailChangeRequested = "email_change_requested"
 	EventEmailChanged         = "email_changed"
 	EventUnsubscribed         = "unsubscribed" // a one-click unsubscribe link was used
+	// Admin actions on accounts, and a suspended account's sign-in.
+	EventAccountSuspended   = "account_suspended"
+	EventAccountUnsuspended = "account_unsuspended"
+	EventSignInSuspended    = "signin_suspended"
 )
 
 // EventKinds lists every kind above, for the admin review's labels. Each must also be a row of
@@ -59,7 +63,8 @@ var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSign
 	EventSessionRevoked, EventSessionsRevokedOthers, EventAPIKeyCreated, EventAPIKeyRevoked, EventAPIKeyFailed,
 	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified,
 	EventOAuthSignIn, EventOAuthLinked, EventOAuthUnlinked, EventOAuthFailed, EventPasswordSet,
-	EventProfileChanged, EventEmailChangeRequested, EventEmailChanged, EventUnsubscribed}
+	EventProfileChanged, EventEmailChangeRequested, EventEmailChanged, EventUnsubscribed,
+	EventAccountSuspended, EventAccountUnsuspended, EventSignInSuspended}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {
@@ -69,6 +74,7 @@ type SecurityEvent struct {
 	Email     string
 	IP        string
 	UserAgent string
+	Country   string // ISO code from the local GeoLite2 database; "" when unknown
 	CreatedAt time.Time
 }
 
@@ -89,8 +95,8 @@ func (s *Store) RecordSecurityEvent(ctx context.Context, e SecurityEvent) error 
 	if e.UserID != 0 {
 		uid = sql.NullInt64{Int64: e.UserID, Valid: true}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO security_events (kind, user_id, email, ip, user_agent, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, e.Kind, uid, clip(e.Email, 254), clip(e.IP, 64), clip(e.UserAgent, 512), ms(s.now()))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO security_events (kind, user_id, email, ip, user_agent, country, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.Kind, uid, clip(e.Email, 254), clip(e.IP, 64), clip(e.UserAgent, 512), clip(e.Country, 8), ms(s.now()))
 	if err != nil {
 		return fmt.Errorf("store: record security event: %w", err)
 	}
@@ -99,18 +105,24 @@ func (s *Store) RecordSecurityEvent(ctx context.Context, e SecurityEvent) error 
 
 // RecentSecurityEvents returns the newest events first.
 func (s *Store) RecentSecurityEvents(ctx context.Context, limit int) ([]SecurityEvent, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, kind, COALESCE(user_id, 0), email, ip, user_agent, created_at
+	rows, err := s.r.QueryContext(ctx, `SELECT `+securityEventColumns+`
 		FROM security_events ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent security events: %w", err)
 	}
 	defer rows.Close()
+	return scanSecurityEvents(rows)
+}
+
+const securityEventColumns = `id, kind, COALESCE(user_id, 0), email, ip, user_agent, country, created_at`
+
+func scanSecurityEvents(rows *sql.Rows) ([]SecurityEvent, error) {
 	var out []SecurityEvent
 	for rows.Next() {
 		var e SecurityEvent
 		var created int64
-		if err := rows.Scan(&e.ID, &e.Kind, &e.UserID, &e.Email, &e.IP, &e.UserAgent, &created); err != nil {
-			return nil, fmt.Errorf("store: recent security events: %w", err)
+		if err := rows.Scan(&e.ID, &e.Kind, &e.UserID, &e.Email, &e.IP, &e.UserAgent, &e.Country, &created); err != nil {
+			return nil, fmt.Errorf("store: security events: %w", err)
 		}
 		e.CreatedAt = fromMS(created)
 		out = append(out, e)
@@ -119,17 +131,31 @@ func (s *Store) RecentSecurityEvents(ctx context.Context, limit int) ([]Security
 }
 
 // PurgeSecurityEvents deletes events older than the retention window, in batches so the
-// writer is never held long. It returns how many rows went.
+// writer is never held long, after adding each batch to the daily counts per kind and
+// country (security_event_daily) in the same transaction. It returns how many rows went.
 func (s *Store) PurgeSecurityEvents(ctx context.Context) (int64, error) {
 	cutoff := ms(s.now().Add(-TelemetryRetention))
 	var total int64
 	for {
-		res, err := s.w.ExecContext(ctx, `DELETE FROM security_events WHERE id IN (
-			SELECT id FROM security_events WHERE created_at < ? LIMIT 1000)`, cutoff)
+		var n int64
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			batch := `SELECT id FROM security_events WHERE created_at < ? ORDER BY id LIMIT 1000`
+			if _, err := tx.ExecContext(ctx, `INSERT INTO security_event_daily (day, kind, country, count)
+				SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch'), kind, country, COUNT(*)
+				FROM security_events WHERE id IN (`+batch+`) GROUP BY 1, 2, 3
+				ON CONFLICT (day, kind, country) DO UPDATE SET count = count + excluded.count`, cutoff); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM security_events WHERE id IN (`+batch+`)`, cutoff)
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
 		if err != nil {
 			return total, fmt.Errorf("store: purge security events: %w", err)
 		}
-		n, _ := res.RowsAffected()
 		total += n
 		if n < 1000 {
 			return total, nil

@@ -22,23 +22,17 @@ func signUpWays(l Legal) string {
 
 func cookieCount(l Legal) string {
 	if l.OAuthCookie != "" {
-		return "This server uses two, both its own."
+		return "This server uses three, all its own and all strictly necessary. Analytics, if you allow them, use no cookie."
 	}
-	return "This server uses one, its own."
+	return "This server sets two, both its own and both strictly necessary. Analytics, if you allow them, use no cookie."
 }
 
 func cookieListTitle(l Legal) string {
-	if l.OAuthCookie != "" {
-		return "The cookies this server sets"
-	}
-	return "The cookie this server sets"
+	return "The cookies this server sets"
 }
 
 func onlyCookies(l Legal) string {
-	if l.OAuthCookie != "" {
-		return "These are the only cookies this server sets. Both are strictly necessary for the site to work, so they do not need your consent."
-	}
-	return "This is the only cookie this server sets. It is strictly necessary for the site to work, so it does not need your consent."
+	return "These are the only cookies this server sets. They are needed for the site to work, so they do not need your consent."
 }
 
 // OAuthCookieRow is the cookie policy's row for the provider sign-in cookie.
@@ -71,7 +65,7 @@ func OAuthCookieRow(l Legal) templ.Component {
 			var templ_7745c5c3_Var2 string
 			templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(l.OAuthCookie)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 40, Col: 28}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 34, Col: 28}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var2))
 			if templ_7745c5c3_Err != nil {
@@ -84,7 +78,7 @@ func OAuthCookieRow(l Legal) templ.Component {
 			var templ_7745c5c3_Var3 string
 			templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs(l.Providers)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 42, Col: 52}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 36, Col: 52}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 			if templ_7745c5c3_Err != nil {
@@ -134,7 +128,7 @@ func PrivacyAccountData(l Legal) templ.Component {
 			var templ_7745c5c3_Var5 string
 			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(l.Providers)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 55, Col: 40}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 49, Col: 40}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
 			if templ_7745c5c3_Err != nil {
@@ -147,7 +141,7 @@ func PrivacyAccountData(l Legal) templ.Component {
 			var templ_7745c5c3_Var6 string
 			templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(l.Providers)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 55, Col: 191}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_accounts.templ`, Line: 49, Col: 191}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 			if templ_7745c5c3_Err != nil {

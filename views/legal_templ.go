@@ -422,87 +422,103 @@ func PrivacyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<li><strong>Email.</strong> The mails the server sends you (address confirmation, password reset, password, email or two-factor changed, a sign-in from a new device, run finished if you keep run mails on): their bodies are erased once sent, and the record that a mail was sent is deleted after 90 days. Reset and confirmation links are stored only as hashes.</li><li><strong>Your datasets and snapshots.</strong> The files you upload and the checkpoints your runs save, encrypted at rest with AES-256-GCM under a key the operator controls.</li><li><strong>Run details.</strong> The configuration of each run, its status and timeline, its log lines, the metrics it reports (loss, learning rate and the like), and how many seconds it trained.</li><li><strong>Security records.</strong> Each sign-up, sign-in, failed sign-in, sign-out, password change or reset, two-factor change or wrong code, session revoked, API key made, revoked or refused, sign-in provider linked or unlinked, name or email change, unsubscribe, deletion, metrics download and rate-limited attempt, with the IP address, browser user agent and time.</li></ul>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<li><strong>Email.</strong> The mails the server sends you (address confirmation, password reset, password, email or two-factor changed, a sign-in from a new device, run finished if you keep run mails on): their bodies are erased once sent, and the record that a mail was sent is deleted after 90 days. Reset and confirmation links are stored only as hashes.</li><li><strong>Your datasets and snapshots.</strong> The files you upload and the checkpoints your runs save, encrypted at rest with AES-256-GCM under a key the operator controls.</li><li><strong>Run details.</strong> The configuration of each run, its status and timeline, its log lines, the metrics it reports (loss, learning rate and the like), and how many seconds it trained.</li><li><strong>Security records.</strong> Each sign-up, sign-in, failed sign-in, sign-out, password change or reset, two-factor change or wrong code, session revoked, API key made, revoked or refused, sign-in provider linked or unlinked, name or email change, unsubscribe, deletion, metrics download and rate-limited attempt, with the IP address, browser user agent and time.</li>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = privacyConsentItems(l).Render(ctx, templ_7745c5c3_Buffer)
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "</ul>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if l.BillingOn {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<ul><li><strong>Billing records.</strong> Your Stripe customer and subscription identifiers, your plan and its status, the monthly cap you set, and the seconds each run used. Your email address goes to Stripe, which processes payments for the operator; card details go to Stripe only and never reach this server.</li></ul><p>This server collects no analytics: it keeps no record of the pages you view.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<ul><li><strong>Billing records.</strong> Your Stripe customer and subscription identifiers, your plan and its status, the monthly cap you set, and the seconds each run used. Your email address goes to Stripe, which processes payments for the operator; card details go to Stripe only and never reach this server.</li></ul>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<p>This server collects no analytics and has no billing: it keeps no record of the pages you view and no payment details.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<p>This server has no billing: it keeps no payment details.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<h2 id=\"why\">Why we use it</h2><ul><li><strong>To run the service you asked for:</strong> storing your datasets, training your runs, showing results and letting you download them.</li><li><strong>To keep accounts safe:</strong> spotting attacks and unusual sign-ins, and enforcing the acceptable-use rules in the terms.</li><li><strong>To meet legal duties:</strong> answering lawful requests.</li></ul><p>We do not sell your data, show you advertising, or use your datasets to train anything of our own.</p><h2 id=\"retention\">How long we keep it</h2><ul><li>Security records, including IP addresses, are deleted after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "<h2 id=\"why\">Why we use it</h2><ul><li><strong>To run the service you asked for:</strong> storing your datasets, training your runs, showing results and letting you download them.</li><li><strong>To keep accounts safe:</strong> spotting attacks and unusual sign-ins, and enforcing the acceptable-use rules in the terms.</li><li><strong>To meet legal duties:</strong> answering lawful requests.</li></ul><p>We do not sell your data, show you advertising, or use your datasets to train anything of our own.</p><h2 id=\"retention\">How long we keep it</h2><ul><li>Security records, including IP addresses, are deleted after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var21 string
 		templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.TelemetryDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 218, Col: 95}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 215, Col: 95}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var21))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "; sessions, once they expire or you sign out.</li><li>Runs you delete are erased from storage ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, "; sessions, once they expire or you sign out.</li>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = privacyConsentRetention(l).Render(ctx, templ_7745c5c3_Buffer)
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "<li>Runs you delete are erased from storage ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var22 string
 		templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 219, Col: 61}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 217, Col: 61}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var22))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, " after the delete, once their job has stopped, with their metrics, logs, timeline and snapshots. A small record stays (its number, owner, status and times), because the time it used refers to it.</li><li>Datasets you delete are erased ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, " after the delete, once their job has stopped, with their metrics, logs, timeline and snapshots. A small record stays (its number, owner, status and times), because the time it used refers to it.</li><li>Datasets you delete are erased ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var23 string
 		templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(l.PurgeDelay)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 220, Col: 52}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 218, Col: 52}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var23))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, " later, once no unfinished run still needs them. A dataset you trained on is deleted ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, " later, once no unfinished run still needs them. A dataset you trained on is deleted ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var24 string
 		templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(l.DatasetKeep)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 220, Col: 154}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 218, Col: 154}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var24))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, " after the last run that used it ended; one you never trained on stays until you delete it.</li><li>Everything else is kept while your account is open. To have the account itself removed, ask ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, " after the last run that used it ended; one you never trained on stays until you delete it.</li><li>Everything else is kept while your account is open. To have the account itself removed, ask ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var25 string
 		templ_7745c5c3_Var25, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 221, Col: 111}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 219, Col: 111}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var25))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, ".</li></ul><h2 id=\"processors\">Who else handles it</h2>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, ".</li></ul><h2 id=\"processors\">Who else handles it</h2>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -510,33 +526,33 @@ func PrivacyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "<h2 id=\"rights\">Your rights</h2><ul><li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, and delete runs and datasets yourself. For anything else we hold about you, or to have your account removed, ask ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 39, "<h2 id=\"rights\">Your rights</h2><ul><li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, and delete runs and datasets yourself. For anything else we hold about you, or to have your account removed, ask ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var26 string
 		templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 227, Col: 235}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 225, Col: 235}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var26))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, ".</li><li><strong>Correction:</strong> change your password in Settings; for anything else, ask us.</li><li><strong>Complaint:</strong> you can complain to the data protection supervisory authority where you live or work.</li></ul><h2 id=\"security\">Security</h2><p>When the operator has enabled HTTPS, traffic is encrypted with TLS and your browser is told to use only HTTPS for this site (HSTS). Passwords are hashed and your files are encrypted at rest. Signing out ends your session on the server; changing your password ends every other session.</p><h2 id=\"contact\">Contact</h2><p>Questions about your data go to ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, ".</li><li><strong>Correction:</strong> change your password in Settings; for anything else, ask us.</li><li><strong>Complaint:</strong> you can complain to the data protection supervisory authority where you live or work.</li></ul><h2 id=\"security\">Security</h2><p>When the operator has enabled HTTPS, traffic is encrypted with TLS and your browser is told to use only HTTPS for this site (HSTS). Passwords are hashed and your files are encrypted at rest. Signing out ends your session on the server; changing your password ends every other session.</p><h2 id=\"contact\">Contact</h2><p>Questions about your data go to ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var27 string
 		templ_7745c5c3_Var27, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 240, Col: 47}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 238, Col: 47}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var27))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 39, ". ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, ". ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -546,7 +562,7 @@ func PrivacyPage(l Legal) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "</p><p>We publish changes to this policy here, with a new version and date.</p></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, "</p><p>We publish changes to this policy here, with a new version and date.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -576,7 +592,7 @@ func CookiePolicyPage(l Legal) templ.Component {
 			templ_7745c5c3_Var28 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, "<article class=\"prose\" data-testid=\"cookies\"><h1>Cookie Policy</h1>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<article class=\"prose\" data-testid=\"cookies\"><h1>Cookie Policy</h1>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -584,72 +600,98 @@ func CookiePolicyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, "<p>A cookie is a small piece of text a website asks your browser to keep and send back. ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "<p>A cookie is a small piece of text a website asks your browser to keep and send back. ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var29 string
 		templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(cookieCount(l))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 256, Col: 19}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 254, Col: 19}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var29))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "</p><h2 id=\"list\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, "</p><h2 id=\"list\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var30 string
 		templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(cookieListTitle(l))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 258, Col: 36}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 256, Col: 36}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var30))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "</h2><table><thead><tr><th scope=\"col\">Cookie</th><th scope=\"col\">Category</th><th scope=\"col\">What it does</th><th scope=\"col\">How long it lasts</th></tr></thead> <tbody><tr><td><code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 46, "</h2><table><thead><tr><th scope=\"col\">Cookie</th><th scope=\"col\">Category</th><th scope=\"col\">What it does</th><th scope=\"col\">How long it lasts</th></tr></thead> <tbody><tr><td><code>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var31 string
 		templ_7745c5c3_Var31, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 270, Col: 32}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 268, Col: 32}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var31))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "</code></td><td>Strictly necessary</td><td>Keeps you signed in. It holds only a random session identifier; the session itself is kept on the server, so signing out (or changing your password, which signs out every other session) ends it for good. It is HttpOnly (page scripts cannot read it), SameSite=Lax, and Secure when the site is served over HTTPS.</td><td>Ends after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var32 string
 		templ_7745c5c3_Var32, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionIdle)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 273, Col: 35}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 271, Col: 35}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var32))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 46, " without activity, and after ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, " without activity, and after ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var33 string
 		templ_7745c5c3_Var33, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionMax)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 273, Col: 80}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 271, Col: 80}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var33))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, " at most, or when you sign out.</td></tr>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 49, " at most, or when you sign out.</td></tr><tr><td><code>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var34 string
+		templ_7745c5c3_Var34, templ_7745c5c3_Err = templ.JoinStringErrs(l.ConsentCookie)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 274, Col: 32}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var34))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 50, "</code></td><td>Strictly necessary</td><td>Remembers your choice about analytics, so the banner does not ask on every page: an identifier of the choice, whether analytics are allowed, the banner version and when you chose. It is signed by the server so it cannot be forged, HttpOnly, SameSite=Lax, and Secure over HTTPS.</td><td>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var35 string
+		templ_7745c5c3_Var35, templ_7745c5c3_Err = templ.JoinStringErrs(l.ConsentDays)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 277, Col: 24}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var35))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 51, ", after which we ask again; sooner if the banner changes. Signing out clears it with the session cookie.</td></tr>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -657,65 +699,33 @@ func CookiePolicyPage(l Legal) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, "</tbody></table><p>")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var34 string
-		templ_7745c5c3_Var34, templ_7745c5c3_Err = templ.JoinStringErrs(onlyCookies(l))
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 279, Col: 19}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var34))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 49, " There are no analytics, advertising or third-party cookies. Any cookie added later will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>This server collects no analytics, with or without cookies.</p><h2 id=\"choice\">Your choice</h2><p>There is nothing optional to choose: the <a href=\"/cookies/settings\">Cookie settings</a> page says the same. You can delete cookies in your browser at any time; deleting the session cookie signs you out.</p></article>")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		return nil
-	})
-}
-
-// CookieSettingsPage is the body of the cookie settings page. This server sets only its
-// session cookie and collects no analytics, so there is nothing to switch on: the page says
-// so instead of showing a toggle that does nothing.
-func CookieSettingsPage(l Legal) templ.Component {
-	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
-		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
-		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
-			return templ_7745c5c3_CtxErr
-		}
-		templ_7745c5c3_Buffer, templ_7745c5c3_IsBuffer := templruntime.GetBuffer(templ_7745c5c3_W)
-		if !templ_7745c5c3_IsBuffer {
-			defer func() {
-				templ_7745c5c3_BufErr := templruntime.ReleaseBuffer(templ_7745c5c3_Buffer)
-				if templ_7745c5c3_Err == nil {
-					templ_7745c5c3_Err = templ_7745c5c3_BufErr
-				}
-			}()
-		}
-		ctx = templ.InitializeContext(ctx)
-		templ_7745c5c3_Var35 := templ.GetChildren(ctx)
-		if templ_7745c5c3_Var35 == nil {
-			templ_7745c5c3_Var35 = templ.NopComponent
-		}
-		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 50, "<article class=\"prose\" data-testid=\"cookie-settings\"><h1>Cookie settings</h1><p>This page is where optional cookies would be chosen. This server sets none, so there is nothing to choose. The <a href=\"/cookies\">Cookie Policy</a> describes the one cookie it does set.</p><section data-testid=\"consent-necessary\" aria-labelledby=\"consent-necessary-title\"><h2 id=\"consent-necessary-title\">Strictly necessary</h2><p><strong>Always on.</strong> It cannot be switched off.</p><p>The session cookie (<code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "</tbody></table><p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var36 string
-		templ_7745c5c3_Var36, templ_7745c5c3_Err = templ.JoinStringErrs(l.SessionCookie)
+		templ_7745c5c3_Var36, templ_7745c5c3_Err = templ.JoinStringErrs(onlyCookies(l))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 311, Col: 47}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 283, Col: 19}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var36))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 51, "</code>) keeps you signed in. Without it you cannot sign in. It is never used to track you.</p></section><section data-testid=\"consent-analytics\" aria-labelledby=\"consent-analytics-title\"><h2 id=\"consent-analytics-title\">Analytics</h2><p><strong>None.</strong></p><p>This server collects no analytics, so there is nothing to turn on or off.</p></section></article>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 53, " There are no advertising or third-party cookies. Any cookie added later will be listed here, with a new version of this policy, before it is used.</p><h2 id=\"analytics\">Analytics</h2><p>Analytics are optional and off until you accept them in the banner or in <a href=\"/cookies/settings\">Cookie settings</a>. Until then the analytics script is not even loaded, and the server refuses analytics events from your browser.</p><p>If you accept, a small script of this server (no outside service) reports the pages you view, clicks on buttons marked for counting, how far you scroll a page, the site that sent you (its name only), your device type (phone, tablet or desktop) and your country. It sets no cookie and stores nothing in your browser. On the server your visits of one day are grouped under a code made from a random value that changes every day and is kept only in memory, your browser's user agent and your IP address; your IP address itself is never stored. Your country is looked up from your IP address in a GeoLite2 database on this server, without contacting anyone. Raw events are deleted after ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var37 string
+		templ_7745c5c3_Var37, templ_7745c5c3_Err = templ.JoinStringErrs(legalDays(l.AnalyticsDays))
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal.templ`, Line: 301, Col: 37}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var37))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 54, "; only daily totals are kept after that.</p><h2 id=\"choice\">Your choice</h2><p>The banner offers Accept all and Reject all side by side, and Customise to choose each purpose; nothing is ticked in advance, and closing or scrolling past the banner is not a choice. You can change your mind at any time with the Cookie settings link at the bottom of every page: turning analytics off there takes one click, as turning them on did. Each choice is recorded, without your IP address, as proof of what you decided. If you are signed in, your choice is also kept with your account and applies when you sign in on another browser.</p><p>If your browser sends the Global Privacy Control signal, we treat it as refusing analytics, unless you turn them on yourself in Cookie settings. Rejecting analytics changes nothing else: every feature works the same.</p></article>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

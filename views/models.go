@@ -28,6 +28,12 @@ type Page struct {
 	BillingNotice string
 	// VerifyEmail, when set, is the unconfirmed address a banner asks to confirm.
 	VerifyEmail string
+	// Consent is the cookie banner, shown until the visitor chooses; nil: not shown.
+	Consent *ConsentBanner
+	// AnalyticsJS is the analytics script's URL, set only with analytics consent.
+	AnalyticsJS string
+	// AnalyticsCharts is the admin analytics charts module's URL; set, the layout loads uPlot too.
+	AnalyticsCharts string
 }
 
 // NavUser is the signed-in person as the navigation shows them; nil when signed out.
@@ -114,6 +120,9 @@ type Legal struct {
 	SessionIdle   string // "1 hour"
 	SessionMax    string // "24 hours"
 	SessionCookie string // cookie name as sent, e.g. "tunelab_session" or "__Host-tunelab_session"
+	ConsentCookie string // the consent cookie's name as sent
+	ConsentDays   string // how long a cookie choice holds: "182 days"
+	AnalyticsDays int    // raw analytics retention, 90
 	TelemetryDays int    // security telemetry retention, 90
 	PurgeDelay    string // deleted runs, snapshots and datasets are erased this long after the delete: "24 hours"
 	DatasetKeep   string // a dataset is deleted this long after the last run that used it ended: "30 days"
@@ -175,7 +184,8 @@ type SecurityEventRow struct {
 	Email     string // the account, what was typed for an unknown account, or the item ("run 7")
 	IP        string
 	UserAgent string
-	Failure   bool // true for failed attempts, shown highlighted
+	Country   string // ISO code, or "unknown"
+	Failure   bool   // true for failed attempts, shown highlighted
 }
 
 // Billing is the billing page: plan, this period's GPU time and cost, plans, invoices.
