@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		Store: st, Backend: backend, Hub: hub, Logger: log,
 		ServerURL:        cfg.workerURL(ln.Addr()),
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
+		StopGrace:        gpu.StopGraceFor(cfg.HeartbeatInterval),
 	})
 	streams, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()

@@ -231,6 +231,9 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	if run.CancelRequested && !run.Final() {
 		l.Label, l.Cancelling = "Cancelling", true
 		l.Sentence = "Cancelling: waiting for the worker to stop training and confirm."
+	} else if run.StopReason != "" && !run.Final() {
+		l.Label, l.Cancelling = "Stopping", true
+		l.Sentence = run.StopReason + ". The worker is saving a final snapshot of the weights, then the run ends."
 	}
 	l.Actions = views.RunActions{DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID), SimilarURL: fmt.Sprintf("/runs/new?from=%d", run.ID)}
 	if !run.Final() && !run.CancelRequested {
