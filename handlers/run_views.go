@@ -215,18 +215,14 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 		l.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
 	// Cost so far, and projected at the end from the steps done (the same count as /billing).
-	live := int64(run.GPUTime(now) / time.Second)
-	projected := live
-	if step := latestStep(run, seen...).Step; run.Status == store.RunRunning && step > 0 && run.TotalSteps > step {
-		projected = live * int64(run.TotalSteps) / int64(step)
-	}
-	if spent, total, ok, err := a.billing.RunCost(ctx, run, now, projected); err != nil {
+	book, err := a.billing.Costs(ctx, run.UserID, now)
+	if err != nil {
 		return views.RunLive{}, err
-	} else if ok {
-		l.Cost = spent.USD()
-		if total > spent {
-			l.Cost += " of about " + total.USD()
-		}
+	}
+	if book != nil {
+		projected := projectedSeconds(run, latestStep(run, seen...).Step, now)
+		l.Cost = costText(book.Run(run, projected))
+		l.CostWarning = budgetWarning(book, run, projected)
 	}
 	if run.CancelRequested && !run.Final() {
 		l.Label, l.Cancelling = "Cancelling", true

@@ -49,6 +49,7 @@ type RunRow struct {
 	ETA          string // "about 12 s left", "" when unknown or ended
 	GPUTime      string // "1 min 04 s"
 	TimeLabel    string // "GPU time" or "Compute time": the cell's label on phones
+	Cost         string // with billing on, live runs: "$0.42", or "$0.42 of about $1.10"
 	Created      string // "23 Nov 2026, 14:02"
 
 	// The chosen metric (RunList.Metric), formatted; "—" when the run has none.
@@ -174,12 +175,14 @@ type RunLive struct {
 	TimeLabel  string // "GPU time", or "Compute time" on a backend without GPUs
 	GPUTime    string
 	Cost       string // with billing on: "$0.42", or "$0.42 of about $1.10" while it runs
-	Final      bool
-	Actions    RunActions // the header's buttons, which follow the status
-	Timeline   []TimelineItem
-	Logs       []LogItem // the last lines, oldest first
-	Snapshots  []SnapshotRow
-	Continued  []ContinuedRunRow // runs started from this run's snapshots
+	// CostWarning: the projected total passes the run's budget cap ("" when not).
+	CostWarning string
+	Final       bool
+	Actions     RunActions // the header's buttons, which follow the status
+	Timeline    []TimelineItem
+	Logs        []LogItem // the last lines, oldest first
+	Snapshots   []SnapshotRow
+	Continued   []ContinuedRunRow // runs started from this run's snapshots
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
