@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -175,9 +176,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 
 	// GPU seconds reach Stripe through the meter-event outbox (billing on only).
 	meterCtx, stopMeter := context.WithCancel(ctx)
-	meterDone := make(chan struct{})
-	go func() { defer close(meterDone); bill.RunMeterSender(meterCtx, nil) }()
-	defer func() { stopMeter(); <-meterDone }()
+	// Billing mails (payment failed, runs paused, paused lifted) are swept for beside it.
+	var billingLoops sync.WaitGroup
+	billingLoops.Go(func() { bill.RunMeterSender(meterCtx, nil) })
+	billingLoops.Go(func() { bill.RunNotices(meterCtx) })
+	defer func() { stopMeter(); billingLoops.Wait() }()
 	// Mail leaves through the queue: over SMTP, or into DATA_DIR/outbox.
 	mailCtx, stopMail := context.WithCancel(ctx)
 	mailDone := make(chan struct{})

@@ -75,6 +75,9 @@ func (s *Service) Notice(ctx context.Context, userID int64) (string, error) {
 	return "Your last payment failed and new runs are paused. Update your card to start runs again.", nil
 }
 
+// GraceWords writes a grace period as an adjective: "3-day", "36-hour", "30-minute".
+func GraceWords(d time.Duration) string { return graceWords(d) }
+
 func graceWords(d time.Duration) string {
 	if d%(24*time.Hour) == 0 && d >= 48*time.Hour {
 		return fmt.Sprintf("%d-day", d/(24*time.Hour))

@@ -25,6 +25,7 @@ func (a *app) stopIfDue(r *http.Request, id int64) (string, error) {
 	}
 	if asked {
 		a.log.InfoContext(r.Context(), "run asked to stop", "run", id, "why", reason)
+		a.mailRunStopped(r, id, reason)
 	}
 	return reason, nil
 }

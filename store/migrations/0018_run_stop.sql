@@ -5,3 +5,9 @@
 -- plain cancel.
 ALTER TABLE runs ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN stop_requested_at INTEGER;
+
+-- Billing mails sent once each: the payment_failed_at (Unix ms) whose "payment failed"
+-- and "suspended" mails were queued. A suspension mailed and then paid gets the "lifted"
+-- mail, which clears suspended_mailed_for.
+ALTER TABLE billing_accounts ADD COLUMN failed_mailed_for INTEGER;
+ALTER TABLE billing_accounts ADD COLUMN suspended_mailed_for INTEGER;
