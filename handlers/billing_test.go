@@ -245,8 +245,16 @@ func TestStripeWebhookEndpoint(t *testing.T) {
 		}
 	}
 	// The operator sees the usage waiting in the metering outbox (no sender runs here).
-	if r := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil); !strings.Contains(r.body, `data-testid="outbox-pending">1 row, 50 min 00 s<`) {
+	adminPage := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil).body
+	if !strings.Contains(adminPage, `data-testid="outbox-pending">1 row, 50 min 00 s<`) {
 		t.Errorf("admin page lacks the pending outbox row")
+	}
+	// The reconciliation flags the month: 50 min in the ledger, none acknowledged yet.
+	for _, want := range []string{`data-testid="reconcile-ledger">50 min 00 s<`, `data-testid="reconcile-sent">0 s<`,
+		"50 min 00 s not acknowledged", `data-testid="reconcile-detail">50 min 00 s waiting to send<`} {
+		if !strings.Contains(adminPage, want) {
+			t.Errorf("admin reconciliation lacks %q", want)
+		}
 	}
 	// Another person sees none of it: their own plan, no runs, no invoices, no portal.
 	other := ts.signUp("other@example.com")
