@@ -122,12 +122,11 @@ func (b *CostBook) Run(run store.Run, projected int64) (spent, total Nanodollars
 }
 
 // OverBudgetAt says whether a run with a budget cap would pass it at projected seconds
-// (priced as the cap counts: every second at the plan's price), and what that costs.
+// (its cost counted as the cap counts it), and what it would cost then.
 func (b *CostBook) OverBudgetAt(run store.Run, projected int64) (Nanodollars, bool) {
-	price := b.plan.PerSecond[run.Config.GPUType]
-	if b.plan.Free || price == 0 || run.Config.BudgetCents <= 0 {
+	if b.plan.Free || run.Config.BudgetCents <= 0 {
 		return 0, false
 	}
-	at := Nanodollars(projected) * price
+	_, at := b.Run(run, projected)
 	return at, at > Cents(run.Config.BudgetCents)
 }

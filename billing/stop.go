@@ -14,7 +14,8 @@ import (
 // cap, and a stopped run keeps a final snapshot of its weights.
 
 // StopReason says, in words for the run's owner, why a running run must stop cleanly now:
-// its own budget cap reached, the monthly cap reached, a payment failed past its grace
+// its own budget cap reached (its cost so far counted as /billing counts it: the period's
+// earlier runs use the included time first), the monthly cap reached, a payment failed past its grace
 // period (or an unpaid subscription), or a free plan's included time used up. "" lets it
 // run. The run's live seconds count.
 func (s *Service) StopReason(ctx context.Context, run store.Run) (string, error) {
@@ -35,16 +36,17 @@ func (s *Service) StopReason(ctx context.Context, run store.Run) (string, error)
 	}
 	pl, _ := s.PlanOf(a)
 	live := int64(run.GPUTime(now) / time.Second)
-	if price := pl.PerSecond[run.Config.GPUType]; !pl.Free && price > 0 && run.Config.BudgetCents > 0 {
-		spent := Nanodollars(live) * price
-		if budget := Cents(run.Config.BudgetCents); spent >= budget {
-			return fmt.Sprintf("Stopped at the run's budget cap of %s: %s spent", budget.USD(), spent.USD()), nil
-		}
-	}
 	start, end := Period(a, now)
 	runs, err := s.st.UsageBetween(ctx, run.UserID, start, end)
 	if err != nil {
 		return "", err
+	}
+	book := &CostBook{plan: pl, runs: runs, now: now}
+	if run.Config.BudgetCents > 0 && !pl.Free {
+		spent, _ := book.Run(run, live)
+		if budget := Cents(run.Config.BudgetCents); spent >= budget {
+			return fmt.Sprintf("Stopped at the run's budget cap of %s: %s spent", budget.USD(), spent.USD()), nil
+		}
 	}
 	rs := make([]store.RunUsage, 0, len(runs)+1)
 	for _, r := range runs {

@@ -8,7 +8,8 @@ import (
 )
 
 // StopReason: a free plan's running run is stopped once the period's included time is
-// used up, its live seconds counted; a paid run at its budget cap; nothing with billing off.
+// used up, its live seconds counted; a paid run at its budget cap (past the included
+// time); nothing with billing off.
 func TestStopReasonForAFreePlanUsedUpAndABudgetCap(t *testing.T) {
 	f := newFixtureAt(t, "http://127.0.0.1:1")
 	ctx := context.Background()
@@ -28,12 +29,13 @@ func TestStopReasonForAFreePlanUsedUpAndABudgetCap(t *testing.T) {
 		t.Fatalf("billing off stops a run: %q", why)
 	}
 
-	// Ada on Pro ($0.000125 a second) with a run capped at $0.10: 800 s.
+	// Ada on Pro (36,000 s included, then $0.000125 a second) with a run capped at $0.10:
+	// the cap counts the run's cost as /billing does, so 800 s past the included time.
 	f.st.SetStripeCustomer(ctx, f.ada.ID, "cus_ada")
 	now := f.clock.now().Unix()
 	f.deliver(t, "evt_sub", "customer.subscription.created", now, subscriptionObject("sub_1", "cus_ada", "active", "price_pro_m", now))
 	capped := f.startRun(t, f.ada, 10)
-	f.clock.advance(799 * time.Second)
+	f.clock.advance((36000 + 799) * time.Second)
 	if why, _ := f.svc.StopReason(ctx, f.reread(t, capped.ID)); why != "" {
 		t.Fatalf("under the budget: %q", why)
 	}

@@ -60,14 +60,14 @@ func TestBillingMailsAreQueuedOnceEach(t *testing.T) {
 		}
 	}
 
-	// A run stopped at its $0.10 budget (a budget prices every second: 800 s at $0.000125).
+	// A run stopped at its $0.10 budget: 600 s included, then 800 s at $0.000125.
 	v := runValues(ts.datasetFor(c, completionLines(20)))
 	v.Set("budget_usd", "0.10")
 	id := ts.startRun(c, v)
 	token, hash := gpu.NewRunToken()
 	ts.store.ClaimQueuedRun(ctx, "local", hash)
 	ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
-	ts.advance(800 * time.Second)
+	ts.advance(1400 * time.Second)
 	ts.post(id, "heartbeat", token, `{"step": 2, "total_steps": 100}`)
 	ts.post(id, "heartbeat", token, `{"step": 2, "total_steps": 100}`) // the stop repeated: no second mail
 	stopped := mails(store.MailRunStopped)

@@ -372,7 +372,7 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 	if r := ts.do(c, "POST", "/runs", v, nil); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "is not an amount in US dollars") {
 		t.Fatalf("bad budget: %d", r.status)
 	}
-	v.Set("budget_usd", "0.10") // 800 s at $0.000125
+	v.Set("budget_usd", "0.10") // 600 s included, then 800 s at $0.000125
 	id := ts.startRun(c, v)
 	token, hash := gpu.NewRunToken()
 	if _, ok, err := ts.store.ClaimQueuedRun(context.Background(), "local", hash); !ok || err != nil {
@@ -397,7 +397,7 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, `data-testid="live-cost">$0.02 of about $9.91<`) {
 		t.Errorf("the run page's live cost is missing or wrong")
 	}
-	ts.advance(2 * time.Second)
+	ts.advance(601 * time.Second)
 	if !beat() {
 		t.Fatal("not stopped at the budget")
 	}

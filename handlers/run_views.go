@@ -214,6 +214,10 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	if run.Status == store.RunFailed {
 		l.RetryURL = fmt.Sprintf("/runs/%d/retry", run.ID)
 	}
+	l.CancelTitle = "This run was cancelled"
+	if run.StopReason != "" {
+		l.CancelTitle = "This run was stopped"
+	}
 	// Cost so far, and projected at the end from the steps done (the same count as /billing).
 	book, err := a.billing.Costs(ctx, run.UserID, now)
 	if err != nil {
