@@ -84,6 +84,11 @@ func TestBrowserBudgetCapStopsARunWithAFinalSnapshot(t *testing.T) {
 	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
 	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
 	runPath := eval[string](b, `location.pathname`)
+	// At this pace the run would cost far more than its cap: the page warns, and shows the
+	// cost so far and the projection.
+	b.waitForWithin("the budget warning", has(`[data-testid=budget-warning]`)+
+		` && document.querySelector("[data-testid=live-cost]").textContent.includes("of about")`, 60*time.Second)
+	b.screenshot("budget-run-live-warning")
 
 	// While it trains: the run list's live cost (so far, and projected at the end).
 	b.open("/runs", http.StatusOK)
