@@ -497,6 +497,14 @@ func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrSnapshotExists):
 		old, err := a.store.SnapshotAtStep(r.Context(), id, step)
 		if err == nil && old.SHA256 == sum {
+			if final && !old.Final { // the same weights sent again as the final snapshot
+				if err := a.store.MarkSnapshotFinal(r.Context(), old.ID); err != nil {
+					a.workerServerError(w, r, err)
+					return
+				}
+				old.Final = true
+				a.publish(gpu.Event{RunID: id, Kind: gpu.EventSnapshot})
+			}
 			writeJSON(w, http.StatusOK, snapshotJSON(old))
 			return
 		}

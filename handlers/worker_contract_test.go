@@ -285,12 +285,20 @@ func TestWorkerAPIStopContract(t *testing.T) {
 		t.Fatalf("heartbeat after a stop: %+v", beat)
 	}
 
+	// A snapshot was saved at this very step before the stop: the final one has the same
+	// weights, and the stored snapshot becomes the final one.
 	weights := bytes.Repeat([]byte("final weights "), 100)
 	sum := sha256.Sum256(weights)
+	put := func(final string) response {
+		return call("PUT", "snapshots/4", bytes.NewReader(weights), map[string]string{
+			"Content-Type": "application/octet-stream", protocol.HeaderSnapshotSHA256: hex.EncodeToString(sum[:]), protocol.HeaderSnapshotFinal: final})
+	}
 	var sn protocol.Snapshot
-	wantAnswer(t, "final snapshot", call("PUT", "snapshots/4", bytes.NewReader(weights), map[string]string{
-		"Content-Type": "application/octet-stream", protocol.HeaderSnapshotSHA256: hex.EncodeToString(sum[:]), protocol.HeaderSnapshotFinal: "true"}),
-		http.StatusCreated, &sn)
+	wantAnswer(t, "snapshot", put("false"), http.StatusCreated, &sn)
+	wantAnswer(t, "final snapshot", put("true"), http.StatusOK, &sn)
+	if !sn.Final || sn.Step != 4 {
+		t.Fatalf("the same weights sent as final: %+v", sn)
+	}
 	var done protocol.FinishReply
 	wantAnswer(t, "finish", call("POST", "finish", wireBody(t, protocol.Finish{Status: protocol.StatusCancelled, Reason: why}), nil), http.StatusOK, &done)
 	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", run), nil, nil).body

@@ -61,3 +61,12 @@ func (s *Store) EscalateStop(ctx context.Context, id int64, note string) error {
 	}
 	return nil
 }
+
+// MarkSnapshotFinal marks a stored snapshot as its run's final one: a worker stopped
+// right after saving a snapshot uploads the same weights again as its final snapshot.
+func (s *Store) MarkSnapshotFinal(ctx context.Context, id int64) error {
+	if _, err := s.w.ExecContext(ctx, "UPDATE snapshots SET final = 1 WHERE id = ?", id); err != nil {
+		return fmt.Errorf("store: mark snapshot final: %w", err)
+	}
+	return nil
+}
