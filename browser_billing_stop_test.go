@@ -119,4 +119,36 @@ func TestBrowserBudgetCapStopsARunWithAFinalSnapshot(t *testing.T) {
 	b.waitFor("the Pro plan", `document.querySelector('[data-testid=plan-name]').textContent === "Pro"`)
 	b.checkClean("billing page after the stop")
 	b.screenshot("budget-billing")
+
+	// The operator's reconciliation: once the meter sender has posted the run's seconds to
+	// (stripe-mock's) Stripe, the ledger and the acknowledged seconds match.
+	const ops, opsPassword = "ops@example.com", "an operator passphrase"
+	var out strings.Builder
+	if err := run(context.Background(), []string{"admin", "create-user", "--email", ops, "--password-stdin", "--admin", "--data", dir},
+		envMap(nil), strings.NewReader(opsPassword+"\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	b.do("sign out", chromedp.Click(chromedp.CSS(`[data-testid=signout]`), chromedp.NodeVisible))
+	b.waitFor("the sign-in page", pathIs("/signin")+" && "+has(`[data-testid=signin-form]`)+" && "+htmxReady)
+	b.do("sign in as the operator",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=signin-form] input[name=email]`), ops, chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=signin-form] input[name=password]`), opsPassword, chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`[data-testid=signin-form] button[type=submit]`), chromedp.NodeVisible))
+	b.waitFor("signed in", `!location.pathname.startsWith("/signin")`)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		b.open("/admin", http.StatusOK)
+		b.waitFor("the reconciliation", has(`[data-testid=reconcile-row]`))
+		if b.text(`[data-testid=reconcile-status]`) == "Matches" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reconciliation still differs: %q", b.text(`[data-testid=reconcile-row]`))
+		}
+		time.Sleep(time.Second)
+	}
+	if row := b.text(`[data-testid=reconcile-row]`); !strings.Contains(row, "cus_budget") || !strings.Contains(row, email) {
+		t.Errorf("reconciliation row = %q", row)
+	}
+	b.checkClean("admin page with the reconciliation")
+	b.screenshot("budget-admin-reconciliation")
 }
