@@ -160,32 +160,33 @@ type RunDetail struct {
 // RunLive is the part of the run page that the server re-renders and sends over SSE
 // whenever something changes: status, progress, timeline, log tail and snapshots.
 type RunLive struct {
-	Status    string // the raw status (data-status, CSS classes)
-	Label     string
-	Tone      string // the status badge's tone
-	Sentence  string // what the run is doing, in words; "" once it ended other than succeeded
-	Failed    bool   // show the failure callout with Reason
-	Cancelled bool   // show the cancellation callout with Reason
-	// CancelTitle heads that callout: "This run was cancelled", or "This run was stopped"
-	// when billing stopped it cleanly.
+	Status     string // the raw status (data-status, CSS classes)
+	Label      string
+	Tone       string // the status badge's tone
+	Sentence   string // what the run is doing, in words; "" once it ended other than succeeded
+	Failed     bool   // show the failure callout with Reason
+	Cancelled  bool   // show the cancellation callout with Reason
+	Reason     string // why it failed or was cancelled
+	RetryURL   string // POST; set once a run failed, so the callout offers a retry without a reload
+	Cancelling bool   // a cancel was asked and the worker has not confirmed it yet
+	Percent    int
+	Progress   string // "360 / 720 steps"
+	ETA        string
+	TimeLabel  string // "GPU time", or "Compute time" on a backend without GPUs
+	GPUTime    string
+	Cost       string // with billing on: "$0.42", or "$0.42 of about $1.10" while it runs
+	Final      bool
+	Actions    RunActions // the header's buttons, which follow the status
+	Timeline   []TimelineItem
+	Logs       []LogItem // the last lines, oldest first
+	Snapshots  []SnapshotRow
+	Continued  []ContinuedRunRow // runs started from this run's snapshots
+
+	// CancelTitle heads the cancellation callout: "This run was cancelled", or "This run
+	// was stopped" when billing stopped it cleanly.
 	CancelTitle string
-	Reason      string // why it failed or was cancelled
-	RetryURL    string // POST; set once a run failed, so the callout offers a retry without a reload
-	Cancelling  bool   // a cancel was asked and the worker has not confirmed it yet
-	Percent     int
-	Progress    string // "360 / 720 steps"
-	ETA         string
-	TimeLabel   string // "GPU time", or "Compute time" on a backend without GPUs
-	GPUTime     string
-	Cost        string // with billing on: "$0.42", or "$0.42 of about $1.10" while it runs
 	// CostWarning: the projected total passes the run's budget cap ("" when not).
 	CostWarning string
-	Final       bool
-	Actions     RunActions // the header's buttons, which follow the status
-	Timeline    []TimelineItem
-	Logs        []LogItem // the last lines, oldest first
-	Snapshots   []SnapshotRow
-	Continued   []ContinuedRunRow // runs started from this run's snapshots
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
