@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -162,6 +163,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		Store: st, Backends: backends, Hub: hub, Logger: log,
 		ServerURL:        cfg.workerURL(ln.Addr()),
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
+		StopGrace:        gpu.StopGraceFor(cfg.HeartbeatInterval),
 	})
 	streams, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
@@ -199,9 +201,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 
 	// GPU seconds reach Stripe through the meter-event outbox (billing on only).
 	meterCtx, stopMeter := context.WithCancel(ctx)
-	meterDone := make(chan struct{})
-	go func() { defer close(meterDone); bill.RunMeterSender(meterCtx, nil) }()
-	defer func() { stopMeter(); <-meterDone }()
+	// Billing mails (payment failed, runs paused, paused lifted) are swept for beside it.
+	var billingLoops sync.WaitGroup
+	billingLoops.Go(func() { bill.RunMeterSender(meterCtx, nil) })
+	billingLoops.Go(func() { bill.RunNotices(meterCtx) })
+	defer func() { stopMeter(); billingLoops.Wait() }()
 	// Mail leaves through the queue: over SMTP, or into DATA_DIR/outbox.
 	mailCtx, stopMail := context.WithCancel(ctx)
 	mailDone := make(chan struct{})

@@ -34,6 +34,11 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		"monthly_usd": "29", "annual_usd": "290", "stripe_monthly_price": "price_m", "stripe_annual_price": "yearly"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badTOML := filepath.Join(t.TempDir(), "plans.toml")
+	if err := os.WriteFile(badTOML, []byte("[[plans]]\nid = \"pro\"\nname = \"Pro\"\nincluded_gpu_seconds = 0\nmonthly_usd = \"29\"\n"+
+		"annual_usd = \"290\"\nstripe_monthly_price = \"price_m\"\nstripe_annual_price = \"yearly\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -67,6 +72,7 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{"bad streams quota", map[string]string{"TUNELAB_QUOTA_STREAMS": "many"}, nil, "TUNELAB_QUOTA_STREAMS"},
 		{"bad dataset quota", map[string]string{"TUNELAB_QUOTA_DATASET_BYTES": "5 gigs"}, nil, "such as 5GB"},
 		{"bad plans file", map[string]string{"TUNELAB_PLANS": badPlans}, nil, "plans[0].stripe_annual_price"},
+		{"bad TOML plans file", map[string]string{"TUNELAB_PLANS": badTOML}, nil, "plans[0].stripe_annual_price"},
 		{"missing plans file", map[string]string{"TUNELAB_PLANS": "/nonexistent/plans.json"}, nil, "TUNELAB_PLANS"},
 		{"bad meter interval", map[string]string{"TUNELAB_METER_INTERVAL": "5s"}, nil, "TUNELAB_METER_INTERVAL"},
 		{"bad billing grace", map[string]string{"TUNELAB_BILLING_GRACE": "3 days"}, nil, "TUNELAB_BILLING_GRACE"},

@@ -70,30 +70,63 @@ func (e Estimate) Duration() time.Duration { return time.Duration(e.Seconds) * t
 // billing page counts it: the period's runs oldest first use up the included time, and
 // this run's seconds are its live ones. ok is false when billing is off.
 func (s *Service) RunCost(ctx context.Context, run store.Run, now time.Time, projected int64) (spent, total Nanodollars, ok bool, err error) {
-	if !s.Enabled() {
-		return 0, 0, false, nil
-	}
-	a, err := s.st.BillingAccount(ctx, run.UserID)
-	if err != nil {
+	book, err := s.Costs(ctx, run.UserID, now)
+	if err != nil || book == nil {
 		return 0, 0, false, err
+	}
+	spent, total = book.Run(run, projected)
+	return spent, total, true, nil
+}
+
+// CostBook prices one person's runs against their plan and this period's usage, read
+// once: a page of runs costs two queries, not two a run.
+type CostBook struct {
+	plan Plan
+	runs []store.RunUsage
+	now  time.Time
+}
+
+// Costs opens the person's cost book at now; nil when billing is off.
+func (s *Service) Costs(ctx context.Context, userID int64, now time.Time) (*CostBook, error) {
+	if !s.Enabled() {
+		return nil, nil
+	}
+	a, err := s.st.BillingAccount(ctx, userID)
+	if err != nil {
+		return nil, err
 	}
 	pl, _ := s.PlanOf(a)
 	start, end := Period(a, now)
-	runs, err := s.st.UsageBetween(ctx, run.UserID, start, end)
+	runs, err := s.st.UsageBetween(ctx, userID, start, end)
 	if err != nil {
-		return 0, 0, false, err
+		return nil, err
 	}
-	live := int64(run.GPUTime(now) / time.Second)
+	return &CostBook{plan: pl, runs: runs, now: now}, nil
+}
+
+// Run is what run costs so far (its live seconds) and at projected seconds.
+func (b *CostBook) Run(run store.Run, projected int64) (spent, total Nanodollars) {
+	live := int64(run.GPUTime(b.now) / time.Second)
 	costAt := func(secs int64) Nanodollars {
-		rs := make([]store.RunUsage, 0, len(runs)+1)
-		for _, r := range runs {
+		rs := make([]store.RunUsage, 0, len(b.runs)+1)
+		for _, r := range b.runs {
 			if r.RunID != run.ID {
 				rs = append(rs, r)
 			}
 		}
 		rs = append(rs, store.RunUsage{RunID: run.ID, GPUType: run.Config.GPUType, Seconds: secs})
-		lines, _, _, _ := Charge(pl, rs)
+		lines, _, _, _ := Charge(b.plan, rs)
 		return lines[len(lines)-1].Cost
 	}
-	return costAt(live), costAt(max(projected, live)), true, nil
+	return costAt(live), costAt(max(projected, live))
+}
+
+// OverBudgetAt says whether a run with a budget cap would pass it at projected seconds
+// (its cost counted as the cap counts it), and what it would cost then.
+func (b *CostBook) OverBudgetAt(run store.Run, projected int64) (Nanodollars, bool) {
+	if b.plan.Free || run.Config.BudgetCents <= 0 {
+		return 0, false
+	}
+	_, at := b.Run(run, projected)
+	return at, at > Cents(run.Config.BudgetCents)
 }

@@ -81,6 +81,19 @@ func newFixtureAt(t *testing.T, apiURL string) *fixture {
 // run makes a finished run of the person with exactly secs GPU seconds in the ledger.
 func (f *fixture) run(t *testing.T, u store.User, secs int) store.Run {
 	t.Helper()
+	r := f.startRun(t, u, 0)
+	f.clock.advance(time.Duration(secs) * time.Second)
+	r, err := f.st.FinishRun(context.Background(), r.ID, store.RunSucceeded, "", f.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// startRun is a running run of u's (its first heartbeat sent now) with a budget in cents
+// (0: none).
+func (f *fixture) startRun(t *testing.T, u store.User, budgetCents int64) store.Run {
+	t.Helper()
 	ctx := context.Background()
 	var lines []string
 	for i := range 12 {
@@ -91,7 +104,7 @@ func (f *fixture) run(t *testing.T, u store.User, secs int) store.Run {
 		t.Fatal(err)
 	}
 	cfg := store.RunConfig{BaseModel: "m", Method: "lora", Epochs: 1, LearningRate: 3e-3, BatchSize: 4, LoRARank: 8, LoRAAlpha: 16,
-		MaxSeqLen: 128, Seed: 1, GPUType: "cpu", ValidationSplit: 10}
+		MaxSeqLen: 128, Seed: 1, GPUType: "cpu", ValidationSplit: 10, BudgetCents: budgetCents}
 	r, err := f.st.CreateRun(ctx, store.NewRun{UserID: u.ID, DatasetID: d.ID, Config: cfg, Backend: "local"})
 	if err != nil {
 		t.Fatal(err)
@@ -103,9 +116,7 @@ func (f *fixture) run(t *testing.T, u store.User, secs int) store.Run {
 	if _, err := f.st.Heartbeat(ctx, r.ID, 0, 10); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.advance(time.Duration(secs) * time.Second)
-	r, err = f.st.FinishRun(ctx, r.ID, store.RunSucceeded, "", f.clock.now())
-	if err != nil {
+	if r, err = f.st.RunByID(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -132,4 +143,13 @@ func subscriptionObject(id, customer, status, price string, start int64) map[str
 			map[string]any{"id": "si_1", "object": "subscription_item", "price": map[string]any{"id": price, "object": "price"}},
 			map[string]any{"id": "si_2", "object": "subscription_item", "price": map[string]any{"id": "price_cpu_m", "object": "price"}},
 		}}}
+}
+
+func (f *fixture) reread(t *testing.T, id int64) store.Run {
+	t.Helper()
+	r, err := f.st.RunByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -161,3 +161,20 @@ func (s *Service) RunMeterSender(ctx context.Context, wake <-chan struct{}) {
 		t.Stop()
 	}
 }
+
+// ReconcileStore is what Reconcile needs beyond MeterStore.
+type ReconcileStore interface {
+	MeterReconciliation(ctx context.Context, limit int) ([]store.MeterReconRow, error)
+}
+
+// Reconcile compares, per person and month, the GPU seconds in the ledger with those
+// Stripe acknowledged (the outbox's sent rows: Stripe's meter event summaries are not
+// read back); ok is false when billing is off.
+func (s *Service) Reconcile(ctx context.Context, limit int) (rows []store.MeterReconRow, ok bool, err error) {
+	rs, isRS := s.st.(ReconcileStore)
+	if !s.Enabled() || !isRS {
+		return nil, false, nil
+	}
+	rows, err = rs.MeterReconciliation(ctx, limit)
+	return rows, err == nil, err
+}

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
 // DefaultFreeSeconds is the GPU time a month the built-in Free plan includes.
@@ -97,21 +100,21 @@ func DefaultPlans() Plans {
 	}
 }
 
-// planFile is the JSON shape of TUNELAB_PLANS (README "Billing").
+// planFile is the shape of TUNELAB_PLANS, in JSON or TOML (README "Billing").
 type planFile struct {
 	Plans []struct {
-		ID              string            `json:"id"`
-		Name            string            `json:"name"`
-		MonthlyUSD      string            `json:"monthly_usd"`
-		AnnualUSD       string            `json:"annual_usd"`
-		MonthlyPrice    string            `json:"stripe_monthly_price"`
-		AnnualPrice     string            `json:"stripe_annual_price"`
-		IncludedSeconds *int64            `json:"included_gpu_seconds"`
-		PerSecond       map[string]string `json:"usd_per_gpu_second"`
-		MonthlyMetered  map[string]string `json:"stripe_monthly_metered_prices"`
-		AnnualMetered   map[string]string `json:"stripe_annual_metered_prices"`
-	} `json:"plans"`
-	MeterEvents map[string]string `json:"stripe_meter_events"`
+		ID              string            `json:"id" toml:"id"`
+		Name            string            `json:"name" toml:"name"`
+		MonthlyUSD      string            `json:"monthly_usd" toml:"monthly_usd"`
+		AnnualUSD       string            `json:"annual_usd" toml:"annual_usd"`
+		MonthlyPrice    string            `json:"stripe_monthly_price" toml:"stripe_monthly_price"`
+		AnnualPrice     string            `json:"stripe_annual_price" toml:"stripe_annual_price"`
+		IncludedSeconds *int64            `json:"included_gpu_seconds" toml:"included_gpu_seconds"`
+		PerSecond       map[string]string `json:"usd_per_gpu_second" toml:"usd_per_gpu_second"`
+		MonthlyMetered  map[string]string `json:"stripe_monthly_metered_prices" toml:"stripe_monthly_metered_prices"`
+		AnnualMetered   map[string]string `json:"stripe_annual_metered_prices" toml:"stripe_annual_metered_prices"`
+	} `json:"plans" toml:"plans"`
+	MeterEvents map[string]string `json:"stripe_meter_events" toml:"stripe_meter_events"`
 }
 
 var (
@@ -120,14 +123,23 @@ var (
 	meterNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 )
 
-// LoadPlans reads a plans file. Every mistake is reported with the field it is in, as
-// plans[1].stripe_annual_price, so the operator can fix the file.
+// LoadPlans reads a plans file: TOML when its name ends in .toml, JSON when in .json,
+// else JSON when it starts with "{" and TOML otherwise. Every mistake is reported with the
+// field it is in, as plans[1].stripe_annual_price, so the operator can fix the file.
 func LoadPlans(path string) (Plans, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Plans{}, fmt.Errorf("TUNELAB_PLANS: %w", err)
 	}
-	p, err := ParsePlans(b)
+	parse := ParsePlans
+	switch ext := strings.ToLower(filepath.Ext(path)); {
+	case ext == ".toml":
+		parse = ParsePlansTOML
+	case ext == ".json":
+	case !bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")):
+		parse = ParsePlansTOML
+	}
+	p, err := parse(b)
 	if err != nil {
 		return Plans{}, fmt.Errorf("TUNELAB_PLANS %s: %w", path, err)
 	}
@@ -142,6 +154,34 @@ func ParsePlans(b []byte) (Plans, error) {
 	if err := dec.Decode(&f); err != nil {
 		return Plans{}, fmt.Errorf("not a valid plans file: %w", err)
 	}
+	return f.plans()
+}
+
+// ParsePlansTOML reads the TOML of a plans file (see LoadPlans): the same fields as the
+// JSON, a [[plans]] table per plan, amounts as strings ("0.000125") so they stay exact.
+func ParsePlansTOML(b []byte) (Plans, error) {
+	var f planFile
+	md, err := toml.Decode(string(b), &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Plans{}, fmt.Errorf("not a valid plans file: line %d: %s", pe.Position.Line, pe.Message)
+		}
+		// A value of the wrong type: the library's message names the key.
+		return Plans{}, fmt.Errorf("not a valid plans file: %w", err)
+	}
+	if extra := md.Undecoded(); len(extra) > 0 {
+		var errs []error
+		for _, k := range extra {
+			errs = append(errs, fmt.Errorf("%s: not a field of a plans file (README \"Billing\" lists them)", k))
+		}
+		return Plans{}, errors.Join(errs...)
+	}
+	return f.plans()
+}
+
+// plans checks a decoded plans file field by field.
+func (f planFile) plans() (Plans, error) {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))

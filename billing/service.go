@@ -58,13 +58,14 @@ type Service struct {
 
 	afterSend func(store.MeterEvent) error // tests: runs between Stripe's answer and recording it
 	wakeMeter chan struct{}
+	notices   notices
 }
 
 // New returns the billing service; without a Stripe secret key it is off (Enabled false)
 // and every run is free.
 func New(c Config) *Service {
 	s := &Service{st: c.Store, cfg: c.Stripe, plans: c.Plans, baseURL: c.BaseURL, log: c.Logger, now: c.Now, grace: c.Grace,
-		wakeMeter: make(chan struct{}, 1)}
+		wakeMeter: make(chan struct{}, 1), notices: notices{wake: make(chan struct{}, 1)}}
 	if s.grace <= 0 {
 		s.grace = DefaultGrace
 	}

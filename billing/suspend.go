@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"tunelab/store"
 )
 
 // DefaultGrace is how long after a failed payment new runs still start.
@@ -77,6 +75,9 @@ func (s *Service) Notice(ctx context.Context, userID int64) (string, error) {
 	return "Your last payment failed and new runs are paused. Update your card to start runs again.", nil
 }
 
+// GraceWords writes a grace period as an adjective: "3-day", "36-hour", "30-minute".
+func GraceWords(d time.Duration) string { return graceWords(d) }
+
 func graceWords(d time.Duration) string {
 	if d%(24*time.Hour) == 0 && d >= 48*time.Hour {
 		return fmt.Sprintf("%d-day", d/(24*time.Hour))
@@ -85,63 +86,4 @@ func graceWords(d time.Duration) string {
 		return fmt.Sprintf("%d-minute", int(d.Minutes()))
 	}
 	return fmt.Sprintf("%d-hour", int(d.Hours()))
-}
-
-// OverBudget says whether a run with a budget has reached it: its GPU time so far at the
-// person's plan price for its GPU type (before included time). The note says so for the
-// run's timeline.
-func (s *Service) OverBudget(ctx context.Context, run store.Run) (bool, string, error) {
-	if !s.Enabled() || run.Config.BudgetCents <= 0 {
-		return false, "", nil
-	}
-	a, err := s.st.BillingAccount(ctx, run.UserID)
-	if err != nil {
-		return false, "", err
-	}
-	pl, _ := s.PlanOf(a)
-	price := pl.PerSecond[run.Config.GPUType]
-	if pl.Free || price == 0 {
-		return false, "", nil
-	}
-	secs := int64(run.GPUTime(s.now()) / time.Second)
-	spent := Nanodollars(secs) * price
-	budget := Nanodollars(run.Config.BudgetCents) * 10_000_000
-	if spent < budget {
-		return false, "", nil
-	}
-	return true, fmt.Sprintf("stopped: reached its budget of %s (%s spent)", budget.USD(), spent.USD()), nil
-}
-
-// OverMonthlyCap says whether a running run takes the period's usage cost (its live
-// seconds counted) to the person's monthly cap; the note says so for its timeline.
-func (s *Service) OverMonthlyCap(ctx context.Context, run store.Run) (bool, string, error) {
-	if !s.Enabled() {
-		return false, "", nil
-	}
-	a, err := s.st.BillingAccount(ctx, run.UserID)
-	if err != nil || a.MonthlyCapCents <= 0 {
-		return false, "", err
-	}
-	pl, _ := s.PlanOf(a)
-	if pl.Free {
-		return false, "", nil
-	}
-	start, end := Period(a, s.now())
-	runs, err := s.st.UsageBetween(ctx, run.UserID, start, end)
-	if err != nil {
-		return false, "", err
-	}
-	rs := make([]store.RunUsage, 0, len(runs)+1)
-	for _, r := range runs {
-		if r.RunID != run.ID {
-			rs = append(rs, r)
-		}
-	}
-	rs = append(rs, store.RunUsage{RunID: run.ID, GPUType: run.Config.GPUType, Seconds: int64(run.GPUTime(s.now()) / time.Second)})
-	_, _, _, cost := Charge(pl, rs)
-	capped := Nanodollars(a.MonthlyCapCents) * 10_000_000
-	if cost < capped {
-		return false, "", nil
-	}
-	return true, fmt.Sprintf("stopped: your monthly cap of %s is reached (%s this period)", capped.USD(), cost.USD()), nil
 }

@@ -25,8 +25,11 @@ type DispatcherConfig struct {
 	HeartbeatTimeout time.Duration // default 60 s: a running run silent for longer is failed
 	StartTimeout     time.Duration // default 10 min: a run starting for longer is failed
 	CancelGrace      time.Duration // default 30 s: after a cancel request, stop the job ourselves
-	Poll             time.Duration // default 1 s
-	Now              func() time.Time
+	// StopGrace is how long a worker asked to stop cleanly has to upload its final snapshot
+	// and finish before the stop becomes a plain cancel; default StopGraceFor(5 s).
+	StopGrace time.Duration
+	Poll      time.Duration // default 1 s
+	Now       func() time.Time
 }
 
 // Dispatcher moves queued runs onto its backends, taking turns between people (fairQueue),
@@ -57,6 +60,7 @@ func NewDispatcher(c DispatcherConfig) *Dispatcher {
 	def(&c.HeartbeatTimeout, 60*time.Second)
 	def(&c.StartTimeout, 10*time.Minute)
 	def(&c.CancelGrace, 30*time.Second)
+	def(&c.StopGrace, StopGraceFor(5*time.Second))
 	def(&c.Poll, time.Second)
 	if c.Now == nil {
 		c.Now = time.Now

@@ -81,6 +81,15 @@ func (d *Dispatcher) followRun(ctx context.Context, b Backend, r store.Run) (boo
 			return false, d.stop(ctx, b, r, store.RunFailed, reason, now)
 		}
 
+	case r.StopReason != "" && !stopAsked && now.Sub(r.StopRequestedAt) >= d.c.StopGrace:
+		// Asked to stop cleanly, the worker did not finish in time: cancel it plainly.
+		note := fmt.Sprintf("the worker did not stop within %s; cancelling", humanDuration(d.c.StopGrace))
+		if err := d.c.Store.EscalateStop(ctx, r.ID, note); err != nil {
+			return true, err
+		}
+		d.log.Info("clean stop not finished in time; cancelling", "run", r.ID)
+		d.publish(r.ID)
+
 	case stopAsked:
 		seen, ok := d.cancelSeen[r.ID]
 		if !ok {
@@ -144,7 +153,19 @@ func stopReason(r store.Run) string {
 	if r.Deleted {
 		return "deleted"
 	}
+	if r.StopReason != "" {
+		return r.StopReason // a clean stop turned into a cancel still says why
+	}
 	return "cancelled"
+}
+
+// StopUploadAllowance is the part of the stop grace for uploading the final snapshot.
+const StopUploadAllowance = 2 * time.Minute
+
+// StopGraceFor is the time a worker asked to stop cleanly has before the stop becomes a
+// plain cancel: two heartbeat intervals to hear it, plus StopUploadAllowance.
+func StopGraceFor(heartbeat time.Duration) time.Duration {
+	return 2*heartbeat + StopUploadAllowance
 }
 
 // humanDuration writes a timeout the way the docs do: "60 s", "10 min".

@@ -107,6 +107,10 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 			o.Outbox.OldestPending = ob.OldestPending.Format(adminTime)
 		}
 	}
+	if o.Reconcile, err = a.adminReconciliation(r); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	if o.Mail, err = a.adminMail(r); err != nil {
 		a.serverError(w, r, err)
 		return

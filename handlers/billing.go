@@ -141,6 +141,7 @@ func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		a.log.ErrorContext(r.Context(), "stripe webhook", "err", err)
 		http.Error(w, "could not apply the event", http.StatusInternalServerError)
 	default:
+		a.billing.WakeNotices() // a failed or paid invoice is mailed now, not at the next sweep
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"received":true}`)
 	}

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"tunelab/billing/stripemock"
 	"tunelab/gpu"
 	"tunelab/store"
+	"tunelab/trainer/protocol"
 )
 
 func TestMain(m *testing.M) {
@@ -242,8 +245,16 @@ func TestStripeWebhookEndpoint(t *testing.T) {
 		}
 	}
 	// The operator sees the usage waiting in the metering outbox (no sender runs here).
-	if r := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil); !strings.Contains(r.body, `data-testid="outbox-pending">1 row, 50 min 00 s<`) {
+	adminPage := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil).body
+	if !strings.Contains(adminPage, `data-testid="outbox-pending">1 row, 50 min 00 s<`) {
 		t.Errorf("admin page lacks the pending outbox row")
+	}
+	// The reconciliation flags the month: 50 min in the ledger, none acknowledged yet.
+	for _, want := range []string{`data-testid="reconcile-ledger">50 min 00 s<`, `data-testid="reconcile-sent">0 s<`,
+		"50 min 00 s not acknowledged", `data-testid="reconcile-detail">50 min 00 s waiting to send<`} {
+		if !strings.Contains(adminPage, want) {
+			t.Errorf("admin reconciliation lacks %q", want)
+		}
 	}
 	// Another person sees none of it: their own plan, no runs, no invoices, no portal.
 	other := ts.signUp("other@example.com")
@@ -361,7 +372,7 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 	if r := ts.do(c, "POST", "/runs", v, nil); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "is not an amount in US dollars") {
 		t.Fatalf("bad budget: %d", r.status)
 	}
-	v.Set("budget_usd", "0.10") // 800 s at $0.000125
+	v.Set("budget_usd", "0.10") // 600 s included, then 800 s at $0.000125
 	id := ts.startRun(c, v)
 	token, hash := gpu.NewRunToken()
 	if _, ok, err := ts.store.ClaimQueuedRun(context.Background(), "local", hash); !ok || err != nil {
@@ -372,7 +383,7 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 		if r.status != http.StatusOK {
 			t.Fatalf("heartbeat: %d %s", r.status, r.body)
 		}
-		return strings.Contains(r.body, `"cancel":true`)
+		return strings.Contains(r.body, `"stop":{"reason":`)
 	}
 	if beat() {
 		t.Fatal("stopped at the start")
@@ -386,13 +397,48 @@ func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, `data-testid="live-cost">$0.02 of about $9.91<`) {
 		t.Errorf("the run page's live cost is missing or wrong")
 	}
-	ts.advance(2 * time.Second)
+	ts.advance(601 * time.Second)
 	if !beat() {
 		t.Fatal("not stopped at the budget")
 	}
+	ts.finishStopped(t, c, id, token)
 	r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil)
-	if !strings.Contains(r.body, "reached its budget of $0.10") {
+	if !strings.Contains(r.body, "Stopped at the run&#39;s budget cap of $0.10: $0.10 spent") {
 		t.Error("the run page does not say the budget stopped it")
+	}
+}
+
+// finishStopped plays a worker asked to stop cleanly: a final snapshot of its weights,
+// then finish as cancelled with the stop's reason. The run page must then say it was
+// cancelled, why, and list the snapshot.
+func (ts *testServer) finishStopped(t *testing.T, c *http.Client, id int64, token string) {
+	t.Helper()
+	r := ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
+	var reply protocol.HeartbeatReply
+	if err := json.Unmarshal([]byte(r.body), &reply); err != nil || reply.Stop == nil || reply.Cancel {
+		t.Fatalf("no stop in %s", r.body)
+	}
+	weights := bytes.Repeat([]byte("weights at the stop "), 64)
+	sum := sha256.Sum256(weights)
+	if r := ts.workerCall("PUT", fmt.Sprintf("/api/v1/worker/runs/%d/snapshots/1", id), token, bytes.NewReader(weights), map[string]string{
+		"Content-Type": "application/octet-stream", protocol.HeaderSnapshotSHA256: hex.EncodeToString(sum[:]), protocol.HeaderSnapshotFinal: "true"}); r.status != http.StatusCreated {
+		t.Fatalf("final snapshot: %d %s", r.status, r.body)
+	}
+	body, _ := json.Marshal(protocol.Finish{Status: protocol.StatusCancelled, Reason: reply.Stop.Reason})
+	if r := ts.post(id, "finish", token, string(body)); r.status != http.StatusOK {
+		t.Fatalf("finish: %d %s", r.status, r.body)
+	}
+	run, err := ts.store.RunByID(context.Background(), id)
+	if err != nil || run.Status != store.RunCancelled || run.Reason != reply.Stop.Reason {
+		t.Fatalf("run after the stop: %+v %v", run, err)
+	}
+	snaps, err := ts.store.Snapshots(context.Background(), run.UserID, id)
+	if err != nil || len(snaps) != 1 || !snaps[0].Final {
+		t.Fatalf("snapshots after the stop: %+v %v", snaps, err)
+	}
+	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil).body
+	if !strings.Contains(page, fmt.Sprintf("/runs/%d/snapshots/%d/download", id, snaps[0].ID)) {
+		t.Error("the run page does not offer the final snapshot")
 	}
 }
 
@@ -409,7 +455,7 @@ func TestRunningRunStoppedWhenPaymentGraceEnds(t *testing.T) {
 	ts.store.ClaimQueuedRun(context.Background(), "local", hash)
 	beat := func() bool {
 		r := ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
-		return strings.Contains(r.body, `"cancel":true`)
+		return strings.Contains(r.body, `"stop":{"reason":`)
 	}
 	if beat() {
 		t.Fatal("stopped while paid up")
@@ -423,9 +469,13 @@ func TestRunningRunStoppedWhenPaymentGraceEnds(t *testing.T) {
 	if !beat() {
 		t.Fatal("still running after the grace period")
 	}
-	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, "payment failed and the grace period has ended") {
-		t.Error("the timeline does not say why the run stopped")
+	ts.finishStopped(t, c, id, token)
+	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, "payment failed on ") || !strings.Contains(r.body, "grace period has ended") {
+		t.Error("the run page does not say why the run stopped")
 	}
+	// Paying lifts it at once: new runs start again.
+	ts.webhook(testWebhookSecret, time.Now(), "evt_p", "invoice.paid", ts.clock().Unix(), map[string]any{"id": "in_1", "object": "invoice", "customer": acct.CustomerID})
+	ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
 }
 
 func TestMonthlyCapRefusesNewRunsAndStopsRunningOnes(t *testing.T) {
@@ -452,7 +502,7 @@ func TestMonthlyCapRefusesNewRunsAndStopsRunningOnes(t *testing.T) {
 	ts.store.ClaimQueuedRun(context.Background(), "local", hash)
 	beat := func() bool {
 		r := ts.post(id, "heartbeat", token, `{"step": 1, "total_steps": 100}`)
-		return strings.Contains(r.body, `"cancel":true`)
+		return strings.Contains(r.body, `"stop":{"reason":`)
 	}
 	beat()
 	ts.advance(1390 * time.Second)
@@ -463,10 +513,10 @@ func TestMonthlyCapRefusesNewRunsAndStopsRunningOnes(t *testing.T) {
 	if !beat() {
 		t.Fatal("not stopped at the monthly cap")
 	}
-	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, "monthly cap of $0.10 is reached") {
-		t.Error("the timeline does not say the cap stopped the run")
+	ts.finishStopped(t, c, id, token)
+	if r := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil); !strings.Contains(r.body, "Stopped at your monthly cap of $0.10: $0.10 spent this period") {
+		t.Error("the run page does not say the cap stopped the run")
 	}
-	ts.post(id, "finish", token, `{"status": "cancelled"}`)
 	if r := ts.do(c, "POST", "/runs", runValues(ds), nil); r.status != http.StatusPaymentRequired || !strings.Contains(r.body, "monthly cap of $0.10 is reached") {
 		t.Errorf("a new run past the cap: %d", r.status)
 	}

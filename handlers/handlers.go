@@ -186,6 +186,7 @@ func newApp(d Deps) *app {
 	if a.billing == nil {
 		a.billing = billing.New(billing.Config{Store: d.Store, Logger: d.Logger})
 	}
+	a.billing.SetNoticeSender(a.sendBillingNotice)
 	a.sleep, a.hashSlots, a.signOuts = d.Sleep, make(chan struct{}, maxConcurrentHashes), newSignOuts()
 	if a.sleep == nil {
 		a.sleep = sleepContext

@@ -217,23 +217,26 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	if l.Queue, err = a.runQueue(ctx, run, now); err != nil {
 		return views.RunLive{}, err
 	}
-	// Cost so far, and projected at the end from the steps done (the same count as /billing).
-	live := int64(run.GPUTime(now) / time.Second)
-	projected := live
-	if step := latestStep(run, seen...).Step; run.Status == store.RunRunning && step > 0 && run.TotalSteps > step {
-		projected = live * int64(run.TotalSteps) / int64(step)
+	l.CancelTitle = "This run was cancelled"
+	if run.StopReason != "" {
+		l.CancelTitle = "This run was stopped"
 	}
-	if spent, total, ok, err := a.billing.RunCost(ctx, run, now, projected); err != nil {
+	// Cost so far, and projected at the end from the steps done (the same count as /billing).
+	book, err := a.billing.Costs(ctx, run.UserID, now)
+	if err != nil {
 		return views.RunLive{}, err
-	} else if ok {
-		l.Cost = spent.USD()
-		if total > spent {
-			l.Cost += " of about " + total.USD()
-		}
+	}
+	if book != nil {
+		projected := projectedSeconds(run, latestStep(run, seen...).Step, now)
+		l.Cost = costText(book.Run(run, projected))
+		l.CostWarning = budgetWarning(book, run, projected)
 	}
 	if run.CancelRequested && !run.Final() {
 		l.Label, l.Cancelling = "Cancelling", true
 		l.Sentence = "Cancelling: waiting for the worker to stop training and confirm."
+	} else if run.StopReason != "" && !run.Final() {
+		l.Label, l.Cancelling = "Stopping", true
+		l.Sentence = run.StopReason + ". The worker is saving a final snapshot of the weights, then the run ends."
 	}
 	l.Actions = views.RunActions{DeleteURL: fmt.Sprintf("/runs/%d/delete", run.ID), SimilarURL: fmt.Sprintf("/runs/new?from=%d", run.ID)}
 	if !run.Final() && !run.CancelRequested {

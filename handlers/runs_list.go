@@ -172,6 +172,10 @@ func (a *app) runRows(r *http.Request, runs []store.Run, metric string, sent map
 	}
 	now := a.now()
 	offer := a.runs.Backend.Offer()
+	book, gpuTypes, err := a.liveCosts(r, runs, now)
+	if err != nil {
+		return nil, "", err
+	}
 	live := url.Values{}
 	var rows []views.RunRow
 	for _, run := range runs {
@@ -182,6 +186,10 @@ func (a *app) runRows(r *http.Request, runs []store.Run, metric string, sent map
 			continue
 		}
 		row := runRow(run, offer, now)
+		if gt, ok := gpuTypes[run.ID]; ok {
+			run.Config.GPUType = gt
+			row.Cost = costText(book.Run(run, projectedSeconds(run, run.Step, now)))
+		}
 		row.MetricLast, row.MetricMin, row.MetricMax = "—", "—", "—"
 		if m, ok := metrics[run.ID]; ok {
 			row.MetricLast, row.MetricMin, row.MetricMax = formatMetric(m.Last), formatMetric(m.Min), formatMetric(m.Max)

@@ -187,9 +187,10 @@ func (a *app) workerDataset(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// workerHeartbeat records the worker's progress and answers whether to stop. With
-// "wait": true the answer is held for up to the heartbeat interval and sent at once when a
-// cancel (or delete) is asked, so a worker hears it within a second, not an interval later.
+// workerHeartbeat records the worker's progress and answers whether to stop: "cancel", or
+// a clean "stop" with its reason (billing/stop.go says when). With "wait": true the answer
+// is held for up to the heartbeat interval and sent at once when a cancel, a delete or a
+// stop is asked, so a worker hears it within a second, not an interval later.
 func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var in protocol.Heartbeat
 	if !decodeStrict(w, r, &in) {
@@ -216,45 +217,54 @@ func (a *app) workerHeartbeat(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
+	reply := protocol.HeartbeatReply{Cancel: cancel}
 	if !cancel {
-		if cancel, err = a.stopAtBudget(r, id); err != nil {
+		stop, err := a.stopIfDue(r, id)
+		if err != nil {
 			a.workerServerError(w, r, err)
 			return
 		}
+		if stop != "" {
+			reply.Stop = &protocol.Stop{Reason: stop}
+		}
 	}
 	a.publish(gpu.Event{RunID: id, Kind: gpu.EventStatus})
-	if in.Wait && !cancel {
-		cancel = a.awaitCancel(r, id, events)
+	if in.Wait && !reply.Cancel && reply.Stop == nil {
+		reply = a.awaitStop(r, id, events)
 	}
-	writeJSON(w, http.StatusOK, protocol.HeartbeatReply{Cancel: cancel})
+	writeJSON(w, http.StatusOK, reply)
 }
 
-// awaitCancel holds a heartbeat until a status change asks the run to stop, the heartbeat
-// interval passes, the worker hangs up or the server stops; it reports whether to stop.
-func (a *app) awaitCancel(r *http.Request, id int64, events <-chan *gpu.Event) bool {
+// awaitStop holds a heartbeat until a status change asks the run to stop (a cancel, a
+// delete, or a clean stop), the heartbeat interval passes, the worker hangs up or the
+// server stops; it answers what to tell the worker.
+func (a *app) awaitStop(r *http.Request, id int64, events <-chan *gpu.Event) protocol.HeartbeatReply {
 	hold := time.NewTimer(min(a.runs.HeartbeatInterval, maxHeartbeatHold))
 	defer hold.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
-			return false
+			return protocol.HeartbeatReply{}
 		case <-a.stopping:
-			return false
+			return protocol.HeartbeatReply{}
 		case <-hold.C:
-			return false
+			return protocol.HeartbeatReply{}
 		case e, open := <-events:
 			if open && e.Kind != gpu.EventStatus {
 				continue
 			}
 			run, err := a.store.RunByID(r.Context(), id)
 			if err != nil {
-				return false
+				return protocol.HeartbeatReply{}
 			}
 			if run.CancelRequested || run.Deleted || run.Final() {
-				return true
+				return protocol.HeartbeatReply{Cancel: true}
+			}
+			if run.StopReason != "" {
+				return protocol.HeartbeatReply{Stop: &protocol.Stop{Reason: run.StopReason}}
 			}
 			if !open {
-				return false // dropped by the hub: answer now; the worker asks again
+				return protocol.HeartbeatReply{} // dropped by the hub: answer now; the worker asks again
 			}
 		}
 	}
@@ -487,6 +497,14 @@ func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrSnapshotExists):
 		old, err := a.store.SnapshotAtStep(r.Context(), id, step)
 		if err == nil && old.SHA256 == sum {
+			if final && !old.Final { // the same weights sent again as the final snapshot
+				if err := a.store.MarkSnapshotFinal(r.Context(), old.ID); err != nil {
+					a.workerServerError(w, r, err)
+					return
+				}
+				old.Final = true
+				a.publish(gpu.Event{RunID: id, Kind: gpu.EventSnapshot})
+			}
 			writeJSON(w, http.StatusOK, snapshotJSON(old))
 			return
 		}
@@ -542,37 +560,4 @@ func (a *app) workerServerError(w http.ResponseWriter, r *http.Request, err erro
 
 func (a *app) workerNotFound(w http.ResponseWriter, r *http.Request) {
 	apiError(w, http.StatusNotFound, "not_found", "No such endpoint; see docs/worker-api.md.")
-}
-
-// stopAtBudget asks a run to stop once its cost reaches its budget, or once its owner's
-// runs are paused for a failed payment past the grace period; true when it must stop now.
-func (a *app) stopAtBudget(r *http.Request, id int64) (bool, error) {
-	if !a.billing.Enabled() {
-		return false, nil
-	}
-	run, err := a.store.RunByID(r.Context(), id)
-	if err != nil {
-		return false, err
-	}
-	over, note, err := a.billing.OverBudget(r.Context(), run)
-	if err != nil {
-		return false, err
-	}
-	if !over {
-		if over, note, err = a.billing.OverMonthlyCap(r.Context(), run); err != nil {
-			return false, err
-		}
-	}
-	if !over {
-		block, err := a.billing.RunBlock(r.Context(), run.UserID)
-		if err != nil || !block.Blocked() || !block.Portal {
-			return false, err
-		}
-		over, note = true, "stopped: payment failed and the grace period has ended"
-	}
-	if err := a.store.StopRun(r.Context(), id, note); err != nil {
-		return false, err
-	}
-	a.log.InfoContext(r.Context(), "run stopped at its budget", "run", id)
-	return true, nil
 }

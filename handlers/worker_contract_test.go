@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"tunelab/gpu"
 	"tunelab/store"
@@ -240,5 +241,71 @@ func TestProtocolConfigHasTheRunConfigFields(t *testing.T) {
 	json.Unmarshal(got, &gotFields)
 	if got, _ = json.Marshal(gotFields); string(got) != string(want) {
 		t.Fatalf("wireConfig:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A clean stop, as docs/worker-api.md has it: the heartbeat reply carries
+// "stop": {"reason": ...} (omitted when none), a held heartbeat hears it at once, and the
+// worker's final snapshot and "cancelled" finish with the reason end the run so: the run
+// page says why and lists the final snapshot.
+func TestWorkerAPIStopContract(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("stop-contract@example.com")
+	ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
+	run, tok := ts.claim(t)
+	base := fmt.Sprintf("%s%d/", protocol.PathPrefix, run)
+	call := func(method, endpoint string, body io.Reader, headers map[string]string) response {
+		return ts.workerCall(method, base+endpoint, tok, body, headers)
+	}
+	r := call("POST", "heartbeat", wireBody(t, protocol.NewHeartbeat(3, 10, false)), nil)
+	var beat protocol.HeartbeatReply
+	wantAnswer(t, "heartbeat", r, http.StatusOK, &beat)
+	if beat.Cancel || beat.Stop != nil || strings.Contains(r.body, "stop") {
+		t.Fatalf("a heartbeat with nothing asked: %s", r.body)
+	}
+
+	const why = "Stopped at the run's budget cap of $2.00: $2.00 spent"
+	held := make(chan response, 1)
+	go func() { held <- call("POST", "heartbeat", wireBody(t, protocol.NewHeartbeat(4, 10, true)), nil) }()
+	// Once the held heartbeat is subscribed, ask the stop the way the server does.
+	for ts.hub.Viewers(run) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if asked, err := ts.store.StopRun(context.Background(), run, why); err != nil || !asked {
+		t.Fatalf("stop: %v %v", asked, err)
+	}
+	ts.hub.Publish(gpu.Event{RunID: run, Kind: gpu.EventStatus})
+	wantAnswer(t, "held heartbeat", <-held, http.StatusOK, &beat)
+	if beat.Cancel || beat.Stop == nil || beat.Stop.Reason != why {
+		t.Fatalf("held heartbeat after a stop: %+v", beat)
+	}
+	// Asked again, the stop is repeated (a worker that missed the answer hears it).
+	wantAnswer(t, "heartbeat", call("POST", "heartbeat", wireBody(t, protocol.NewHeartbeat(4, 10, true)), nil), http.StatusOK, &beat)
+	if beat.Stop == nil || beat.Stop.Reason != why {
+		t.Fatalf("heartbeat after a stop: %+v", beat)
+	}
+
+	// A snapshot was saved at this very step before the stop: the final one has the same
+	// weights, and the stored snapshot becomes the final one.
+	weights := bytes.Repeat([]byte("final weights "), 100)
+	sum := sha256.Sum256(weights)
+	put := func(final string) response {
+		return call("PUT", "snapshots/4", bytes.NewReader(weights), map[string]string{
+			"Content-Type": "application/octet-stream", protocol.HeaderSnapshotSHA256: hex.EncodeToString(sum[:]), protocol.HeaderSnapshotFinal: final})
+	}
+	var sn protocol.Snapshot
+	wantAnswer(t, "snapshot", put("false"), http.StatusCreated, &sn)
+	wantAnswer(t, "final snapshot", put("true"), http.StatusOK, &sn)
+	if !sn.Final || sn.Step != 4 {
+		t.Fatalf("the same weights sent as final: %+v", sn)
+	}
+	var done protocol.FinishReply
+	wantAnswer(t, "finish", call("POST", "finish", wireBody(t, protocol.Finish{Status: protocol.StatusCancelled, Reason: why}), nil), http.StatusOK, &done)
+	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", run), nil, nil).body
+	if !strings.Contains(page, "Stopped at the run&#39;s budget cap of $2.00: $2.00 spent") {
+		t.Error("the run page does not say why the run stopped")
+	}
+	if !strings.Contains(page, fmt.Sprintf("/runs/%d/snapshots/%d/download", run, sn.ID)) {
+		t.Error("the run page does not offer the final snapshot")
 	}
 }

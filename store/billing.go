@@ -253,3 +253,31 @@ func (s *Store) SetMonthlyCap(ctx context.Context, userID, cents int64) error {
 	}
 	return nil
 }
+
+// RunGPUTypes is the GPU type of each of a person's runs among ids (the run list's rows
+// leave the config out; only live rows need it, for their cost).
+func (s *Store) RunGPUTypes(ctx context.Context, userID int64, ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := []any{userID}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT id, COALESCE(json_extract(config, '$.gpu_type'), '') FROM runs WHERE user_id = ? AND id IN ("+
+		placeholders(len(ids))+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: run gpu types: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var gt string
+		if err := rows.Scan(&id, &gt); err != nil {
+			return nil, fmt.Errorf("store: run gpu types: %w", err)
+		}
+		out[id] = gt
+	}
+	return out, rows.Err()
+}

@@ -121,3 +121,61 @@ func (s *Store) MeterOutbox(ctx context.Context) (MeterOutboxState, error) {
 	}
 	return o, nil
 }
+
+// MeterReconRow compares, for one person and one calendar month (UTC), the GPU seconds
+// in the usage ledger with what Stripe acknowledged through the outbox.
+type MeterReconRow struct {
+	UserID     int64
+	Email      string // "" once the account is gone
+	CustomerID string
+	Month      string // "2026-11"
+	Ledger     int64  // every usage second of the month
+	Billable   int64  // the seconds of rows to bill (pending, sent or too old)
+	Sent       int64  // acknowledged by Stripe
+	Pending    int64  // waiting to be sent
+	TooOld     int64  // past Stripe's window: to bill by hand
+	Missing    int64  // usage seconds without an outbox row (never expected)
+	Mismatched int64  // outbox rows whose seconds differ from their usage row (never expected)
+}
+
+// Difference is the billable seconds Stripe has not acknowledged (0 when reconciled).
+func (r MeterReconRow) Difference() int64 { return r.Billable + r.Missing - r.Sent }
+
+// Flagged says whether the month needs the operator's eye.
+func (r MeterReconRow) Flagged() bool { return r.Difference() != 0 || r.Mismatched != 0 }
+
+// MeterReconciliation lists the latest months with billable usage (or ledger rows missing
+// from the outbox), newest first, at most limit rows.
+func (s *Store) MeterReconciliation(ctx context.Context, limit int) ([]MeterReconRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT r.user_id, COALESCE(us.email, ''), COALESCE(b.customer_id, ''),
+			strftime('%Y-%m', u.ts / 1000, 'unixepoch') AS month,
+			SUM(u.seconds),
+			COALESCE(SUM(o.seconds) FILTER (WHERE o.state IN ('pending', 'sent', 'too_old')), 0),
+			COALESCE(SUM(o.seconds) FILTER (WHERE o.state = 'sent'), 0),
+			COALESCE(SUM(o.seconds) FILTER (WHERE o.state = 'pending'), 0),
+			COALESCE(SUM(o.seconds) FILTER (WHERE o.state = 'too_old'), 0),
+			COALESCE(SUM(u.seconds) FILTER (WHERE o.run_id IS NULL), 0),
+			COUNT(*) FILTER (WHERE o.run_id IS NOT NULL AND o.seconds != u.seconds)
+		FROM usage u JOIN runs r ON r.id = u.run_id
+		LEFT JOIN meter_outbox o ON o.run_id = u.run_id AND o.seq = u.seq
+		LEFT JOIN users us ON us.id = r.user_id
+		LEFT JOIN billing_accounts b ON b.user_id = r.user_id
+		GROUP BY r.user_id, month
+		HAVING COALESCE(SUM(o.seconds) FILTER (WHERE o.state IN ('pending', 'sent', 'too_old')), 0) > 0
+			OR COUNT(*) FILTER (WHERE o.run_id IS NULL) > 0
+		ORDER BY month DESC, r.user_id LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: meter reconciliation: %w", err)
+	}
+	defer rows.Close()
+	var out []MeterReconRow
+	for rows.Next() {
+		var m MeterReconRow
+		if err := rows.Scan(&m.UserID, &m.Email, &m.CustomerID, &m.Month, &m.Ledger, &m.Billable, &m.Sent, &m.Pending, &m.TooOld,
+			&m.Missing, &m.Mismatched); err != nil {
+			return nil, fmt.Errorf("store: meter reconciliation: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -89,6 +89,10 @@ type Run struct {
 	Deleted         bool
 	GPUSeconds      int64 // from the usage ledger once finished; see GPUTime for live runs
 	HasIngestToken  bool  // a metrics token for the person's own scripts exists
+	// StopReason is set when the server asked the worker to stop cleanly (a final snapshot,
+	// then finish as cancelled with this reason); see run_stop.go.
+	StopReason      string
+	StopRequestedAt time.Time
 }
 
 // Final says whether the run has ended.
@@ -220,7 +224,8 @@ func addRunEvent(ctx context.Context, tx *sql.Tx, runID int64, status RunStatus,
 const runColumns = `r.id, r.user_id, r.name, r.tags, r.notes, r.dataset_id, d.name, COALESCE(r.eval_dataset_id, 0), COALESCE(e.name, ''), r.config,
 	r.backend, r.job_id, r.status, r.reason, r.cancel_requested, r.step, r.total_steps, COALESCE(r.retry_of, 0),
 	r.created_at, r.first_heartbeat_at, r.last_heartbeat_at, r.finished_at, r.deleted_at IS NOT NULL,
-	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.ingest_token_hash IS NOT NULL`
+	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.ingest_token_hash IS NOT NULL,
+	r.stop_reason, r.stop_requested_at`
 
 const runFrom = ` FROM runs r JOIN datasets d ON d.id = r.dataset_id LEFT JOIN datasets e ON e.id = r.eval_dataset_id `
 
@@ -228,10 +233,11 @@ func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var cfg, tags string
 	var created int64
-	var first, last, finished sql.NullInt64
+	var first, last, finished, stopAt sql.NullInt64
 	if err := row.Scan(&r.ID, &r.UserID, &r.Name, &tags, &r.Notes, &r.DatasetID, &r.DatasetName, &r.EvalDatasetID, &r.EvalDatasetName, &cfg,
 		&r.Backend, &r.JobID, &r.Status, &r.Reason, &r.CancelRequested, &r.Step, &r.TotalSteps, &r.RetryOf,
-		&created, &first, &last, &finished, &r.Deleted, &r.GPUSeconds, &r.HasIngestToken); err != nil {
+		&created, &first, &last, &finished, &r.Deleted, &r.GPUSeconds, &r.HasIngestToken,
+		&r.StopReason, &stopAt); err != nil {
 		return Run{}, err
 	}
 	if err := json.Unmarshal([]byte(cfg), &r.Config); err != nil {
@@ -242,7 +248,7 @@ func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	for _, t := range []struct {
 		v   sql.NullInt64
 		dst *time.Time
-	}{{first, &r.FirstHeartbeat}, {last, &r.LastHeartbeat}, {finished, &r.FinishedAt}} {
+	}{{first, &r.FirstHeartbeat}, {last, &r.LastHeartbeat}, {finished, &r.FinishedAt}, {stopAt, &r.StopRequestedAt}} {
 		if t.v.Valid {
 			*t.dst = fromMS(t.v.Int64)
 		}
@@ -621,29 +627,4 @@ func meterPartialTx(ctx context.Context, tx *sql.Tx, id, now, interval int64) er
 	_, err := tx.ExecContext(ctx, `INSERT INTO usage (run_id, seq, seconds, ts)
 		VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM usage WHERE run_id = ?), ?, ?)`, id, id, due, now)
 	return err
-}
-
-// StopRun asks a live run's worker to stop for the server's own reason (a budget reached),
-// noted on the timeline; the worker hears it on its next heartbeat. A run already asked
-// to stop, or ended, is left as it is.
-func (s *Store) StopRun(ctx context.Context, id int64, note string) error {
-	now := ms(s.now())
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var status string
-		var requested bool
-		if err := tx.QueryRowContext(ctx, "SELECT status, cancel_requested FROM runs WHERE id = ?", id).Scan(&status, &requested); err != nil {
-			return err
-		}
-		if RunStatus(status).Final() || requested {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE runs SET cancel_requested = 1 WHERE id = ?", id); err != nil {
-			return err
-		}
-		return addRunEvent(ctx, tx, id, RunStatus(status), note, now)
-	})
-	if err != nil {
-		return fmt.Errorf("store: stop run: %w", err)
-	}
-	return nil
 }

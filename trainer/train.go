@@ -24,6 +24,9 @@ type Hooks struct {
 	// Snapshot is called every SnapshotEvery steps and once at the end with
 	// final set; write puts a safetensors file into the writer it is given.
 	Snapshot func(step int, final bool, write func(io.Writer) error) error
+	// Stop is asked before every step; true ends training cleanly there: the current
+	// weights go to Snapshot as the final snapshot and Train returns with Stopped set.
+	Stop func() bool
 }
 
 // Result summarises a finished run.
@@ -38,6 +41,8 @@ type Result struct {
 	Metrics                      map[string]float64 // the last report
 	Model                        *Model
 	Duration                     time.Duration
+	// Stopped says Hooks.Stop ended training before the last step (Steps says where).
+	Stopped bool
 }
 
 // Train runs one fine-tuning job. It returns ctx.Err() within a second of
@@ -192,6 +197,10 @@ func (r *run) loop(ctx context.Context) (Result, error) {
 		for lo := 0; lo < len(order); lo += cfg.BatchSize {
 			if err := ctx.Err(); err != nil {
 				return res, err
+			}
+			if r.hooks.Stop != nil && r.hooks.Stop() {
+				res.Stopped = true
+				return res, r.snapshot(step, true)
 			}
 			t0 := time.Now()
 			lr := learningRate(cfg.LearningRate, step, total, warmup, cfg.Schedule)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"tunelab/trainer/protocol"
 )
@@ -54,6 +55,9 @@ type worker struct {
 	model BaseModel
 
 	step, total atomic.Int64 // progress, for heartbeats
+	// stopAsked is the reason of a clean stop the server asked for (nil: none): training
+	// ends at the current step with a final snapshot, and the run finishes as cancelled.
+	stopAsked atomic.Pointer[string]
 
 	metrics *uploader[protocol.MetricPoint]
 	logs    *uploader[string]
@@ -134,6 +138,7 @@ func (w *worker) train(ctx context.Context) (Result, error) {
 		Metrics:  w.onMetrics,
 		Progress: w.onProgress,
 		Snapshot: w.snapshotHook(ctx),
+		Stop:     func() bool { return w.stopAsked.Load() != nil },
 	})
 }
 
@@ -157,6 +162,10 @@ func (w *worker) conclude(ctx context.Context, res Result, trainErr error, stopH
 	}
 	status, reason, result := statusSucceeded, "", error(nil)
 	switch {
+	case trainErr == nil && res.Stopped:
+		status, result = statusCancelled, ErrRunCancelled
+		reason = *w.stopAsked.Load()
+		w.say("stopped at step %d of %d with a final snapshot, as the server asked: %s", res.Steps, w.total.Load(), reason)
 	case trainErr == nil:
 		w.say("%s", finishedLine(res))
 	case errors.Is(stopped, ErrRunCancelled):
@@ -241,10 +250,23 @@ func (w *worker) finish(ctx context.Context, status, reason string) error {
 	return w.c.postJSON(ctx, "finish the run", "/finish", protocol.Finish{Status: status, Reason: reason}, nil)
 }
 
+// clipReason keeps a stop reason within what POST /finish accepts.
+func clipReason(s string) string {
+	const most = 500
+	if len(s) <= most {
+		return s
+	}
+	s = s[:most]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
 // heartbeats tells the server the worker is alive, at once and then every
-// interval, and hears cancel requests. Each heartbeat asks the server to hold
-// its answer until a cancel is asked or the interval has passed ("wait"), so a
-// cancel reaches training within a second; an answer that comes early without
+// interval, and hears cancel and stop requests. Each heartbeat asks the server
+// to hold its answer until one is asked or the interval has passed ("wait"), so
+// it reaches training within a second; an answer that comes early without
 // one waits out the rest of the interval. A heartbeat that cannot be delivered
 // within the patience stops training: the server will have failed the run.
 func (w *worker) heartbeats(ctx context.Context) {
@@ -266,6 +288,10 @@ func (w *worker) heartbeats(ctx context.Context) {
 			cancelled = true
 			w.say("cancel asked at step %d; stopping", w.step.Load())
 			w.stop(ErrRunCancelled)
+		case reply.Stop != nil && w.stopAsked.Load() == nil:
+			reason := clipReason(reply.Stop.Reason)
+			w.stopAsked.Store(&reason)
+			w.say("stop asked at step %d (%s); saving a final snapshot", w.step.Load(), reason)
 		}
 		t := time.NewTimer(max(0, every-time.Since(sent)))
 		select {

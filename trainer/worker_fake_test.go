@@ -34,6 +34,8 @@ type fakeWorkerServer struct {
 	// heartbeatReply decides a heartbeat's answer: a status other than 200
 	// refuses it, cancel asks the worker to stop.
 	heartbeatReply func(step, total int) (status int, cancel bool)
+	// stopReply, when set, gives a clean stop's reason for a heartbeat ("": none).
+	stopReply func(step, total int) string
 
 	mu          sync.Mutex
 	requests    map[string]int // by endpoint
@@ -204,7 +206,13 @@ func (f *fakeWorkerServer) serveHeartbeat(w http.ResponseWriter, r *http.Request
 	if cancel && f.cancelledAt.IsZero() {
 		f.cancelledAt = time.Now()
 	}
-	fakeJSON(w, http.StatusOK, map[string]bool{"cancel": cancel})
+	reply := map[string]any{"cancel": cancel}
+	if f.stopReply != nil && !cancel {
+		if reason := f.stopReply(*in.Step, *in.TotalSteps); reason != "" {
+			reply["stop"] = map[string]string{"reason": reason}
+		}
+	}
+	fakeJSON(w, http.StatusOK, reply)
 }
 
 var fakeMetricName = regexp.MustCompile(`^[a-z][a-z0-9_./-]{0,63}$`)

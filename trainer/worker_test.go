@@ -232,6 +232,44 @@ func TestRunWorkerCancelledByHeartbeat(t *testing.T) {
 	}
 }
 
+// A clean stop (a budget cap, say): training ends at the current step, the current
+// weights are uploaded as the final snapshot, and the run finishes cancelled with the
+// server's reason.
+func TestRunWorkerStopsCleanlyWithAFinalSnapshot(t *testing.T) {
+	f := newFakeWorkerServer(t, testJob("chat", 40, func(cfg map[string]any) { cfg["epochs"] = 1000 }), additionChatJSONL(40), "")
+	const why = "Stopped at the run's budget cap of $2.00: $2.00 spent"
+	f.stopReply = func(step, total int) string {
+		if step >= 3 {
+			return why
+		}
+		return ""
+	}
+	var log syncBuffer
+	err := runWorkerFor(t, f, &log)
+	if !errors.Is(err, ErrRunCancelled) {
+		t.Fatalf("RunWorker returned %v, want ErrRunCancelled\n%s", err, log.String())
+	}
+	s := f.state()
+	if len(s.finishes) != 1 || s.finishes[0] != (fakeFinish{"cancelled", why}) {
+		t.Fatalf("finishes %v, want one cancelled with the stop's reason", s.finishes)
+	}
+	if len(s.snapshots) != 1 {
+		t.Fatalf("snapshots at %v, want one final", slices.Collect(maps.Keys(s.snapshots)))
+	}
+	for step, sn := range s.snapshots {
+		if !sn.final || step < 3 || step >= s.heartbeats[len(s.heartbeats)-1].total {
+			t.Errorf("snapshot at step %d (final %v), want a final one at the step training stopped", step, sn.final)
+		}
+		tensors, _, err := ReadSafetensors(bytes.NewReader(sn.data))
+		if err != nil || len(tensors) == 0 {
+			t.Errorf("the final snapshot does not read back: %v", err)
+		}
+	}
+	if !s.hasLog("stopped at step ") {
+		t.Errorf("no stop line in %q", s.logs)
+	}
+}
+
 func TestRunWorkerStopsWithoutFinishingOnDeadToken(t *testing.T) {
 	f := newFakeWorkerServer(t, testJob("chat", 40, func(cfg map[string]any) { cfg["epochs"] = 1000 }), additionChatJSONL(40), "")
 	f.heartbeatReply = func(step, total int) (int, bool) {

@@ -620,7 +620,7 @@ func BillingPage(b Billing) templ.Component {
 				}
 				return nil
 			})
-			templ_7745c5c3_Err = components.Card(components.CardProps{Title: "Monthly spending cap", Description: "Past it, new runs wait for the next period and running runs are stopped, with the reason on their timeline.", TestID: "monthly-cap"}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var28), templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = components.Card(components.CardProps{Title: "Monthly spending cap", Description: "Past it, new runs wait for the next period and running runs are stopped, each keeping a final snapshot, with the reason on their page.", TestID: "monthly-cap"}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var28), templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -154,7 +154,8 @@ type AdminOverview struct {
 	UserCount int
 	Users     []AdminUserRow
 	Events    []SecurityEventRow
-	Outbox    *MeterOutbox // nil when billing is off
+	Outbox    *MeterOutbox         // nil when billing is off
+	Reconcile *MeterReconciliation // nil when billing is off
 	Mail      AdminMail
 }
 

@@ -49,6 +49,7 @@ type RunRow struct {
 	ETA          string // "about 12 s left", "" when unknown or ended
 	GPUTime      string // "1 min 04 s"
 	TimeLabel    string // "GPU time" or "Compute time": the cell's label on phones
+	Cost         string // with billing on, live runs: "$0.42", or "$0.42 of about $1.10"
 	Created      string // "23 Nov 2026, 14:02"
 
 	// The chosen metric (RunList.Metric), formatted; "—" when the run has none.
@@ -181,6 +182,12 @@ type RunLive struct {
 	Snapshots  []SnapshotRow
 	Continued  []ContinuedRunRow // runs started from this run's snapshots
 	Queue      *RunQueue         // while queued: its place and estimated start
+
+	// CancelTitle heads the cancellation callout: "This run was cancelled", or "This run
+	// was stopped" when billing stopped it cleanly.
+	CancelTitle string
+	// CostWarning: the projected total passes the run's budget cap ("" when not).
+	CostWarning string
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines

@@ -108,7 +108,8 @@ type InitSnapshot struct {
 type Heartbeat struct {
 	Step       *int `json:"step"`
 	TotalSteps *int `json:"total_steps"`
-	// Wait asks the server to hold the reply until a cancel is asked or the interval passed.
+	// Wait asks the server to hold the reply until a cancel or a stop is asked or the
+	// interval passed.
 	Wait bool `json:"wait"`
 }
 
@@ -120,6 +121,16 @@ func NewHeartbeat(step, total int, wait bool) Heartbeat {
 // HeartbeatReply is the answer to POST /heartbeat.
 type HeartbeatReply struct {
 	Cancel bool `json:"cancel"`
+	// Stop asks for a clean stop (omitted when none): stop training at the current step,
+	// upload a final snapshot of the current weights (PUT /snapshots/{step} with
+	// X-Snapshot-Final: true), then POST /finish with status "cancelled" and Stop.Reason as
+	// the reason. A cancel, when both are asked, wins.
+	Stop *Stop `json:"stop,omitempty"`
+}
+
+// Stop is why the server asks a run to stop cleanly, in words for the person who owns it.
+type Stop struct {
+	Reason string `json:"reason"`
 }
 
 // MetricBatch is the body of POST /metrics (and of the user metrics API).

@@ -34,3 +34,14 @@ func TestHeartbeatAlwaysCarriesItsRequiredFields(t *testing.T) {
 		t.Fatalf("a heartbeat without steps decodes as %+v (%v)", missing, err)
 	}
 }
+
+func TestHeartbeatReplyCarriesStopOnlyWhenAsked(t *testing.T) {
+	b, _ := json.Marshal(HeartbeatReply{})
+	if string(b) != `{"cancel":false}` {
+		t.Fatalf("reply without a stop: %s", b)
+	}
+	b, _ = json.Marshal(HeartbeatReply{Stop: &Stop{Reason: "Stopped at the run's budget cap of $2.00: $2.01 spent"}})
+	if string(b) != `{"cancel":false,"stop":{"reason":"Stopped at the run's budget cap of $2.00: $2.01 spent"}}` {
+		t.Fatalf("reply with a stop: %s", b)
+	}
+}
