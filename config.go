@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"tunelab/billing"
+	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
 )
@@ -38,12 +39,13 @@ type config struct {
 	MaxUploadMB int64
 
 	// Runs.
-	LocalSlots        int           // jobs the local backend runs at once
-	LocalWorker       []string      // command the local backend starts; "--server URL --run ID" is appended
-	WorkerURL         string        // where workers reach this server; default http(s)://127.0.0.1:port
-	HeartbeatInterval time.Duration // how often workers are told to send a heartbeat
-	HeartbeatTimeout  time.Duration // a running run silent this long is failed
-	DatasetRetention  time.Duration // a dataset is deleted this long after its last run ended
+	LocalSlots        int              // jobs the local backend runs at once
+	LocalWorker       []string         // command the local backend starts; "--server URL --run ID" is appended
+	PythonWorker      gpu.PythonWorker // used when LocalWorker is the single word "python"
+	WorkerURL         string           // where workers reach this server; default http(s)://127.0.0.1:port
+	HeartbeatInterval time.Duration    // how often workers are told to send a heartbeat
+	HeartbeatTimeout  time.Duration    // a running run silent this long is failed
+	DatasetRetention  time.Duration    // a dataset is deleted this long after its last run ended
 
 	// Per-account quotas; 0 turns one off.
 	QuotaQueuedRuns   int   // queued runs a person may have waiting
@@ -118,6 +120,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	c.QuotaSeriesPerRun = intEnv(env, "TUNELAB_QUOTA_SERIES_PER_RUN", store.DefaultSeriesPerRun, 1, 1_000_000, "metric names a run", &errs)
 	c.QuotaPointsPerRun = intEnv(env, "TUNELAB_QUOTA_POINTS_PER_RUN", int64(store.DefaultPointsPerRun), 1, 1_000_000_000_000, "points a run", &errs)
 	c.LocalWorker = strings.Fields(env("TUNELAB_LOCAL_WORKER", ""))
+	c.PythonWorker = pythonWorkerConfig(env)
 	c.WorkerURL = strings.TrimRight(env("TUNELAB_WORKER_URL", ""), "/")
 	if c.WorkerURL != "" && !strings.HasPrefix(c.WorkerURL, "http://") && !strings.HasPrefix(c.WorkerURL, "https://") {
 		errs = append(errs, fmt.Errorf("TUNELAB_WORKER_URL=%q: must start with http:// or https://", c.WorkerURL))

@@ -117,8 +117,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 
 	hub := gpu.NewHub()
 	models, defaults := builtinCatalogue()
-	backend, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
-		Models: models, Defaults: defaults})
+	local := gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
+		Models: models, Defaults: defaults}
+	if cfg.usesPythonWorker() {
+		if local, err = cfg.PythonWorker.WithPython(ctx, local); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	backend, err := gpu.NewLocal(local)
 	if err != nil {
 		ln.Close()
 		return err
