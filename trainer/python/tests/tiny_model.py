@@ -49,3 +49,10 @@ def save_tiny_llama(dest: Path, seed: int = 0) -> Path:
     model.save_pretrained(dest, safe_serialization=True)
     tok.save_pretrained(dest)
     return dest
+
+
+if __name__ == "__main__":
+    # python trainer/python/tests/tiny_model.py DEST: a model folder to try the worker with.
+    import sys
+
+    print(save_tiny_llama(Path(sys.argv[1])))
