@@ -21,6 +21,13 @@ if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 10) els
   exit 1
 fi
 mkdir -p "$cache"
+# One creator at a time (two test runs may start together); the second reuses the first's.
+exec 9>"$cache/.pyenv-$hash.lock"
+flock 9
+if [ -f "$venv/.complete" ]; then
+  echo "$venv"
+  exit 0
+fi
 # Build in a temp folder and move it into place at the end, so an interrupted install
 # never leaves a half-filled venv that later runs would trust.
 tmp="$cache/.pyenv-$hash.tmp.$$"

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 
 USAGE = "usage: TUNELAB_RUN_TOKEN=<token> python -m tunelab_worker --server URL --run ID"
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # A signal (the backend cancelling the job) ends the worker without finishing the run:
+    # the server decides how it ends. SystemExit still cleans up the worker's temp files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from .worker import Worker
     try:
         w = Worker(a.server, int(a.run), token)

@@ -53,8 +53,9 @@ def model_for(base: ModelDir, method: str, cfg: dict, init_dir: Path | None):
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=_dtype())
+        kwargs["device_map"] = {"": 0}  # 4-bit weights are placed on the GPU as they load
     else:
-        kwargs["torch_dtype"] = _dtype() if method == "lora" else torch.float32 if not cuda_ok() else _dtype()
+        kwargs["torch_dtype"] = _dtype()
     full_from_snapshot = init_dir is not None and method not in ("lora", "qlora")
     src = init_dir if full_from_snapshot else base.path
     model = AutoModelForCausalLM.from_pretrained(str(src), **kwargs)

@@ -3,8 +3,10 @@ that hear cancel and stop requests, batched metrics and logs, snapshots, finish.
 
 from __future__ import annotations
 
+import json
 import math
 import queue
+import shutil
 import sys
 import tempfile
 import threading
@@ -169,21 +171,27 @@ class Worker:
         if cap and size > cap:
             raise RunFailed(f"the snapshot at step {step} is {size} bytes, over the server's cap of {cap} bytes")
 
-        def body():
-            return open(path, "rb")
-
         def read(r):
-            import json
             return json.loads(r.read())
 
         headers = {"Content-Type": "application/zip", "Content-Length": str(size),
                    "X-Snapshot-SHA256": sha, "X-Snapshot-Final": "true" if final else "false"}
-        return self.c.do(f"upload the snapshot at step {step}", "PUT", f"{self.c.base}/snapshots/{step}",
-                         body=body, headers=headers, timeout=600.0, read=read)
+        with open(path, "rb") as f:
+            def body():  # streamed from the start again on every try
+                f.seek(0)
+                return f
+            return self.c.do(f"upload the snapshot at step {step}", "PUT", f"{self.c.base}/snapshots/{step}",
+                             body=body, headers=headers, timeout=600.0, read=read)
 
     # --- the run --------------------------------------------------------------------------
     def run(self) -> int:
         """Trains the run; returns the process exit code (0: succeeded or cancelled)."""
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _run(self) -> int:
         self.metrics = Batcher(self._post_metrics, MAX_METRIC_BATCH, self._mark_dead)
         self.logs = Batcher(self._post_logs, MAX_LOG_BATCH, self._mark_dead)
         self._hb_stop = threading.Event()
