@@ -83,8 +83,10 @@ def test_sft_lora_trains_and_its_adapters_load_back_with_peft(server, models_dir
 def test_full_fine_tune_saves_all_weights(server, models_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    run = server.start_run(server.sample("chat"), "full")
+    run = server.start_run(server.sample("chat"), "full", eval_dataset_id=server.sample("chat"))
     _succeeded(server, run)
+    # The eval dataset replaces the held-out split: every training row trains, all of its rows evaluate.
+    assert "loaded 160 rows (chat): 160 for training, 160 for eval" in server.worker_log(run)
     _finite_falling(server.metrics(run)["loss"])
     snaps = server.snapshots(run)
     assert [s["final"] for s in snaps] == [1]
