@@ -39,13 +39,12 @@ type config struct {
 	MaxUploadMB int64
 
 	// Runs.
-	LocalSlots        int              // jobs the local backend runs at once
-	LocalWorker       []string         // command the local backend starts; "--server URL --run ID" is appended
-	PythonWorker      gpu.PythonWorker // used when LocalWorker is the single word "python"
-	WorkerURL         string           // where workers reach this server; default http(s)://127.0.0.1:port
-	HeartbeatInterval time.Duration    // how often workers are told to send a heartbeat
-	HeartbeatTimeout  time.Duration    // a running run silent this long is failed
-	DatasetRetention  time.Duration    // a dataset is deleted this long after its last run ended
+	LocalSlots        int           // jobs the local backend runs at once
+	LocalWorker       []string      // command the local backend starts; "--server URL --run ID" is appended
+	WorkerURL         string        // where workers reach this server; default http(s)://127.0.0.1:port
+	HeartbeatInterval time.Duration // how often workers are told to send a heartbeat
+	HeartbeatTimeout  time.Duration // a running run silent this long is failed
+	DatasetRetention  time.Duration // a dataset is deleted this long after its last run ended
 
 	// Per-account quotas; 0 turns one off.
 	QuotaQueuedRuns   int   // queued runs a person may have waiting
@@ -67,6 +66,9 @@ type config struct {
 	BillingGrace time.Duration // new runs still start this long after a failed payment
 	// MeterInterval is how often a running run's GPU seconds reach the usage ledger.
 	MeterInterval time.Duration
+
+	// PythonWorker is used when LocalWorker is the single word "python" (config_python.go).
+	PythonWorker gpu.PythonWorker
 }
 
 func (c config) production() bool { return c.Env == "production" }

@@ -149,15 +149,17 @@ class Worker:
                 return
             if self._hb_stop.is_set():
                 return
+            # Training is told first, then the step is read for the log line: training ends
+            # at most one step past the step the line names.
             if reply.get("cancel") and not self.cancel.is_set():
-                self.say(f"cancel asked at step {self.step}; stopping")
                 self.cancel.set()
                 self.halt.set()
+                self.say(f"cancel asked at step {self.step}; stopping")
             stop = reply.get("stop")
             if isinstance(stop, dict) and self.stop_reason is None and not self.cancel.is_set():
                 self.stop_reason = str(stop.get("reason") or "stopped by the server")
-                self.say(f"stop asked at step {self.step} ({self.stop_reason}); saving the weights and stopping")
                 self.halt.set()
+                self.say(f"stop asked at step {self.step} ({self.stop_reason}); saving the weights and stopping")
             left = every - (time.monotonic() - sent)
             if left > 0:
                 self._hb_stop.wait(left)
