@@ -140,8 +140,15 @@ func newBackends(ctx context.Context, cfg config, log *slog.Logger) ([]gpu.Backe
 	for _, name := range cfg.Backends {
 		switch name {
 		case "local":
-			b, err := gpu.NewLocal(gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
-				Models: models, Defaults: defaults})
+			local := gpu.LocalConfig{Command: cfg.LocalWorker, Slots: cfg.LocalSlots, LogDir: filepath.Join(cfg.DataDir, "workers"),
+				Models: models, Defaults: defaults}
+			if cfg.usesPythonWorker() {
+				var err error
+				if local, err = cfg.PythonWorker.WithPython(ctx, local); err != nil {
+					return nil, err
+				}
+			}
+			b, err := gpu.NewLocal(local)
 			if err != nil {
 				return nil, err
 			}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"tunelab/billing"
+	"tunelab/gpu"
 	"tunelab/handlers"
 	"tunelab/store"
 )
@@ -75,6 +76,9 @@ type config struct {
 	BillingGrace time.Duration // new runs still start this long after a failed payment
 	// MeterInterval is how often a running run's GPU seconds reach the usage ledger.
 	MeterInterval time.Duration
+
+	// PythonWorker is used when LocalWorker is the single word "python" (config_python.go).
+	PythonWorker gpu.PythonWorker
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -130,6 +134,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	c.QuotaSeriesPerRun = intEnv(env, "TUNELAB_QUOTA_SERIES_PER_RUN", store.DefaultSeriesPerRun, 1, 1_000_000, "metric names a run", &errs)
 	c.QuotaPointsPerRun = intEnv(env, "TUNELAB_QUOTA_POINTS_PER_RUN", int64(store.DefaultPointsPerRun), 1, 1_000_000_000_000, "points a run", &errs)
 	c.LocalWorker = strings.Fields(env("TUNELAB_LOCAL_WORKER", ""))
+	c.PythonWorker = pythonWorkerConfig(env)
 	c.WorkerURL = strings.TrimRight(env("TUNELAB_WORKER_URL", ""), "/")
 	if c.WorkerURL != "" && !strings.HasPrefix(c.WorkerURL, "http://") && !strings.HasPrefix(c.WorkerURL, "https://") {
 		errs = append(errs, fmt.Errorf("TUNELAB_WORKER_URL=%q: must start with http:// or https://", c.WorkerURL))

@@ -31,6 +31,10 @@ type LocalConfig struct {
 	// package does not depend on the trainer.
 	Models   []Model
 	Defaults Defaults
+	// Methods and GPUTypes replace the built-in trainer's (lora, dpo, full on the CPU) when
+	// set, as the Python worker's option does (local_python.go).
+	Methods  []store.Method
+	GPUTypes []GPUType
 }
 
 // Local runs workers as child processes of this machine, the default backend. Each worker
@@ -82,6 +86,10 @@ func (l *Local) Name() string { return "local" }
 // Offer implements Backend: the built-in CPU trainer's models and methods (no qlora, which
 // needs 4-bit GPU kernels) on this machine's CPU.
 func (l *Local) Offer() Offer {
+	if len(l.cfg.Methods) > 0 {
+		return Offer{Models: slices.Clone(l.cfg.Models), Methods: slices.Clone(l.cfg.Methods),
+			GPUTypes: slices.Clone(l.cfg.GPUTypes), Slots: l.cfg.Slots, Defaults: l.cfg.Defaults}
+	}
 	return Offer{
 		Models:  slices.Clone(l.cfg.Models),
 		Methods: []store.Method{store.MethodLoRA, store.MethodDPO, store.MethodFull},

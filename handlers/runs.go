@@ -332,13 +332,14 @@ func (a *app) downloadSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	body, format := sniffSnapshot(f)
 	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Type", format.contentType)
 	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-step-%d.safetensors"`, run.ID, sn.Step))
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-step-%d.%s"`, run.ID, sn.Step, format.ext))
 	h.Set("X-Content-SHA256", sn.SHA256)
 	h.Set("Cache-Control", "private, no-store")
-	if _, err := io.Copy(w, f); err != nil {
+	if _, err := io.Copy(w, body); err != nil {
 		// Headers are gone; a cut stream (e.g. a tampered file failing authentication) is
 		// all the client can see, and the length tells it the file is short.
 		a.log.ErrorContext(r.Context(), "snapshot download", "run", run.ID, "snapshot", sn.ID, "err", err)

@@ -226,12 +226,13 @@ func (a *app) workerInitSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	body, format := sniffSnapshot(f)
 	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Type", format.contentType)
 	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
 	h.Set(protocol.HeaderSnapshotSHA256, sn.SHA256)
 	h.Set("Cache-Control", "no-store")
-	if _, err := io.Copy(w, f); err != nil {
+	if _, err := io.Copy(w, body); err != nil {
 		a.log.ErrorContext(r.Context(), "init snapshot download", "run", workerRun(r), "snapshot", sn.ID, "err", err)
 	}
 }

@@ -484,9 +484,14 @@ func (a *app) workerSnapshot(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("Snapshots are capped at %d bytes.", a.runs.MaxSnapshotBytes))
 		return
 	}
+	body, bad := checkSnapshotUpload(r.Header.Get("Content-Type"), r.Body)
+	if bad != "" {
+		apiError(w, http.StatusBadRequest, "invalid_field", bad)
+		return
+	}
 	id := workerRun(r)
 	sn, err := a.store.CreateSnapshot(r.Context(), a.vault, store.NewSnapshot{
-		RunID: id, Step: step, Final: final, SHA256: sum, MaxBytes: a.runs.MaxSnapshotBytes}, r.Body)
+		RunID: id, Step: step, Final: final, SHA256: sum, MaxBytes: a.runs.MaxSnapshotBytes}, body)
 	switch {
 	case errors.Is(err, store.ErrChecksum):
 		apiError(w, http.StatusUnprocessableEntity, "checksum_mismatch", "The body's sha256 differs from X-Snapshot-SHA256; nothing was stored.")
