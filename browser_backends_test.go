@@ -68,10 +68,12 @@ func TestBrowserBackendsQueueAndAdminPage(t *testing.T) {
 	b := newBrowser(t, "http://"+addr)
 	b.desktop()
 	b.open("/signin", http.StatusOK)
+	b.do("reject analytics", chromedp.Click(chromedp.CSS(`[data-testid=consent-reject]`), chromedp.NodeVisible))
+	b.waitFor("the sign-in form", has(`[data-testid=signin-form]`)+" && !("+has(`[data-testid=consent-banner]`)+")")
 	b.do("sign in",
-		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "ops@example.com", chromedp.NodeVisible),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password, chromedp.NodeVisible),
-		chromedp.Click(chromedp.CSS(`form button[type=submit]`), chromedp.NodeVisible))
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=signin-form] input[name=email]`), "ops@example.com", chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=signin-form] input[name=password]`), password, chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`[data-testid=signin-form] button[type=submit]`), chromedp.NodeVisible))
 	b.waitFor("the dashboard", pathIs("/")+" && "+has(`[data-testid=dashboard]`))
 
 	b.open("/runs/new", http.StatusOK)
