@@ -37,6 +37,8 @@ var eventKinds = map[string]string{
 	store.EventPasswordResetAsked:    "Password reset asked for",
 	store.EventPasswordReset:         "Password reset",
 	store.EventEmailVerified:         "Email verified",
+	store.EventAccountClosed:         "Account closed",
+	store.EventAccountReopened:       "Account reopened",
 }
 
 // failureKinds are highlighted in the admin review.

@@ -37,6 +37,10 @@ const (
 	EventPasswordResetAsked    = "password_reset_requested"
 	EventPasswordReset         = "password_reset"
 	EventEmailVerified         = "email_verified"
+
+	// Privacy rights: closing and reopening an account.
+	EventAccountClosed   = "account_closed"
+	EventAccountReopened = "account_reopened"
 )
 
 // EventKinds lists every kind above, for the admin review's labels. Each must also be a row of
@@ -46,7 +50,8 @@ var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSign
 	EventDatasetDeleted, EventMetricsExported, EventSnapshotDeleted,
 	EventTOTPEnabled, EventTOTPDisabled, EventTOTPFailed, EventRecoveryCodeUsed, EventRecoveryCodesRenewed,
 	EventSessionRevoked, EventSessionsRevokedOthers, EventAPIKeyCreated, EventAPIKeyRevoked, EventAPIKeyFailed,
-	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified}
+	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified,
+	EventAccountClosed, EventAccountReopened}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {
