@@ -67,6 +67,9 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	case err != nil:
 		return err
 	}
+	if err := st.RecordAudit(ctx, store.AuditEntry{SubjectID: u.ID, Action: store.AuditUserCreated, Target: fmt.Sprintf("account %d", u.ID)}); err != nil {
+		return err
+	}
 	role := "user"
 	if u.IsAdmin {
 		role = "admin"

@@ -95,6 +95,10 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 			o.Outbox.OldestPending = ob.OldestPending.Format(adminTime)
 		}
 	}
+	if o.Audit, err = a.adminAudit(r); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	if o.Mail, err = a.adminMail(r); err != nil {
 		a.serverError(w, r, err)
 		return

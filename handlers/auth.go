@@ -178,6 +178,12 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if !u.ClosedAt.IsZero() && !a.store.CanReopen(u.ClosedAt) {
+		// Past the reopen window the account is as good as gone: the same answer as none.
+		f.Error = badCredentials
+		fail(http.StatusUnprocessableEntity)
+		return
+	}
 	a.limits.signInFailures.reset(email)
 	tf, err := a.store.TOTPState(r.Context(), u.ID)
 	if err != nil {
@@ -186,6 +192,9 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if tf.Enabled {
 		a.beginSecondStep(w, r, u, f.Next)
+		return
+	}
+	if a.closedGate(w, r, u) {
 		return
 	}
 	if err := a.startSession(r, u); err != nil {

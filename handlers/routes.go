@@ -89,6 +89,11 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /settings/api-keys", signedIn.thenFunc(a.showAPIKeys))
 	mux.Handle("POST /settings/api-keys", signedIn.thenFunc(a.createAPIKey))
 	mux.Handle("POST /settings/api-keys/{id}/revoke", signedIn.thenFunc(a.revokeAPIKey))
+	mux.Handle("GET /settings/activity", signedIn.thenFunc(a.showActivity))
+	mux.Handle("GET /settings/close", signedIn.thenFunc(a.showCloseAccount))
+	mux.Handle("POST /settings/close", signedIn.thenFunc(a.closeAccount))
+	mux.Handle("GET /account/reopen", public.thenFunc(a.showReopen))
+	mux.Handle("POST /account/reopen", public.thenFunc(a.reopenAccount))
 
 	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
 	worker := chain{a.workerAuth}

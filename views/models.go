@@ -136,6 +136,7 @@ type AdminOverview struct {
 	Events    []SecurityEventRow
 	Outbox    *MeterOutbox // nil when billing is off
 	Mail      AdminMail
+	Audit     []AuditRow // the audit log, newest first
 }
 
 // MeterOutbox is the state of GPU seconds on their way to Stripe.
