@@ -245,3 +245,51 @@ func TestEveryTableHasAPurgeDecision(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedRunAndDatasetLeaveNoByteBehind: the same marker grep after the owner deletes
+// a run (with its snapshot and worker log) and a dataset, without closing the account.
+func TestDeletedRunAndDatasetLeaveNoByteBehind(t *testing.T) {
+	f := newCloseFixture(t)
+	ctx := context.Background()
+	const marker = "MARKER-51c2e0-delete"
+	workers := filepath.Join(f.dir, "workers")
+	os.MkdirAll(workers, 0o700)
+	u, _ := f.s.CreateUser(ctx, NewUser{Email: "keeps@example.com", Password: "close passphrase 1", TermsVersion: "v"})
+	d, err := f.s.CreateDataset(ctx, f.v, NewDataset{UserID: u.ID, Name: marker, Content: strings.NewReader(strings.Join(rows(chatRow, 12), "\n")), MaxSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := f.s.CreateRun(ctx, NewRun{UserID: u.ID, DatasetID: d.ID, Config: testRunConfig("lora"), Backend: "local", Name: marker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s.SetRunLabels(ctx, u.ID, run.ID, RunLabels{Name: marker, Notes: marker})
+	f.s.ClaimQueuedRun(ctx, "local", []byte("worker-token-hash"))
+	f.s.Heartbeat(ctx, run.ID, 0, 10)
+	f.s.AppendLogs(ctx, run.ID, []string{marker})
+	f.s.AppendMetrics(ctx, run.ID, []MetricPoint{{Name: "m_" + marker, Step: 1, Value: 1}})
+	snap := []byte(marker)
+	sum := sha256.Sum256(snap)
+	if _, err := f.s.CreateSnapshot(ctx, f.v, NewSnapshot{RunID: run.ID, Step: 1, Final: true, SHA256: hex.EncodeToString(sum[:]), MaxBytes: 1 << 20}, bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	f.s.FinishRun(ctx, run.ID, RunSucceeded, "", f.clock.now())
+	os.WriteFile(filepath.Join(workers, workerLogName(run.ID)), []byte(marker), 0o600)
+	if err := f.s.DeleteRun(ctx, u.ID, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.DeleteDataset(ctx, u.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(PurgeDelay + time.Hour)
+	rep, err := f.s.Purge(ctx, f.v, PurgeOptions{WorkerLogDir: workers})
+	if err != nil || rep.Runs != 1 || rep.Datasets != 1 {
+		t.Fatalf("purge: %+v %v", rep, err)
+	}
+	if hits := grepDir(t, f.dir, marker); len(hits) > 0 {
+		t.Fatalf("the marker is still in %v after the purge", hits)
+	}
+	if n, _ := os.ReadDir(filepath.Join(f.dir, "files")); len(n) != 0 {
+		t.Fatalf("vault files left: %d", len(n))
+	}
+}
