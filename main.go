@@ -49,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runWorker(ctx, args, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, args, getenv, stdin, stdout)
+	case "backup":
+		return runBackup(ctx, args, getenv, stdout, time.Now)
+	case "restore":
+		return runRestore(ctx, args, getenv, stdout, time.Now)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -61,6 +65,8 @@ const usage = `Usage:
   tunelab [serve] [--addr ADDR] [--data DIR]      serve the web app (default)
   tunelab worker --server URL --run ID            run one training job (token in TUNELAB_RUN_TOKEN)
   tunelab admin create-user --email E --password-stdin [--admin]
+  tunelab backup [--data DIR] BACKUP_DIR          back up while serving; prunes backups older than 21 days
+  tunelab restore [--data DIR] BACKUP_DIR/tunelab-TIME   restore (server stopped, no database in DIR)
 
 Configuration comes from TUNELAB_* environment variables; see README.md.
 `
