@@ -39,6 +39,8 @@ var eventKinds = map[string]string{
 	store.EventEmailVerified:         "Email verified",
 	store.EventAccountClosed:         "Account closed",
 	store.EventAccountReopened:       "Account reopened",
+	store.EventExportRequested:       "Data export asked for",
+	store.EventExportDownloaded:      "Data export downloaded",
 }
 
 // failureKinds are highlighted in the admin review.

@@ -9,21 +9,24 @@ import (
 
 // Audit actions: what the audit log records. A row names ids, never content.
 const (
-	AuditRunDeleted      = "run_deleted"
-	AuditDatasetDeleted  = "dataset_deleted"
-	AuditSnapshotDeleted = "snapshot_deleted"
-	AuditMetricsExported = "metrics_exported"
-	AuditAccountClosed   = "account_closed"
-	AuditAccountReopened = "account_reopened"
-	AuditAccountPurged   = "account_purged"
-	AuditUserCreated     = "admin_user_created" // an operator made an account from the command line
-	AuditBackupTaken     = "backup_taken"
-	AuditBackupRestored  = "backup_restored"
+	AuditRunDeleted       = "run_deleted"
+	AuditDatasetDeleted   = "dataset_deleted"
+	AuditSnapshotDeleted  = "snapshot_deleted"
+	AuditMetricsExported  = "metrics_exported"
+	AuditAccountClosed    = "account_closed"
+	AuditAccountReopened  = "account_reopened"
+	AuditAccountPurged    = "account_purged"
+	AuditUserCreated      = "admin_user_created" // an operator made an account from the command line
+	AuditBackupTaken      = "backup_taken"
+	AuditBackupRestored   = "backup_restored"
+	AuditExportRequested  = "export_requested"
+	AuditExportDownloaded = "export_downloaded"
 )
 
 // AuditActions lists every action above; the views name each in words.
 var AuditActions = []string{AuditRunDeleted, AuditDatasetDeleted, AuditSnapshotDeleted, AuditMetricsExported,
-	AuditAccountClosed, AuditAccountReopened, AuditAccountPurged, AuditUserCreated, AuditBackupTaken, AuditBackupRestored}
+	AuditAccountClosed, AuditAccountReopened, AuditAccountPurged, AuditUserCreated, AuditBackupTaken, AuditBackupRestored,
+	AuditExportRequested, AuditExportDownloaded}
 
 // AuditEntry is one row of the audit log.
 type AuditEntry struct {

@@ -163,6 +163,7 @@ var accountTables = map[string]string{
 	"mail_queue":           "deleted (mail to the account's address)",
 	"audit_log":            "kept: append-only, ids and action names only, pointing at the tombstone",
 	"schema_migrations":    "migration bookkeeping, no account",
+	"exports":              "file removed, row deleted",
 }
 
 // PurgeOptions.WorkerLogDir is reused for closed accounts' worker logs.
@@ -186,7 +187,8 @@ func (s *Store) purgeClosedAccounts(ctx context.Context, v *Vault, o PurgeOption
 // between leaves rows whose files are gone, and the next purge finishes the job.
 func (s *Store) purgeAccount(ctx context.Context, v *Vault, o PurgeOptions, id int64) error {
 	files, err := column[string](ctx, s, `SELECT file_id FROM snapshots WHERE run_id IN (SELECT id FROM runs WHERE user_id = ?)
-		UNION ALL SELECT file_id FROM datasets WHERE user_id = ? AND purged_at IS NULL`, id, id)
+		UNION ALL SELECT file_id FROM datasets WHERE user_id = ? AND purged_at IS NULL
+		UNION ALL SELECT file_id FROM exports WHERE user_id = ? AND file_id IS NOT NULL`, id, id, id)
 	if err != nil {
 		return err
 	}
@@ -239,6 +241,7 @@ func (s *Store) purgeAccount(ctx context.Context, v *Vault, o PurgeOptions, id i
 			{"DELETE FROM user_totp WHERE user_id = ?", []any{id}},
 			{"DELETE FROM recovery_codes WHERE user_id = ?", []any{id}},
 			{"DELETE FROM api_keys WHERE user_id = ?", []any{id}},
+			{"DELETE FROM exports WHERE user_id = ?", []any{id}},
 			{"DELETE FROM security_events WHERE user_id = ? OR email = ?", []any{id, email}},
 			{"DELETE FROM mail_queue WHERE to_addr = ?", []any{email}},
 			{`UPDATE users SET email = 'purged-' || id || '@invalid', password_hash = '!', is_admin = 0, run_mails = 0,

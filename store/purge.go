@@ -42,6 +42,7 @@ type PurgeReport struct {
 	Runs, Snapshots, Datasets, ExpiredDatasets int
 	WorkerLogs                                 int // logs of purged runs
 	Accounts                                   int // closed accounts past ReopenWindow, scrubbed
+	Exports                                    int // export files past ExportLinkTTL
 	Uploads                                    int // half-written uploads older than StaleUploadAge
 }
 
@@ -103,6 +104,9 @@ func (s *Store) Purge(ctx context.Context, v *Vault, o PurgeOptions) (PurgeRepor
 		rep.Datasets++
 	}
 	if rep.Accounts, err = s.purgeClosedAccounts(ctx, v, o); err != nil {
+		return rep, err
+	}
+	if rep.Exports, err = s.purgeExports(ctx, v); err != nil {
 		return rep, err
 	}
 	// Purged rows' old page images can sit in the WAL until a checkpoint: push them into

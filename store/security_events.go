@@ -39,8 +39,10 @@ const (
 	EventEmailVerified         = "email_verified"
 
 	// Privacy rights: closing and reopening an account.
-	EventAccountClosed   = "account_closed"
-	EventAccountReopened = "account_reopened"
+	EventAccountClosed    = "account_closed"
+	EventAccountReopened  = "account_reopened"
+	EventExportRequested  = "data_export_requested"
+	EventExportDownloaded = "data_export_downloaded"
 )
 
 // EventKinds lists every kind above, for the admin review's labels. Each must also be a row of
@@ -51,7 +53,7 @@ var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSign
 	EventTOTPEnabled, EventTOTPDisabled, EventTOTPFailed, EventRecoveryCodeUsed, EventRecoveryCodesRenewed,
 	EventSessionRevoked, EventSessionsRevokedOthers, EventAPIKeyCreated, EventAPIKeyRevoked, EventAPIKeyFailed,
 	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified,
-	EventAccountClosed, EventAccountReopened}
+	EventAccountClosed, EventAccountReopened, EventExportRequested, EventExportDownloaded}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {

@@ -29,3 +29,23 @@ ALTER TABLE users ADD COLUMN purged_at INTEGER;
 CREATE INDEX users_closed ON users(closed_at) WHERE closed_at IS NOT NULL AND purged_at IS NULL;
 
 INSERT INTO security_event_kinds (kind) VALUES ('account_closed'), ('account_reopened');
+
+-- Data exports: one ZIP per request, built in the background into the vault (encrypted),
+-- downloadable once through a mailed link for ExportLinkTTL, then deleted.
+CREATE TABLE exports (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    state         TEXT    NOT NULL CHECK (state IN ('queued', 'building', 'ready', 'failed', 'expired')),
+    progress      INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    file_id       TEXT,                 -- the ZIP in the vault; NULL once deleted
+    size_bytes    INTEGER NOT NULL DEFAULT 0,
+    token_hash    BLOB    UNIQUE,       -- SHA-256 of the mailed link's token
+    error         TEXT    NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL,
+    ready_at      INTEGER,
+    expires_at    INTEGER,
+    downloaded_at INTEGER
+) STRICT;
+CREATE INDEX exports_user ON exports(user_id, created_at);
+CREATE INDEX exports_due ON exports(expires_at) WHERE file_id IS NOT NULL;
+INSERT INTO security_event_kinds (kind) VALUES ('data_export_requested'), ('data_export_downloaded');
