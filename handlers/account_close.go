@@ -75,43 +75,8 @@ func (a *app) closeAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	p := a.page(r, "Close account", "settings")
 	show := func(status int) { a.render(w, r, status, p, views.CloseAccountPage(c)) }
-	key := strconv.FormatInt(u.ID, 10)
-	if blocked, wait := a.limits.totpAccount.blocked(key); blocked {
-		a.recordEvent(r, store.EventRateLimited, u.ID, u.Email)
-		c.FormError = tooManyAttempts(wait)
-		w.Header().Set("Retry-After", retryAfter(wait))
-		show(http.StatusTooManyRequests)
+	if !a.reauthenticate(w, r, u, c.TwoFactorOn, &c.PasswordError, &c.CodeError, &c.FormError, show) {
 		return
-	}
-	ok, err := a.hashing(w, r, func() error {
-		_, err := a.passwords.Authenticate(r.Context(), u.Email, r.PostFormValue("password"))
-		return err
-	})
-	if !ok {
-		return
-	}
-	if errors.Is(err, store.ErrBadCredentials) {
-		a.limits.totpAccount.hit(key)
-		c.PasswordError = "That is not your password."
-		show(http.StatusUnprocessableEntity)
-		return
-	}
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	if c.TwoFactorOn {
-		code := strings.ReplaceAll(strings.TrimSpace(r.PostFormValue("code")), " ", "")
-		if err := a.store.VerifyTOTP(r.Context(), a.vault, u.ID, code); errors.Is(err, store.ErrBadCode) {
-			a.limits.totpAccount.hit(key)
-			a.recordEvent(r, store.EventTOTPFailed, u.ID, u.Email)
-			c.CodeError = badCode
-			show(http.StatusUnprocessableEntity)
-			return
-		} else if err != nil {
-			a.serverError(w, r, err)
-			return
-		}
 	}
 	// Stripe first: when it cannot be reached nothing has changed yet, and the person can
 	// try again.
@@ -135,7 +100,6 @@ func (a *app) closeAccount(w http.ResponseWriter, r *http.Request) {
 	if len(closed.Runs) > 0 {
 		a.wake() // the dispatcher stops the running ones now
 	}
-	a.limits.totpAccount.reset(key)
 	a.recordEvent(r, store.EventAccountClosed, u.ID, u.Email)
 	if err := a.sessions.Destroy(r.Context()); err != nil {
 		a.serverError(w, r, err)
@@ -216,4 +180,50 @@ func (a *app) reopenAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	a.recordEvent(r, store.EventAccountReopened, u.ID, u.Email)
 	redirect(w, r, "/")
+}
+
+// reauthenticate checks the password, and the code when two-factor sign-in is on, before a
+// weighty step (closing, exporting). On a wrong one it sets the field's error, shows the
+// page and returns false. Wrong tries count against the account like on the 2FA page.
+func (a *app) reauthenticate(w http.ResponseWriter, r *http.Request, u store.User, twoFactorOn bool, passwordErr, codeErr, formErr *string, show func(int)) bool {
+	key := strconv.FormatInt(u.ID, 10)
+	if blocked, wait := a.limits.totpAccount.blocked(key); blocked {
+		a.recordEvent(r, store.EventRateLimited, u.ID, u.Email)
+		*formErr = tooManyAttempts(wait)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		show(http.StatusTooManyRequests)
+		return false
+	}
+	ok, err := a.hashing(w, r, func() error {
+		_, err := a.passwords.Authenticate(r.Context(), u.Email, r.PostFormValue("password"))
+		return err
+	})
+	if !ok {
+		return false
+	}
+	if errors.Is(err, store.ErrBadCredentials) {
+		a.limits.totpAccount.hit(key)
+		*passwordErr = "That is not your password."
+		show(http.StatusUnprocessableEntity)
+		return false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return false
+	}
+	if twoFactorOn {
+		code := strings.ReplaceAll(strings.TrimSpace(r.PostFormValue("code")), " ", "")
+		if err := a.store.VerifyTOTP(r.Context(), a.vault, u.ID, code); errors.Is(err, store.ErrBadCode) {
+			a.limits.totpAccount.hit(key)
+			a.recordEvent(r, store.EventTOTPFailed, u.ID, u.Email)
+			*codeErr = badCode
+			show(http.StatusUnprocessableEntity)
+			return false
+		} else if err != nil {
+			a.serverError(w, r, err)
+			return false
+		}
+	}
+	a.limits.totpAccount.reset(key)
+	return true
 }

@@ -153,14 +153,14 @@ func PrivacyAccessAndDeletion(l Legal) templ.Component {
 			templ_7745c5c3_Var4 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, delete runs and datasets yourself, see the activity log of deletes and account changes in Settings, and close your account yourself in Settings. For anything else we hold about you, ask ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<li><strong>Access and deletion:</strong> see your datasets and runs, download your snapshots and metrics, download everything held about you as a ZIP from Settings (Export your data, one a day, the link valid 7 days), delete runs and datasets yourself, see the activity log of deletes and account changes in Settings, and close your account yourself in Settings. For anything else we hold about you, ask ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var5 string
 		templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(l.Operator)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/account_legal.templ`, Line: 42, Col: 306}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/account_legal.templ`, Line: 42, Col: 418}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
 		if templ_7745c5c3_Err != nil {

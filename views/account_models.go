@@ -32,3 +32,28 @@ type AccountClosed struct {
 	Reopen      bool   // the person signed in again: offer the reopen button
 	FormError   string
 }
+
+// ExportPage is the data-export page.
+type ExportPage struct {
+	TwoFactorOn   bool
+	PasswordError string
+	CodeError     string
+	FormError     string
+	Notice        string
+	// The newest export, if any.
+	Has      bool
+	Building bool   // queued or building: the page polls the status
+	Progress int    // percent
+	Status   string // in words: "Being built", "Ready: the link is in your mail", …
+	Tone     string // badge tone
+	Detail   string // "The link works until 6 December 2026, 14:00 UTC."
+	CanAsk   bool   // no export in the last day
+	NextAt   string // when the next may be asked for
+}
+
+// MailExportReady is the content of the "your export is ready" mail.
+type MailExportReady struct {
+	Link    string
+	Expires string
+	Size    string
+}
