@@ -65,6 +65,7 @@ const usage = `Usage:
   tunelab [serve] [--addr ADDR] [--data DIR]      serve the web app (default)
   tunelab worker --server URL --run ID            run one training job (token in TUNELAB_RUN_TOKEN)
   tunelab admin create-user --email E --password-stdin [--admin]
+  tunelab admin rotate-key [--data DIR]          re-encrypt under TUNELAB_SECRET_KEY (old key in TUNELAB_OLD_SECRET_KEY)
   tunelab backup [--data DIR] BACKUP_DIR          back up while serving; prunes backups older than 21 days
   tunelab restore [--data DIR] BACKUP_DIR/tunelab-TIME   restore (server stopped, no database in DIR)
 
@@ -88,6 +89,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	}
 	vault, err := store.NewVault(filepath.Join(cfg.DataDir, "files"), key)
 	if err != nil {
+		return err
+	}
+	if err := withOldKey(vault, cfg, log); err != nil {
 		return err
 	}
 

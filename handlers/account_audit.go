@@ -22,6 +22,7 @@ var auditActions = map[string]string{
 	store.AuditBackupRestored:   "Backup restored",
 	store.AuditExportRequested:  "Data export asked for",
 	store.AuditExportDownloaded: "Data export downloaded",
+	store.AuditKeyRotated:       "Secret key rotated",
 }
 
 // audit appends to the audit log; actor is the signed-in person. A failure is logged, not

@@ -21,12 +21,13 @@ const (
 	AuditBackupRestored   = "backup_restored"
 	AuditExportRequested  = "export_requested"
 	AuditExportDownloaded = "export_downloaded"
+	AuditKeyRotated       = "key_rotated"
 )
 
 // AuditActions lists every action above; the views name each in words.
 var AuditActions = []string{AuditRunDeleted, AuditDatasetDeleted, AuditSnapshotDeleted, AuditMetricsExported,
 	AuditAccountClosed, AuditAccountReopened, AuditAccountPurged, AuditUserCreated, AuditBackupTaken, AuditBackupRestored,
-	AuditExportRequested, AuditExportDownloaded}
+	AuditExportRequested, AuditExportDownloaded, AuditKeyRotated}
 
 // AuditEntry is one row of the audit log.
 type AuditEntry struct {
