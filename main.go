@@ -252,7 +252,8 @@ func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, purg
 		} else if rep != (store.PurgeReport{}) {
 			log.Info("purged deleted data", "runs", rep.Runs, "snapshots", rep.Snapshots,
 				"datasets", rep.Datasets, "expired_datasets", rep.ExpiredDatasets,
-				"worker_logs", rep.WorkerLogs, "stale_uploads", rep.Uploads)
+				"worker_logs", rep.WorkerLogs, "stale_uploads", rep.Uploads,
+				"closed_accounts", rep.Accounts, "expired_exports", rep.Exports)
 		}
 		select {
 		case <-ctx.Done():

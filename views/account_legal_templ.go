@@ -123,7 +123,7 @@ func PrivacyClosedAccount(l Legal) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "and the audit log's entries (an action, an item's number and a time, no content).</li>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "and the audit log's entries (an action, an item's number and a time, no content). Backups made with tunelab's backup command are deleted after 21 days, so what is deleted leaves them within 21 more days, still inside these limits.</li>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
