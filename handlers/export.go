@@ -196,3 +196,37 @@ func (a *app) downloadExport(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	io.Copy(w, rc)
 }
+
+// downloadExportSnapshot serves a snapshot an export listed by link (past its size limit):
+// to its owner, signed in, while the export's 7 days last; 404 otherwise.
+func (a *app) downloadExportSnapshot(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	id, err1 := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	sid, err2 := strconv.ParseInt(r.PathValue("sid"), 10, 64)
+	if err1 != nil || err2 != nil {
+		a.notFound(w, r)
+		return
+	}
+	sn, err := a.store.ExportSnapshot(r.Context(), u.ID, id, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		a.notFound(w, r)
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	f, err := a.vault.Open(sn.FileID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-step-%d.safetensors"`, sn.RunID, sn.Step))
+	h.Set("X-Content-SHA256", sn.SHA256)
+	h.Set("Cache-Control", "no-store")
+	io.Copy(w, f)
+}

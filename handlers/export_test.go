@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,10 @@ func TestExportFromSettings(t *testing.T) {
 	}
 	if r := ts.do(ada, "GET", link, nil, nil); r.status != http.StatusNotFound {
 		t.Fatalf("second download: %d, want 404 (single use)", r.status)
+	}
+	x, _, _ := ts.store.LatestExport(context.Background(), u.ID)
+	if r := ts.do(bob, "GET", "/settings/export/"+strconv.FormatInt(x.ID, 10)+"/snapshots/1", nil, nil); r.status != http.StatusNotFound {
+		t.Fatalf("another person's export snapshot link: %d, want 404", r.status)
 	}
 	if a := ts.do(ada, "GET", "/settings/activity", nil, nil); !strings.Contains(a.body, "Data export asked for") || !strings.Contains(a.body, "Data export downloaded") {
 		t.Fatalf("activity log lacks the export:\n%s", a.body)

@@ -94,6 +94,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /settings/export/status", signedIn.thenFunc(a.exportStatus))
 	mux.Handle("POST /settings/export", signedIn.thenFunc(a.requestExport))
 	mux.Handle("GET /settings/export/download/{token}", signedIn.thenFunc(a.downloadExport))
+	mux.Handle("GET /settings/export/{id}/snapshots/{sid}", signedIn.thenFunc(a.downloadExportSnapshot))
 	mux.Handle("GET /settings/close", signedIn.thenFunc(a.showCloseAccount))
 	mux.Handle("POST /settings/close", signedIn.thenFunc(a.closeAccount))
 	mux.Handle("GET /account/reopen", public.thenFunc(a.showReopen))

@@ -203,3 +203,27 @@ func (s *Store) purgeExports(ctx context.Context, v *Vault) (int, error) {
 	}
 	return len(rows), nil
 }
+
+// ExportSnapshot returns a snapshot an export listed by link instead of carrying: the
+// export must be userID's and inside its 7 days, the snapshot userID's and not deleted.
+func (s *Store) ExportSnapshot(ctx context.Context, userID, exportID, snapshotID int64) (Snapshot, error) {
+	var ok int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM exports WHERE id = ? AND user_id = ? AND state = 'ready' AND expires_at > ?`,
+		exportID, userID, ms(s.now())).Scan(&ok)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Snapshot{}, ErrNotFound
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("store: export snapshot: %w", err)
+	}
+	var owner int64
+	err = s.r.QueryRowContext(ctx, `SELECT r.user_id FROM runs r JOIN snapshots sn ON sn.run_id = r.id
+		WHERE sn.id = ? AND sn.deleted_at IS NULL AND r.deleted_at IS NULL`, snapshotID).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) || owner != userID {
+		return Snapshot{}, ErrNotFound
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("store: export snapshot: %w", err)
+	}
+	return s.snapshotByID(ctx, snapshotID)
+}

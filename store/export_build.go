@@ -247,7 +247,7 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 		}
 		step()
 	}
-	if err := s.exportSnapshots(ctx, v, z, uid, o); err != nil {
+	if err := s.exportSnapshots(ctx, v, z, e, o); err != nil {
 		return "", 0, err
 	}
 	step()
@@ -335,7 +335,8 @@ func (s *Store) exportMetrics(ctx context.Context, w io.Writer, runID int64) err
 }
 
 // exportSnapshots carries snapshots up to the size limit and lists the rest with links.
-func (s *Store) exportSnapshots(ctx context.Context, v *Vault, z *exportZip, uid int64, o ExportOptions) error {
+func (s *Store) exportSnapshots(ctx context.Context, v *Vault, z *exportZip, e Export, o ExportOptions) error {
+	uid := e.UserID
 	rows, err := s.rowsJSON(ctx, `SELECT sn.id, sn.run_id, sn.step, sn.final, sn.size_bytes, sn.sha256, sn.created_at, sn.file_id
 		FROM snapshots sn JOIN runs r ON r.id = sn.run_id WHERE r.user_id = ? AND r.deleted_at IS NULL AND sn.deleted_at IS NULL
 		ORDER BY sn.run_id, sn.step`, uid)
@@ -356,7 +357,8 @@ func (s *Store) exportSnapshots(ctx context.Context, v *Vault, z *exportZip, uid
 			row["path"] = path
 			continue
 		}
-		row["download_url"] = fmt.Sprintf("%s/runs/%d/snapshots/%d/download", o.BaseURL, row["run_id"], row["id"])
+		// Valid while the export is: signed in as the owner, for ExportLinkTTL.
+		row["download_url"] = fmt.Sprintf("%s/settings/export/%d/snapshots/%d", o.BaseURL, e.ID, row["id"])
 	}
 	return z.json("snapshots.json", rows)
 }

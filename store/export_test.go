@@ -143,8 +143,16 @@ func TestExportRoundTrip(t *testing.T) {
 	if _, ok := files["snapshots/run-"+itoa(run.ID)+"-step-5.safetensors"]; !ok {
 		t.Error("the first snapshot (inside the limit) is not carried")
 	}
-	if !strings.Contains(string(files["snapshots.json"]), "https://tunelab.test/runs/") {
+	if !strings.Contains(string(files["snapshots.json"]), "https://tunelab.test/settings/export/"+itoa(e.ID)+"/snapshots/") {
 		t.Errorf("the snapshot past the limit has no link: %s", files["snapshots.json"])
+	}
+	snaps, _ := f.s.Snapshots(ctx, u.ID, run.ID)
+	late := snaps[len(snaps)-1].ID
+	if _, err := f.s.ExportSnapshot(ctx, u.ID, e.ID, late); err != nil {
+		t.Fatalf("snapshot link of the export: %v", err)
+	}
+	if _, err := f.s.ExportSnapshot(ctx, other.ID, e.ID, late); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("snapshot link for another person: %v", err)
 	}
 	if strings.Contains(string(files["account.json"]), "password") || !strings.Contains(string(files["account.json"]), "export@example.com") {
 		t.Errorf("account.json: %s", files["account.json"])
@@ -170,6 +178,9 @@ func TestExportRoundTrip(t *testing.T) {
 	f.clock.advance(ExportLinkTTL + time.Minute)
 	if _, err := f.s.UseExportLink(ctx, u.ID, token2); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("link after 7 days: %v", err)
+	}
+	if _, err := f.s.ExportSnapshot(ctx, u.ID, e.ID, late); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("snapshot link after 7 days: %v", err)
 	}
 	rep, err := f.s.Purge(ctx, f.v, PurgeOptions{})
 	if err != nil || rep.Exports != 2 {
