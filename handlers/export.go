@@ -114,7 +114,17 @@ func (a *app) requestExport(w http.ResponseWriter, r *http.Request) {
 // (the page says so) and logged. It runs beyond the request.
 func (a *app) buildExport(id int64, u store.User, base string) {
 	ctx := context.Background()
-	fileID, size, err := a.store.BuildExport(ctx, a.vault, id, store.ExportOptions{BaseURL: base})
+	opts := store.ExportOptions{BaseURL: base}
+	if a.billing.Enabled() {
+		inv, err := a.exportInvoices(ctx, u.ID)
+		if err != nil {
+			a.log.Error("build data export: invoices", "export", id, "err", err)
+			a.store.FailExport(ctx, id, "the invoices could not be read from Stripe")
+			return
+		}
+		opts.Invoices = inv
+	}
+	fileID, size, err := a.store.BuildExport(ctx, a.vault, id, opts)
 	if err == nil {
 		var token string
 		if token, err = a.store.FinishExport(ctx, id, fileID, size); err == nil {
@@ -229,4 +239,32 @@ func (a *app) downloadExportSnapshot(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-SHA256", sn.SHA256)
 	h.Set("Cache-Control", "no-store")
 	io.Copy(w, f)
+}
+
+// exportInvoice is one invoice in invoices.json.
+type exportInvoice struct {
+	Number    string `json:"number"`
+	Created   string `json:"created"`
+	Status    string `json:"status"`
+	AmountDue int64  `json:"amount_due_minor_units"`
+	Currency  string `json:"currency"`
+	URL       string `json:"hosted_invoice_url"`
+}
+
+// exportInvoices lists the person's invoices from Stripe (the billing page's list); a
+// Stripe that does not answer fails the export rather than leaving them out silently.
+func (a *app) exportInvoices(ctx context.Context, userID int64) ([]exportInvoice, error) {
+	ov, err := a.billing.Overview(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if ov.InvoicesFailed {
+		return nil, errors.New("stripe did not answer the invoice list")
+	}
+	out := []exportInvoice{}
+	for _, inv := range ov.Invoices {
+		out = append(out, exportInvoice{Number: inv.Number, Created: inv.Created.Format("2006-01-02T15:04:05Z"), Status: inv.Status,
+			AmountDue: inv.AmountDue, Currency: inv.Currency, URL: inv.URL})
+	}
+	return out, nil
 }

@@ -113,3 +113,46 @@ func TestExportFromSettings(t *testing.T) {
 		t.Fatalf("activity log lacks the export:\n%s", a.body)
 	}
 }
+
+// TestExportCarriesInvoicesWithBillingOn: with Stripe (stripe-mock) the ZIP has
+// invoices.json with each invoice's hosted page.
+func TestExportCarriesInvoicesWithBillingOn(t *testing.T) {
+	ts := newBillingServer(t)
+	c := ts.signUp("payer@example.com")
+	u, _ := ts.store.Authenticate(context.Background(), "payer@example.com", testPassword)
+	if _, err := ts.store.SetStripeCustomer(context.Background(), u.ID, "cus_export"); err != nil {
+		t.Fatal(err)
+	}
+	if r := ts.do(c, "POST", "/settings/export", url.Values{"password": {testPassword}}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("export: %d", r.status)
+	}
+	x := ts.waitExport(u.ID)
+	if x.State != store.ExportReady {
+		t.Fatalf("export ended %s", x.State)
+	}
+	mails, _ := ts.store.RecentMail(context.Background(), 10)
+	link := ""
+	for _, m := range mails {
+		if m.Kind == mailExportReady {
+			link = exportLinkRE.FindString(m.Text)
+		}
+	}
+	r := ts.do(c, "GET", link, nil, nil)
+	zr, err := zip.NewReader(bytes.NewReader([]byte(r.body)), int64(len(r.body)))
+	if err != nil {
+		t.Fatalf("download %d: %v", r.status, err)
+	}
+	for _, f := range zr.File {
+		if f.Name == "invoices.json" {
+			rc, _ := f.Open()
+			b := new(bytes.Buffer)
+			b.ReadFrom(rc)
+			rc.Close()
+			if !strings.Contains(b.String(), "hosted_invoice_url") {
+				t.Fatalf("invoices.json: %s", b.String())
+			}
+			return
+		}
+	}
+	t.Fatal("no invoices.json with billing on")
+}

@@ -64,6 +64,9 @@ var exportExcluded = map[string]string{
 type ExportOptions struct {
 	SnapshotLimit int64  // bytes of snapshots carried; 0: DefaultExportSnapshotLimit
 	BaseURL       string // for the links of snapshots left out
+	// Invoices (billing on) is written as invoices.json: the person's invoices as Stripe
+	// lists them, with their hosted pages. nil: no file (billing off).
+	Invoices any
 }
 
 type manifestFile struct {
@@ -212,6 +215,11 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 	}
 	if err := z.json("billing.json", billing); err != nil {
 		return "", 0, err
+	}
+	if o.Invoices != nil {
+		if err := z.json("invoices.json", o.Invoices); err != nil {
+			return "", 0, err
+		}
 	}
 	progress(10)
 
