@@ -16,6 +16,9 @@ import (
 
 // runAdmin runs operator commands against the data directory.
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "rotate-key" {
+		return runRotateKey(ctx, args[1:], getenv, stdout)
+	}
 	if len(args) == 0 || args[0] != "create-user" {
 		return errors.New("admin: usage: tunelab admin create-user --email E --password-stdin [--admin] [--data DIR]")
 	}
@@ -65,6 +68,9 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	case errors.Is(err, store.ErrEmailTaken):
 		return fmt.Errorf("admin create-user: an account with email %s already exists", *email)
 	case err != nil:
+		return err
+	}
+	if err := st.RecordAudit(ctx, store.AuditEntry{SubjectID: u.ID, Action: store.AuditUserCreated, Target: fmt.Sprintf("account %d", u.ID)}); err != nil {
 		return err
 	}
 	role := "user"

@@ -24,19 +24,22 @@ import (
 
 // config is the whole server configuration, from TUNELAB_* variables and flags (flags win).
 type config struct {
-	Addr        string
-	DataDir     string
-	Env         string // "development" or "production"
-	SecretKey   string // base64 of 32 bytes
-	BaseURL     string
-	Backends    []string // TUNELAB_BACKEND (or TUNELAB_BACKENDS): "local", or a comma list such as "local,slurm"
-	TLSCert     string
-	TLSKey      string
-	TrustProxy  bool
-	Operator    string
-	Contact     string
-	LogLevel    slog.Level
-	MaxUploadMB int64
+	Addr      string
+	DataDir   string
+	Env       string // "development" or "production"
+	SecretKey string // base64 of 32 bytes
+	// OldSecretKey (TUNELAB_OLD_SECRET_KEY) is the previous key while a key rotation runs
+	// (rotate_key.go): read with, never written with.
+	OldSecretKey string
+	BaseURL      string
+	Backends     []string // TUNELAB_BACKEND (or TUNELAB_BACKENDS): "local", or a comma list such as "local,slurm"
+	TLSCert      string
+	TLSKey       string
+	TrustProxy   bool
+	Operator     string
+	Contact      string
+	LogLevel     slog.Level
+	MaxUploadMB  int64
 
 	// Runs.
 	LocalSlots        int           // jobs the local backend runs at once
@@ -106,15 +109,16 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 		return def
 	}
 	c := config{
-		Addr:      env("TUNELAB_ADDR", ":8080"),
-		DataDir:   env("TUNELAB_DATA_DIR", "./data"),
-		Env:       env("TUNELAB_ENV", "development"),
-		SecretKey: getenv("TUNELAB_SECRET_KEY"),
-		BaseURL:   strings.TrimRight(env("TUNELAB_BASE_URL", ""), "/"),
-		TLSCert:   env("TUNELAB_TLS_CERT", ""),
-		TLSKey:    env("TUNELAB_TLS_KEY", ""),
-		Operator:  env("TUNELAB_OPERATOR", ""),
-		Contact:   env("TUNELAB_CONTACT", ""),
+		Addr:         env("TUNELAB_ADDR", ":8080"),
+		DataDir:      env("TUNELAB_DATA_DIR", "./data"),
+		Env:          env("TUNELAB_ENV", "development"),
+		SecretKey:    getenv("TUNELAB_SECRET_KEY"),
+		OldSecretKey: getenv("TUNELAB_OLD_SECRET_KEY"),
+		BaseURL:      strings.TrimRight(env("TUNELAB_BASE_URL", ""), "/"),
+		TLSCert:      env("TUNELAB_TLS_CERT", ""),
+		TLSKey:       env("TUNELAB_TLS_KEY", ""),
+		Operator:     env("TUNELAB_OPERATOR", ""),
+		Contact:      env("TUNELAB_CONTACT", ""),
 
 		MetricsToken: env("TUNELAB_METRICS_TOKEN", ""),
 		GeoIPDB:      env("TUNELAB_GEOIP_DB", ""),
@@ -233,6 +237,13 @@ func loadConfig(name string, args []string, getenv func(string) string) (config,
 	if c.SecretKey != "" {
 		if _, err := decodeKey(c.SecretKey); err != nil {
 			errs = append(errs, fmt.Errorf("TUNELAB_SECRET_KEY: %w", err))
+		}
+	}
+	if c.OldSecretKey != "" {
+		if _, err := decodeKey(c.OldSecretKey); err != nil {
+			errs = append(errs, fmt.Errorf("TUNELAB_OLD_SECRET_KEY: %w", err))
+		} else if c.SecretKey == "" {
+			errs = append(errs, errors.New("TUNELAB_OLD_SECRET_KEY needs the new key in TUNELAB_SECRET_KEY"))
 		}
 	}
 	if len(errs) > 0 {

@@ -54,6 +54,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runWorker(ctx, args, getenv, stdout)
 	case "admin":
 		return runAdmin(ctx, args, getenv, stdin, stdout)
+	case "backup":
+		return runBackup(ctx, args, getenv, stdout, time.Now)
+	case "restore":
+		return runRestore(ctx, args, getenv, stdout, time.Now)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -66,6 +70,9 @@ const usage = `Usage:
   tunelab [serve] [--addr ADDR] [--data DIR]      serve the web app (default)
   tunelab worker --server URL --run ID            run one training job (token in TUNELAB_RUN_TOKEN)
   tunelab admin create-user --email E --password-stdin [--admin]
+  tunelab admin rotate-key [--data DIR]          re-encrypt under TUNELAB_SECRET_KEY (old key in TUNELAB_OLD_SECRET_KEY)
+  tunelab backup [--data DIR] BACKUP_DIR          back up while serving; prunes backups older than 21 days
+  tunelab restore [--data DIR] BACKUP_DIR/tunelab-TIME   restore (server stopped, no database in DIR)
 
 Configuration comes from TUNELAB_* environment variables; see README.md.
 `
@@ -87,6 +94,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	}
 	vault, err := store.NewVault(filepath.Join(cfg.DataDir, "files"), key)
 	if err != nil {
+		return err
+	}
+	if err := withOldKey(vault, cfg, log); err != nil {
 		return err
 	}
 
@@ -284,7 +294,8 @@ func housekeeping(ctx context.Context, st *store.Store, vault *store.Vault, purg
 		} else if rep != (store.PurgeReport{}) {
 			log.Info("purged deleted data", "runs", rep.Runs, "snapshots", rep.Snapshots,
 				"datasets", rep.Datasets, "expired_datasets", rep.ExpiredDatasets,
-				"worker_logs", rep.WorkerLogs, "stale_uploads", rep.Uploads)
+				"worker_logs", rep.WorkerLogs, "stale_uploads", rep.Uploads,
+				"closed_accounts", rep.Accounts, "expired_exports", rep.Exports)
 		}
 		select {
 		case <-ctx.Done():

@@ -50,6 +50,11 @@ var eventKinds = map[string]string{
 	store.EventAccountSuspended:   "Account suspended by an admin",
 	store.EventAccountUnsuspended: "Account unsuspended by an admin",
 	store.EventSignInSuspended:    "Sign-in of a suspended account",
+
+	store.EventAccountClosed:    "Account closed",
+	store.EventAccountReopened:  "Account reopened",
+	store.EventExportRequested:  "Data export asked for",
+	store.EventExportDownloaded: "Data export downloaded",
 }
 
 // failureKinds are highlighted in the admin review.
@@ -108,6 +113,10 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if o.Reconcile, err = a.adminReconciliation(r); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if o.Audit, err = a.adminAudit(r); err != nil {
 		a.serverError(w, r, err)
 		return
 	}

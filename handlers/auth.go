@@ -183,6 +183,12 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if !u.ClosedAt.IsZero() && !a.store.CanReopen(u.ClosedAt) {
+		// Past the reopen window the account is as good as gone: the same answer as none.
+		f.Error = badCredentials
+		fail(http.StatusUnprocessableEntity)
+		return
+	}
 	a.limits.signInFailures.reset(email)
 	if a.refuseSuspended(r, u, func(msg string) { f.Error = msg; fail(http.StatusForbidden) }) {
 		return

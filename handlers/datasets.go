@@ -267,6 +267,7 @@ func (a *app) deleteDataset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.recordEvent(r, store.EventDatasetDeleted, u.ID, fmt.Sprintf("dataset %d", d.ID))
+	a.audit(r, store.AuditDatasetDeleted, u.ID, u.ID, fmt.Sprintf("dataset %d", d.ID))
 	redirect(w, r, "/datasets")
 }
 

@@ -201,6 +201,7 @@ func newApp(d Deps) *app {
 		a.runs.Hub = gpu.NewHub()
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
+	go a.resumeExports() // exports a restart cut short
 	return a
 }
 

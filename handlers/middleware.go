@@ -184,8 +184,8 @@ func (a *app) loadUser(next http.Handler) http.Handler {
 			return
 		}
 		u, err := a.store.UserByID(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			// The account is gone: end the session rather than trust it.
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !u.ClosedAt.IsZero()) {
+			// The account is gone or closed: end the session rather than trust it.
 			a.sessions.Destroy(r.Context())
 			next.ServeHTTP(w, r)
 			return

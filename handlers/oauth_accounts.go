@@ -127,6 +127,9 @@ func (a *app) completeSignIn(w http.ResponseWriter, r *http.Request, u store.Use
 		a.beginSecondStep(w, r, u, next)
 		return
 	}
+	if a.closedGate(w, r, u) {
+		return
+	}
 	if err := a.startSession(r, u); err != nil {
 		a.serverError(w, r, err)
 		return

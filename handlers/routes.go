@@ -104,6 +104,16 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /settings/api-keys", signedIn.thenFunc(a.showAPIKeys))
 	mux.Handle("POST /settings/api-keys", signedIn.thenFunc(a.createAPIKey))
 	mux.Handle("POST /settings/api-keys/{id}/revoke", signedIn.thenFunc(a.revokeAPIKey))
+	mux.Handle("GET /settings/activity", signedIn.thenFunc(a.showActivity))
+	mux.Handle("GET /settings/export", signedIn.thenFunc(a.showExport))
+	mux.Handle("GET /settings/export/status", signedIn.thenFunc(a.exportStatus))
+	mux.Handle("POST /settings/export", signedIn.thenFunc(a.requestExport))
+	mux.Handle("GET /settings/export/download/{token}", signedIn.thenFunc(a.downloadExport))
+	mux.Handle("GET /settings/export/{id}/snapshots/{sid}", signedIn.thenFunc(a.downloadExportSnapshot))
+	mux.Handle("GET /settings/close", signedIn.thenFunc(a.showCloseAccount))
+	mux.Handle("POST /settings/close", signedIn.thenFunc(a.closeAccount))
+	mux.Handle("GET /account/reopen", public.thenFunc(a.showReopen))
+	mux.Handle("POST /account/reopen", public.thenFunc(a.reopenAccount))
 
 	// Workers: no session, a per-run bearer token instead (docs/worker-api.md).
 	worker := chain{a.workerAuth}

@@ -19,6 +19,7 @@ func (a *app) exportMetrics(w http.ResponseWriter, r *http.Request, format strin
 		return
 	}
 	a.recordEvent(r, store.EventMetricsExported, run.UserID, fmt.Sprintf("run %d, %s", run.ID, format))
+	a.audit(r, store.AuditMetricsExported, run.UserID, run.UserID, fmt.Sprintf("run %d, %s", run.ID, format))
 	h := w.Header()
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-metrics.%s"`, run.ID, format))

@@ -301,6 +301,7 @@ func (a *app) deleteRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.recordEvent(r, store.EventRunDeleted, run.UserID, fmt.Sprintf("run %d", run.ID))
+	a.audit(r, store.AuditRunDeleted, run.UserID, run.UserID, fmt.Sprintf("run %d", run.ID))
 	a.publish(statusEvent(run.ID))
 	a.wake()
 	redirect(w, r, "/runs")

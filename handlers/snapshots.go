@@ -39,6 +39,7 @@ func (a *app) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.recordEvent(r, store.EventSnapshotDeleted, run.UserID, fmt.Sprintf("run %d snapshot %d", run.ID, sid))
+	a.audit(r, store.AuditSnapshotDeleted, run.UserID, run.UserID, fmt.Sprintf("run %d snapshot %d", run.ID, sid))
 	a.publish(statusEvent(run.ID))
 	redirect(w, r, fmt.Sprintf("/runs/%d", run.ID))
 }

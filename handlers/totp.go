@@ -334,6 +334,9 @@ func (a *app) signInWithCode(w http.ResponseWriter, r *http.Request) {
 	via := a.sessions.GetString(r.Context(), pending2FAVia)
 	a.clearPending(r)
 	a.limits.totpAccount.reset(account)
+	if a.closedGate(w, r, u) {
+		return
+	}
 	if err := a.startSession(r, u); err != nil {
 		a.serverError(w, r, err)
 		return

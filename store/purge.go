@@ -41,6 +41,8 @@ type PurgeOptions struct {
 type PurgeReport struct {
 	Runs, Snapshots, Datasets, ExpiredDatasets int
 	WorkerLogs                                 int // logs of purged runs
+	Accounts                                   int // closed accounts past ReopenWindow, scrubbed
+	Exports                                    int // export files past ExportLinkTTL
 	Uploads                                    int // half-written uploads older than StaleUploadAge
 }
 
@@ -100,6 +102,19 @@ func (s *Store) Purge(ctx context.Context, v *Vault, o PurgeOptions) (PurgeRepor
 			return rep, err
 		}
 		rep.Datasets++
+	}
+	if rep.Accounts, err = s.purgeClosedAccounts(ctx, v, o); err != nil {
+		return rep, err
+	}
+	if rep.Exports, err = s.purgeExports(ctx, v); err != nil {
+		return rep, err
+	}
+	// Purged rows' old page images can sit in the WAL until a checkpoint: push them into
+	// the database file (where secure_delete has zeroed them) and empty the WAL.
+	if rep.Runs+rep.Snapshots+rep.Datasets+rep.Accounts > 0 {
+		if err := s.Checkpoint(ctx); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }

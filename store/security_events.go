@@ -52,6 +52,11 @@ const (
 	EventAccountSuspended   = "account_suspended"
 	EventAccountUnsuspended = "account_unsuspended"
 	EventSignInSuspended    = "signin_suspended"
+	// Privacy rights: closing and reopening an account.
+	EventAccountClosed    = "account_closed"
+	EventAccountReopened  = "account_reopened"
+	EventExportRequested  = "data_export_requested"
+	EventExportDownloaded = "data_export_downloaded"
 )
 
 // EventKinds lists every kind above, for the admin review's labels. Each must also be a row of
@@ -64,7 +69,8 @@ var EventKinds = []string{EventSignUp, EventSignIn, EventSignInFailed, EventSign
 	EventPasswordResetAsked, EventPasswordReset, EventEmailVerified,
 	EventOAuthSignIn, EventOAuthLinked, EventOAuthUnlinked, EventOAuthFailed, EventPasswordSet,
 	EventProfileChanged, EventEmailChangeRequested, EventEmailChanged, EventUnsubscribed,
-	EventAccountSuspended, EventAccountUnsuspended, EventSignInSuspended}
+	EventAccountSuspended, EventAccountUnsuspended, EventSignInSuspended,
+	EventAccountClosed, EventAccountReopened, EventExportRequested, EventExportDownloaded}
 
 // SecurityEvent is one entry of the security telemetry (kept TelemetryRetention).
 type SecurityEvent struct {

@@ -22,6 +22,7 @@ type User struct {
 	TermsVersion    string
 	TermsAcceptedAt time.Time
 	CreatedAt       time.Time
+	ClosedAt        time.Time // zero unless the person closed the account (see close.go)
 }
 
 // NewUser is what sign-up (or the admin command) provides.
@@ -114,15 +115,19 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		TermsAcceptedAt: fromMS(ms(now)), CreatedAt: fromMS(ms(now))}, nil
 }
 
-const userColumns = "id, email, display_name, is_admin, terms_version, terms_accepted_at, created_at"
+const userColumns = "id, email, display_name, is_admin, terms_version, terms_accepted_at, created_at, closed_at"
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var accepted, created int64
-	if err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &u.IsAdmin, &u.TermsVersion, &accepted, &created); err != nil {
+	var closed sql.NullInt64
+	if err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &u.IsAdmin, &u.TermsVersion, &accepted, &created, &closed); err != nil {
 		return User{}, err
 	}
 	u.TermsAcceptedAt, u.CreatedAt = fromMS(accepted), fromMS(created)
+	if closed.Valid {
+		u.ClosedAt = fromMS(closed.Int64)
+	}
 	return u, nil
 }
 
@@ -146,8 +151,9 @@ func (s *Store) Authenticate(ctx context.Context, rawEmail, password string) (Us
 	var hash string
 	var u User
 	var accepted, created int64
+	var closed sql.NullInt64
 	err := s.r.QueryRowContext(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = ?", email).
-		Scan(&u.ID, &u.Email, &u.DisplayName, &u.IsAdmin, &u.TermsVersion, &accepted, &created, &hash)
+		Scan(&u.ID, &u.Email, &u.DisplayName, &u.IsAdmin, &u.TermsVersion, &accepted, &created, &closed, &hash)
 	// An account made through Google or GitHub has no password ('') until it sets one.
 	if errors.Is(err, sql.ErrNoRows) || email == "" || (err == nil && hash == "") {
 		verifyPassword(password, s.dummyHash, s.argon2)
@@ -157,6 +163,9 @@ func (s *Store) Authenticate(ctx context.Context, rawEmail, password string) (Us
 		return User{}, fmt.Errorf("store: authenticate: %w", err)
 	}
 	u.TermsAcceptedAt, u.CreatedAt = fromMS(accepted), fromMS(created)
+	if closed.Valid {
+		u.ClosedAt = fromMS(closed.Int64)
+	}
 	ok, stale, err := verifyPassword(password, hash, s.argon2)
 	if err != nil {
 		return User{}, fmt.Errorf("store: authenticate user %d: %w", u.ID, err)

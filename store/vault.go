@@ -44,6 +44,9 @@ type Vault struct {
 	dir    string
 	master []byte
 	keyID  [vaultKeyIDLen]byte
+	// old reads what the previous secret key wrote while a key rotation runs
+	// (TUNELAB_OLD_SECRET_KEY, see vault_rotate.go); nil otherwise.
+	old *Vault
 }
 
 const (
@@ -166,7 +169,12 @@ type VaultWriter struct {
 func (v *Vault) Create() (*VaultWriter, error) {
 	idb := make([]byte, 16)
 	rand.Read(idb)
-	id := hex.EncodeToString(idb)
+	return v.createWithID(hex.EncodeToString(idb))
+}
+
+// createWithID starts a file that Commit puts under id (replacing a file there: a key
+// rotation rewrites a file in place).
+func (v *Vault) createWithID(id string) (*VaultWriter, error) {
 	f, err := os.CreateTemp(v.dir, vaultIncoming+"*")
 	if err != nil {
 		return nil, fmt.Errorf("store: vault create: %w", err)
@@ -279,6 +287,9 @@ func (v *Vault) Open(id string) (io.ReadCloser, error) {
 	r, err := v.openFile(id, f)
 	if err != nil {
 		f.Close()
+		if v.old != nil && errors.Is(err, ErrVaultWrongKey) {
+			return v.old.Open(id) // written before the key rotation reached it
+		}
 		return nil, err
 	}
 	return r, nil
@@ -457,6 +468,9 @@ func (v *Vault) OpenSecret(purpose string, sealed []byte) ([]byte, error) {
 		return nil, ErrSecretCorrupt
 	}
 	if !bytes.Equal(sealed[len(secretMagic):hl], v.keyID[:]) {
+		if v.old != nil {
+			return v.old.OpenSecret(purpose, sealed)
+		}
 		return nil, &VaultKeyError{File: "sealed secret", FileKeyID: hex.EncodeToString(sealed[len(secretMagic):hl]), KeyID: hex.EncodeToString(v.keyID[:])}
 	}
 	header := sealed[:hl]

@@ -157,6 +157,7 @@ type AdminOverview struct {
 	Outbox    *MeterOutbox         // nil when billing is off
 	Reconcile *MeterReconciliation // nil when billing is off
 	Mail      AdminMail
+	Audit     []AuditRow // the audit log, newest first
 }
 
 // MeterOutbox is the state of GPU seconds on their way to Stripe.
