@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,18 +35,48 @@ const (
 // (resumePoint), catches it up from the store (replayRunEvents), and then follows the hub
 // until the run ends or the viewer leaves (liveRunEvents).
 //
-// The opening runs on a short-lived goroutine (onShortStack), and so do the panel renders
-// and session checks of the live loop: the request's goroutine lives as long as the viewer
-// and would keep the deepest stack it ever needed (rendering, SQLite, decoding a session),
-// a few times what waiting takes, on every idle viewer.
+// The request's goroutine lives as long as the viewer and keeps the biggest stack it ever
+// grew to (the garbage collector halves an idle stack only when three quarters of it are
+// unused). So everything deep runs on short-lived goroutines (onShortStack): the route's
+// session and user look-ups and the opening (liveStream hands the open stream back to the
+// request's goroutine), and the live loop's panel renders and session checks.
 func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 	var s *runStream
 	onShortStack(func() { s = a.openRunEvents(w, r) })
 	if s == nil {
 		return
 	}
+	if hand, ok := r.Context().Value(streamHandoffKey{}).(*streamHandoff); ok {
+		hand.stream, hand.r = s, r // liveStream follows it on the request's goroutine
+		return
+	}
 	defer s.close()
 	a.liveRunEvents(s, r)
+}
+
+// liveStream wraps a live stream's route (middleware and all): the route runs on a
+// short-lived goroutine up to the open stream, which the request's own goroutine then
+// follows with a small stack.
+func (a *app) liveStream(route http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hand := &streamHandoff{}
+		r = r.WithContext(context.WithValue(r.Context(), streamHandoffKey{}, hand))
+		onShortStack(func() { route.ServeHTTP(w, r) })
+		if hand.stream == nil {
+			return
+		}
+		defer hand.stream.close()
+		a.liveRunEvents(hand.stream, hand.r)
+	})
+}
+
+type streamHandoffKey struct{}
+
+// streamHandoff carries an open stream, and the request as the route's middleware made it
+// (session, user), from the route back to liveStream.
+type streamHandoff struct {
+	stream *runStream
+	r      *http.Request
 }
 
 // runStream is an open stream of one run, following the hub.
