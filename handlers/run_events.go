@@ -224,7 +224,7 @@ func (a *app) liveRunEvents(s *runStream, r *http.Request) {
 		case <-panelDue:
 			panelDue = nil
 			var ok, final bool
-			onShortStack(func() { ok, final = a.sendLivePanel(s, r) })
+			onLiveWorkStack(func() { ok, final = a.sendLivePanel(s, r) })
 			if !ok || final {
 				return
 			}
@@ -348,8 +348,21 @@ func stripControl(line string) string {
 
 // sessionAliveShortStack is sessionAlive on a short-lived goroutine (see runEvents).
 func (a *app) sessionAliveShortStack(r *http.Request) (alive bool) {
-	onShortStack(func() { alive = a.sessionAlive(r) })
+	onLiveWorkStack(func() { alive = a.sessionAlive(r) })
 	return alive
+}
+
+// liveWork bounds how many live streams do their periodic work (a session check, a panel
+// render) at once. Viewers that opened together tick together: thousands of short-lived
+// goroutines at once would each take a stack, kept by the process long after, while their
+// store reads queue for a few connections anyway.
+var liveWork = make(chan struct{}, 8)
+
+// onLiveWorkStack is onShortStack within liveWork's bound.
+func onLiveWorkStack(fn func()) {
+	liveWork <- struct{}{}
+	defer func() { <-liveWork }()
+	onShortStack(fn)
 }
 
 // onShortStack runs fn on a goroutine of its own and waits for it; a panic in fn is raised
