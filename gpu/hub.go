@@ -28,8 +28,9 @@ type Event struct {
 	Frame []byte
 }
 
-// subscriberBuffer is how far a viewer may fall behind before it is dropped.
-const subscriberBuffer = 256
+// subscriberBuffer is how far a viewer may fall behind before it is dropped (it then
+// resumes from the store). Every idle viewer holds the buffer: 64 pointers, 512 bytes.
+const subscriberBuffer = 64
 
 // Hub fans events out to the viewers of each run, one per server process. A viewer that
 // cannot keep up is dropped (its channel is closed) instead of slowing everyone else; it

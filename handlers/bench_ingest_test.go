@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,21 +96,23 @@ func BenchmarkIngestHTTP(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, DisableCompression: true}}
 			defer client.CloseIdleConnections()
 
-			var rawTime, httpTime time.Duration
+			var rawTime, httpTime, rawCPU, httpCPU time.Duration
 			var rawRows, points, refused int
 			var grew int64
 			for round := range ingestRounds {
 				lo, hi := round*perClient/ingestRounds, (round+1)*perClient/ingestRounds
 				rows := rawRowsFor(&rawSeries, clients, lo, hi)
-				t0 := time.Now()
+				t0, c0 := time.Now(), processCPU()
 				if err := st.InsertRawBaseline(ctx, rows, rawPerTx); err != nil {
 					b.Fatal(err)
 				}
-				rawTime += time.Since(t0)
+				rawTime, rawCPU = rawTime+time.Since(t0), rawCPU+processCPU()-c0
 				rawRows += len(rows)
 
 				before, _ := st.UsedBytes(ctx)
+				c0 = processCPU()
 				n, busy, took := ingestOverHTTP(b, client, br.ts.URL, runs, tokens, lo, hi)
+				httpCPU += processCPU() - c0
 				after, _ := st.UsedBytes(ctx)
 				points, refused, httpTime, grew = points+n, refused+busy, httpTime+took, grew+after-before
 			}
@@ -126,14 +129,18 @@ func BenchmarkIngestHTTP(b *testing.B) {
 			b.ReportMetric(rawRate, "raw-rows/s")
 			b.ReportMetric(pct, "%raw")
 			b.ReportMetric(perPoint, "B/point")
+			cpuPoint := float64(httpCPU.Nanoseconds()) / 1000 / float64(points)
+			cpuRaw := float64(rawCPU.Nanoseconds()) / 1000 / float64(rawRows)
+			b.ReportMetric(cpuPoint, "cpu-us/point")
+			b.ReportMetric(cpuRaw, "raw-cpu-us/row")
 			rateVerdict, pctVerdict := verdict(rate >= targetRate), verdict(pct >= targetPctRaw)
 			if clients == 1 {
 				rateVerdict, pctVerdict = "figure only", "figure only" // the targets are for 4 and 8 clients
 			}
-			benchResult(b, "1 ingest     %d client(s) x %d-point batches (10 metrics x 100 steps, fresh series, JSON encoded per batch, db of 10M points): %s points/s acknowledged (target >= %s: %s) | raw keyed inserts %s rows/s | %.0f%% of raw (target >= %d%%: %s) | %.1f bytes a point on disk (target <= %d: %s)   [%s points, %d answered 429]",
+			benchResult(b, "1 ingest     %d client(s) x %d-point batches (10 metrics x 100 steps, fresh series, JSON encoded per batch, db of 10M points): %s points/s acknowledged (target >= %s: %s) | raw keyed inserts %s rows/s | %.0f%% of raw (target >= %d%%: %s) | %.1f bytes a point on disk (target <= %d: %s) | CPU %.2f us a point (clients, server and writer in one process) against %.2f us a raw row   [%s points, %d answered 429]",
 				clients, ingestBatch, thousands(rate), thousands(targetRate), rateVerdict,
 				thousands(rawRate), pct, targetPctRaw, pctVerdict,
-				perPoint, targetPerPoint, verdict(perPoint <= targetPerPoint), thousands(float64(points)), refused)
+				perPoint, targetPerPoint, verdict(perPoint <= targetPerPoint), cpuPoint, cpuRaw, thousands(float64(points)), refused)
 		})
 	}
 }
@@ -233,4 +240,14 @@ func postBatch(c *http.Client, url, token string, body []byte) (accepted, status
 		return 0, resp.StatusCode, fmt.Errorf("reply %q: %w", reply, err)
 	}
 	return out.Accepted, resp.StatusCode, nil
+}
+
+// processCPU is the CPU time (user and system) this process has used so far: clients,
+// server and writer together, all on the same machine.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -65,7 +65,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /compare", signedIn.thenFunc(a.showCompare))
 	mux.Handle("POST /runs", signedIn.thenFunc(a.createRun))
 	mux.Handle("GET /runs/{id}", signedIn.thenFunc(a.showRun))
-	mux.Handle("GET /runs/{id}/events", signedIn.thenFunc(a.runEvents))
+	mux.Handle("GET /runs/{id}/events", a.liveStream(signedIn.thenFunc(a.runEvents)))
 	mux.Handle("GET /runs/{id}/api", signedIn.thenFunc(a.showRunAPI))
 	mux.Handle("POST /runs/{id}/api/token", signedIn.thenFunc(a.createIngestToken))
 	mux.Handle("GET /runs/{id}/metrics/history", signedIn.thenFunc(a.metricHistory))

@@ -3,9 +3,12 @@ package handlers
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"tunelab/gpu"
@@ -31,52 +34,123 @@ const (
 // runEvents serves the stream: it subscribes, finds where the browser's copy ends
 // (resumePoint), catches it up from the store (replayRunEvents), and then follows the hub
 // until the run ends or the viewer leaves (liveRunEvents).
+//
+// The request's goroutine lives as long as the viewer and keeps the biggest stack it ever
+// grew to (the garbage collector halves an idle stack only when three quarters of it are
+// unused). So everything deep runs on short-lived goroutines (onShortStack): the route's
+// session and user look-ups and the opening (liveStream hands the open stream back to the
+// request's goroutine), and the live loop's panel renders and session checks.
 func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
+	var s *runStream
+	onShortStack(func() { s = a.openRunEvents(w, r) })
+	if s == nil {
+		return
+	}
+	if hand, ok := r.Context().Value(streamHandoffKey{}).(*streamHandoff); ok {
+		hand.stream, hand.r = s, r // liveStream follows it on the request's goroutine
+		return
+	}
+	defer s.close()
+	a.liveRunEvents(s, r)
+}
+
+// liveStream wraps a live stream's route (middleware and all): the route runs on a
+// short-lived goroutine up to the open stream, which the request's own goroutine then
+// follows with a small stack.
+func (a *app) liveStream(route http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hand := &streamHandoff{}
+		r = r.WithContext(context.WithValue(r.Context(), streamHandoffKey{}, hand))
+		onShortStack(func() { route.ServeHTTP(w, r) })
+		if hand.stream == nil {
+			return
+		}
+		defer hand.stream.close()
+		a.liveRunEvents(hand.stream, hand.r)
+	})
+}
+
+type streamHandoffKey struct{}
+
+// streamHandoff carries an open stream, and the request as the route's middleware made it
+// (session, user), from the route back to liveStream.
+type streamHandoff struct {
+	stream *runStream
+	r      *http.Request
+}
+
+// runStream is an open stream of one run, following the hub.
+type runStream struct {
+	runID    int64
+	bw       *bufio.Writer
+	rc       *http.ResponseController
+	events   <-chan *gpu.Event
+	lastSent int64
+	closers  []func() // in the order to call them
+}
+
+func (s *runStream) flush() bool { return s.bw.Flush() == nil && s.rc.Flush() == nil }
+
+func (s *runStream) close() {
+	for _, c := range s.closers {
+		c()
+	}
+}
+
+// openRunEvents answers the stream's head, subscribes and catches the viewer up. It returns
+// nil when the stream is already over (refused, the run ended and everything is sent, the
+// viewer left, or the store failed).
+func (a *app) openRunEvents(w http.ResponseWriter, r *http.Request) (open *runStream) {
 	run, ok := a.runByPath(w, r)
 	if !ok {
-		return
+		return nil
 	}
 	release, ok := a.streams.acquire(run.UserID, a.cfg.StreamsQuota)
 	if !ok {
 		a.refuseStream(w, r)
-		return
+		return nil
 	}
-	defer release()
-	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Time{}) // the server's WriteTimeout must not cut a live stream
+	s := &runStream{runID: run.ID, rc: http.NewResponseController(w), closers: []func(){release}}
+	defer func() {
+		if open == nil { // over already, or a panic
+			s.close()
+		}
+	}()
+	s.rc.SetWriteDeadline(time.Time{}) // the server's WriteTimeout must not cut a live stream
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 256) // w buffers too; a 4 KB buffer here is held by every idle viewer
-	flush := func() bool { return bw.Flush() == nil && rc.Flush() == nil }
+	s.bw = bufio.NewWriterSize(w, 256) // w buffers too; a 4 KB buffer here is held by every idle viewer
 
 	// Subscribe before reading history so nothing falls between the two; ids dedupe.
 	events, unsubscribe := a.runs.Hub.Subscribe(run.ID)
-	defer unsubscribe()
+	s.events = events
 	a.ops.viewers.Inc()
-	defer a.ops.viewers.Dec()
+	s.closers = append(s.closers, unsubscribe, a.ops.viewers.Dec)
+	slices.Reverse(s.closers)
 
 	after, err := a.resumePoint(r, run.ID)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "run events", "run", run.ID, "err", err)
-		return
+		return nil
 	}
-	lastSent, final, ok := a.replayRunEvents(bw, r, run.ID, after)
+	lastSent, final, ok := a.replayRunEvents(s.bw, r, run.ID, after)
+	s.lastSent = lastSent
 	if !ok {
-		return
+		return nil
 	}
 	if final {
 		// Everything is sent; "done" tells the page to close the stream, not reconnect.
-		bw.WriteString("event: done\ndata: {}\n\n")
-		flush()
-		return
+		s.bw.WriteString("event: done\ndata: {}\n\n")
+		s.flush()
+		return nil
 	}
-	if !flush() {
-		return
+	if !s.flush() {
+		return nil
 	}
-	a.liveRunEvents(bw, flush, r, run.ID, events, lastSent)
+	return s
 }
 
 // resumePoint is the sequence number the stream continues after: the browser's
@@ -124,7 +198,7 @@ func (a *app) replayRunEvents(bw *bufio.Writer, r *http.Request, runID, after in
 // every keepAliveEvery. It ends when the viewer leaves, the server stops, the viewer is too
 // slow for the hub, the run ends ("done" after the last points), or the viewer's session
 // does: a sign-out (here or elsewhere) at once, any other revocation by the next keep-alive.
-func (a *app) liveRunEvents(bw *bufio.Writer, flush func() bool, r *http.Request, runID int64, events <-chan *gpu.Event, lastSent int64) {
+func (a *app) liveRunEvents(s *runStream, r *http.Request) {
 	ctx := r.Context()
 	u, _ := userFrom(ctx)
 	signedOut, stopWatching := a.signOuts.watch(u.ID)
@@ -138,63 +212,73 @@ func (a *app) liveRunEvents(bw *bufio.Writer, flush func() bool, r *http.Request
 			return
 		case <-a.stopping:
 			return // the browser reconnects to the next server with Last-Event-ID
-		case e, open := <-events:
+		case e, open := <-s.events:
 			if !open {
 				return // too slow: the browser reconnects with Last-Event-ID
 			}
-			switch e.Kind {
-			case gpu.EventMetrics:
-				if len(e.Metrics) > 0 && e.Metrics[0].Seq > lastSent && e.Frame != nil {
-					// The common case: everything is new; send the shared frame as is.
-					bw.Write(e.Frame)
-					lastSent = e.Metrics[len(e.Metrics)-1].Seq
-					break
-				}
-				fresh := e.Metrics[:0:0]
-				for _, p := range e.Metrics {
-					if p.Seq > lastSent {
-						fresh = append(fresh, p)
-					}
-				}
-				if len(fresh) > 0 {
-					lastSent = writeMetrics(bw, fresh)
-				}
-			default:
-				if panelDue == nil {
-					panelDue = time.After(panelEvery)
-				}
+			if e.Kind == gpu.EventMetrics {
+				s.sendMetrics(e)
+			} else if panelDue == nil {
+				panelDue = time.After(panelEvery)
 			}
 		case <-panelDue:
 			panelDue = nil
-			ok, final := a.sendPanel(bw, r, runID)
-			if !ok {
-				return
-			}
-			if final {
-				// Points the worker sent before finishing may still be on their way
-				// through the hub; the store has them all.
-				if pts, err := a.store.MetricsAfter(ctx, runID, lastSent, historyChunk); err == nil && len(pts) > 0 {
-					lastSent = writeMetrics(bw, pts)
-				}
-				bw.WriteString("event: done\ndata: {}\n\n")
-				flush()
+			var ok, final bool
+			onLiveWorkStack(func() { ok, final = a.sendLivePanel(s, r) })
+			if !ok || final {
 				return
 			}
 		case <-signedOut:
-			if !a.sessionAlive(r) {
+			if !a.sessionAliveShortStack(r) {
 				return
 			}
 			continue
 		case <-keepAlive.C:
-			if !a.sessionAlive(r) {
+			if !a.sessionAliveShortStack(r) {
 				return
 			}
-			bw.WriteString(": keep-alive\n\n")
+			s.bw.WriteString(": keep-alive\n\n")
 		}
-		if !flush() {
+		if !s.flush() {
 			return
 		}
 	}
+}
+
+// sendMetrics writes the points of e the viewer has not had yet.
+func (s *runStream) sendMetrics(e *gpu.Event) {
+	if len(e.Metrics) > 0 && e.Metrics[0].Seq > s.lastSent && e.Frame != nil {
+		// The common case: everything is new; send the shared frame as is.
+		s.bw.Write(e.Frame)
+		s.lastSent = e.Metrics[len(e.Metrics)-1].Seq
+		return
+	}
+	fresh := e.Metrics[:0:0]
+	for _, p := range e.Metrics {
+		if p.Seq > s.lastSent {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(fresh) > 0 {
+		s.lastSent = writeMetrics(s.bw, fresh)
+	}
+}
+
+// sendLivePanel re-renders the panel; once the run has ended it sends the points still on
+// their way and "done" (final).
+func (a *app) sendLivePanel(s *runStream, r *http.Request) (ok, final bool) {
+	ok, final = a.sendPanel(s.bw, r, s.runID)
+	if !ok || !final {
+		return ok, final
+	}
+	// Points the worker sent before finishing may still be on their way through the hub;
+	// the store has them all.
+	if pts, err := a.store.MetricsAfter(r.Context(), s.runID, s.lastSent, historyChunk); err == nil && len(pts) > 0 {
+		s.lastSent = writeMetrics(s.bw, pts)
+	}
+	s.bw.WriteString("event: done\ndata: {}\n\n")
+	s.flush()
+	return true, true
 }
 
 func writeMetrics(bw *bufio.Writer, pts []store.MetricPoint) (lastID int64) {
@@ -225,19 +309,26 @@ func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) (ok, fin
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
 		return false, false
 	}
+	// Sized like the last panel, so rendering does not regrow it a dozen times (every
+	// viewer renders one as its stream opens).
 	var buf bytes.Buffer
+	buf.Grow(int(panelSize.Load()))
 	if err := views.RunLiveMessage(live).Render(r.Context(), &buf); err != nil {
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
 		return false, false
 	}
-	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+	panelSize.Store(int64(min(buf.Len()+buf.Len()/8, 1<<20)))
+	for line := range strings.Lines(strings.TrimRight(buf.String(), "\n")) {
 		bw.WriteString("data: ")
-		bw.WriteString(stripControl(line))
+		bw.WriteString(stripControl(strings.TrimSuffix(line, "\n")))
 		bw.WriteByte('\n')
 	}
 	bw.WriteByte('\n')
 	return true, run.Final()
 }
+
+// panelSize is a little over the size of the last panel rendered.
+var panelSize atomic.Int64
 
 // stripControl drops control characters (tab aside) from one line of an SSE frame: a
 // carriage return in a worker's log line or reason would otherwise end the line early and
@@ -253,6 +344,42 @@ func stripControl(line string) string {
 		}
 		return r
 	}, line)
+}
+
+// sessionAliveShortStack is sessionAlive on a short-lived goroutine (see runEvents).
+func (a *app) sessionAliveShortStack(r *http.Request) (alive bool) {
+	onLiveWorkStack(func() { alive = a.sessionAlive(r) })
+	return alive
+}
+
+// liveWork bounds how many live streams do their periodic work (a session check, a panel
+// render) at once. Viewers that opened together tick together: thousands of short-lived
+// goroutines at once would each take a stack, kept by the process long after, while their
+// store reads queue for a few connections anyway.
+var liveWork = make(chan struct{}, 8)
+
+// onLiveWorkStack is onShortStack within liveWork's bound.
+func onLiveWorkStack(fn func()) {
+	liveWork <- struct{}{}
+	defer func() { <-liveWork }()
+	onShortStack(fn)
+}
+
+// onShortStack runs fn on a goroutine of its own and waits for it; a panic in fn is raised
+// again here, so the server's recovery still answers it. A goroutine that ends gives its
+// stack back at once.
+func onShortStack(fn func()) {
+	var panicked any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { panicked = recover() }()
+		fn()
+	}()
+	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
 }
 
 // sessionAlive reports whether the request's session is still stored (not signed out,

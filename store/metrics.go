@@ -128,7 +128,9 @@ func ingestQueries() []string {
 		qs = append(qs, valuesQuery(qSeqRanges, "", rangeCols, n))
 	}
 	for n := pointsPerStmt; n >= 1; n /= 2 {
-		qs = append(qs, pointsQuery(n, false), pointsQuery(n, true))
+		for _, kind := range []bool{false, true} {
+			qs = append(qs, pointsQuery(n, kind, false), pointsQuery(n, kind, true))
+		}
 	}
 	for n := rollupsPerStm; n >= 1; n /= 2 {
 		qs = append(qs, valuesQuery(qRollupsHead, qRollupsTail, rollupCols, n))
@@ -243,26 +245,36 @@ const (
 )
 
 // pointsQuery inserts n consecutive points of one series: ?1 is the series, ?2 the time,
-// ?3 the first row's sequence number (the others follow it); then each row's step and
-// value, and its kind when withKind (else the rows are finite: kind 0).
-func pointsQuery(n int, withKind bool) string {
-	key := fmt.Sprintf("points|%d|%v", n, withKind)
+// ?3 the first row's sequence number (the others follow it). With run, the steps follow
+// each other from ?4 and each row binds only its value; else each row binds its step and
+// value. Then, when withKind, each row's kind (else the rows are finite: kind 0).
+func pointsQuery(n int, withKind, run bool) string {
+	key := fmt.Sprintf("points|%d|%v|%v", n, withKind, run)
 	if q, ok := valuesQueries.Load(key); ok {
 		return q.(string)
 	}
 	var b strings.Builder
 	b.WriteString("INSERT INTO metric_points (series_id, step, value, kind, at, seq) VALUES ")
 	p := 4
+	if run {
+		p = 5
+	}
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		if withKind {
-			fmt.Fprintf(&b, "(?1, ?%d, ?%d, ?%d, ?2, ?3 + %d)", p, p+1, p+2, i)
-			p += 3
+		step := fmt.Sprintf("?%d", p)
+		if run {
+			step = fmt.Sprintf("?4 + %d", i)
 		} else {
-			fmt.Fprintf(&b, "(?1, ?%d, ?%d, 0, ?2, ?3 + %d)", p, p+1, i)
+			p++
+		}
+		if withKind {
+			fmt.Fprintf(&b, "(?1, %s, ?%d, ?%d, ?2, ?3 + %d)", step, p, p+1, i)
 			p += 2
+		} else {
+			fmt.Fprintf(&b, "(?1, %s, ?%d, 0, ?2, ?3 + %d)", step, p, i)
+			p++
 		}
 	}
 	q := b.String()
@@ -271,7 +283,8 @@ func pointsQuery(n int, withKind bool) string {
 }
 
 // insertPoints writes a series' fresh points (in step order, with consecutive sequence
-// numbers) in multi-row inserts.
+// numbers) in multi-row inserts. A chunk whose steps follow each other (the usual batch)
+// binds one parameter a point, its value.
 func (t *writeTx) insertPoints(seriesID int64, fresh []MetricPoint, now int64) error {
 	for len(fresh) > 0 {
 		n := pointsPerStmt
@@ -281,26 +294,35 @@ func (t *writeTx) insertPoints(seriesID int64, fresh []MetricPoint, now int64) e
 		chunk := fresh[:n]
 		fresh = fresh[n:]
 		withKind := false
-		for _, p := range chunk {
+		run := true
+		for i, p := range chunk {
 			if p.Kind != KindFinite {
 				withKind = true
-				break
+			}
+			if p.Step != chunk[0].Step+i {
+				run = false
 			}
 		}
 		args := append(t.args[:0], seriesID, now, chunk[0].Seq)
+		if run {
+			args = append(args, chunk[0].Step)
+		}
 		for _, p := range chunk {
+			if !run {
+				args = append(args, p.Step)
+			}
 			if withKind {
 				var v any
 				if p.Kind == KindFinite {
 					v = p.Value
 				}
-				args = append(args, p.Step, v, kindCode[p.Kind])
+				args = append(args, v, kindCode[p.Kind])
 			} else {
-				args = append(args, p.Step, p.Value)
+				args = append(args, p.Value)
 			}
 		}
 		t.args = args
-		if err := t.exec(pointsQuery(n, withKind), args...); err != nil {
+		if err := t.exec(pointsQuery(n, withKind, run), args...); err != nil {
 			return err
 		}
 	}
