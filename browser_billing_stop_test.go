@@ -105,6 +105,9 @@ func TestBrowserBudgetCapStopsARunWithAFinalSnapshot(t *testing.T) {
 	if !strings.Contains(reason, "This run was stopped") || !strings.Contains(reason, "Stopped at the run's budget cap of $0.20: $0.2") {
 		t.Errorf("the run page says %q", reason)
 	}
+	if badge := b.text(`[data-testid=live-status]`); !strings.Contains(badge, "Stopped") {
+		t.Errorf("the status badge of a run stopped at its budget says %q, want Stopped", badge)
+	}
 	if !eval[bool](b, `[...document.querySelectorAll("[data-testid=run-timeline] li, [data-testid=run-timeline] [data-status]")].some(e => e.textContent.includes("budget cap"))`) {
 		t.Error("the timeline does not say why the run stopped")
 	}

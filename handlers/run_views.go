@@ -172,7 +172,7 @@ func runRow(run store.Run, o gpu.Offer, now time.Time) views.RunRow {
 	return views.RunRow{
 		ID: id, DOMID: "run-row-" + id, URL: "/runs/" + id, Name: run.Name, Tags: run.Tags, Model: modelName(o, run.Config.BaseModel),
 		Method: run.Config.Method.ShortLabel(), Dataset: run.DatasetName, LearningRate: formatFloat(run.Config.LearningRate),
-		Epochs: strconv.Itoa(run.Config.Epochs), Status: string(run.Status), Label: run.Status.Label(), Tone: statusTone(run.Status),
+		Epochs: strconv.Itoa(run.Config.Epochs), Status: string(run.Status), Label: runLabel(run), Tone: statusTone(run.Status),
 		Percent: pct, Progress: words, ETA: eta, GPUTime: formatDuration(run.GPUTime(now)), TimeLabel: timeLabel(o),
 		Created: run.CreatedAt.Format("2 Jan 2006, 15:04"),
 	}
@@ -207,7 +207,7 @@ func (a *app) runLive(r *http.Request, run store.Run) (views.RunLive, error) {
 	now := a.now()
 	offer := a.runs.Backend.Offer()
 	pct, words, eta := progress(run, latestStep(run, seen...), now)
-	l := views.RunLive{Status: string(run.Status), Label: run.Status.Label(), Tone: statusTone(run.Status),
+	l := views.RunLive{Status: string(run.Status), Label: runLabel(run), Tone: statusTone(run.Status),
 		Sentence: liveSentences[run.Status], Failed: run.Status == store.RunFailed, Cancelled: run.Status == store.RunCancelled,
 		Reason: run.Reason, Percent: pct, Progress: words, ETA: eta, TimeLabel: timeLabel(offer),
 		GPUTime: formatDuration(run.GPUTime(now)), Final: run.Final()}
@@ -305,4 +305,13 @@ func runDetail(run store.Run, live views.RunLive, o gpu.Offer) views.RunDetail {
 		views.ConfigItem{Label: "Created", Value: run.CreatedAt.Format("2 Jan 2006, 15:04:05 MST")},
 	)
 	return d
+}
+
+// runLabel is the run's status in words; a run that billing or a rule stopped cleanly
+// (it ended cancelled, with a final snapshot) says "Stopped", as its callout does.
+func runLabel(run store.Run) string {
+	if run.Status == store.RunCancelled && run.StopReason != "" {
+		return "Stopped"
+	}
+	return run.Status.Label()
 }
