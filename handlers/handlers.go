@@ -135,6 +135,8 @@ type app struct {
 	salt           *visitorSalt
 	beacons        *limiter // analytics events per client address
 	geo            *geoip.DB
+
+	rules ruleWatch // metric rules of live runs (metric_rules_watch.go)
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -202,6 +204,9 @@ func newApp(d Deps) *app {
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
 	go a.resumeExports() // exports a restart cut short
+	if d.Stopping != nil {
+		go a.watchStaleRules(d.Stopping) // metric rules: no new metric for N minutes
+	}
 	return a
 }
 

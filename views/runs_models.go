@@ -147,6 +147,7 @@ type RunDetail struct {
 	Labels    RunLabelsForm
 	EventsURL string // /runs/{id}/events (SSE)
 	Live      RunLive
+	Rules     RunRuleFirings // metric rules that fired, and the link to the run's rules
 	Config    []ConfigItem
 	RetryOf   string // "/runs/{id}" of the run this retries, or ""
 	ExportCSV string // /runs/{id}/metrics.csv
