@@ -200,7 +200,9 @@ func (a *app) runRulesPanel(r *http.Request, run store.Run) (views.RunRuleFiring
 	}
 	for _, f := range firings {
 		it := views.RuleFiringItem{Message: upperFirst(f.Message)}
+		it.At = strconv.FormatInt(f.At.UnixMilli(), 10)
 		if f.HasStep {
+			it.Step = strconv.Itoa(f.Step)
 			it.When = "Step " + formatCount(int64(f.Step))
 		} else {
 			it.When = f.At.UTC().Format("15:04 UTC")
