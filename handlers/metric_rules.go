@@ -194,9 +194,9 @@ func (a *app) runRulesPanel(r *http.Request, run store.Run) (views.RunRuleFiring
 	case len(rules) == 0:
 		p.Summary = "No metric rules watch this run."
 	case own:
-		p.Summary = fmt.Sprintf("%s of its own watch this run.", plural(len(rules), "rule", "rules"))
+		p.Summary = fmt.Sprintf("%s of its own %s this run.", plural(len(rules), "rule", "rules"), verbFor(len(rules)))
 	default:
-		p.Summary = fmt.Sprintf("%s (your account defaults) watch this run.", plural(len(rules), "rule", "rules"))
+		p.Summary = fmt.Sprintf("%s (your account defaults) %s this run.", plural(len(rules), "rule", "rules"), verbFor(len(rules)))
 	}
 	for _, f := range firings {
 		it := views.RuleFiringItem{Message: upperFirst(f.Message)}
@@ -218,6 +218,14 @@ func (a *app) runRulesPanel(r *http.Request, run store.Run) (views.RunRuleFiring
 		p.Items = append(p.Items, it)
 	}
 	return p, nil
+}
+
+// verbFor is "watches" for one rule, "watch" for several.
+func verbFor(n int) string {
+	if n == 1 {
+		return "watches"
+	}
+	return "watch"
 }
 
 func upperFirst(s string) string {

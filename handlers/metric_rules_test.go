@@ -147,7 +147,7 @@ func TestEvalLossRisingFiresOnceAfterNRises(t *testing.T) {
 		t.Fatalf("a notify-only rule stopped the run: %q", reason)
 	}
 	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", id), nil, nil).body
-	if !strings.Contains(page, "1 rule of its own watch this run") {
+	if !strings.Contains(page, "1 rule of its own watches this run") {
 		t.Error("the run page does not say its own rule watches it")
 	}
 }
