@@ -61,6 +61,10 @@ func TestBrowserMetricRuleStopsARun(t *testing.T) {
 	b.open("/runs/new", http.StatusOK)
 	b.waitFor("the run form", has(`form [name=epochs]`)+" && "+htmxReady)
 	b.do("set epochs", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), "1000", chromedp.NodeVisible))
+	if note := b.text(`[data-testid=run-form-rules]`); !strings.Contains(note, "grad norm too high") {
+		t.Errorf("the run form says %q about rules", note)
+	}
+	b.screenshot("rules-run-form")
 	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
 	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
 	runPath := eval[string](b, `location.pathname`)

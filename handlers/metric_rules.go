@@ -234,3 +234,20 @@ func upperFirst(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
+
+// runFormRules says on the run form which default rules a new run follows; its own rules
+// are set on its page once it exists.
+func (a *app) runFormRules(r *http.Request, userID int64) (string, error) {
+	rules, err := a.store.MetricRules(r.Context(), userID, 0)
+	if err != nil {
+		return "", err
+	}
+	if len(rules) == 0 {
+		return "No metric rules will watch this run: you have no default rules. A run can have its own on its page once it starts.", nil
+	}
+	labels := make([]string, len(rules))
+	for i, m := range rules {
+		labels[i] = lowerFirst(ruleSpecOf(m.Kind).label)
+	}
+	return fmt.Sprintf("Your default metric rules will watch this run (%s); it can have its own on its page once it starts.", strings.Join(labels, ", ")), nil
+}

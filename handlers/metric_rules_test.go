@@ -89,6 +89,9 @@ func TestNaNLossStopsTheRunWithASnapshotAndNotifies(t *testing.T) {
 	if r := ts.do(c, "POST", "/settings/rules", rulesForm("nan_loss_on", "on", "nan_loss_notify", "on", "nan_loss_stop", "on"), nil); r.status != http.StatusSeeOther {
 		t.Fatalf("save defaults: %d %s", r.status, r.body)
 	}
+	if r := ts.do(c, "GET", "/runs/new", nil, nil); !strings.Contains(r.body, "Your default metric rules will watch this run (loss becomes NaN or infinite)") {
+		t.Error("the run form does not say which default rules the run follows")
+	}
 	id, token := ts.liveRun(c)
 	ts.metric(id, token, "loss", 1200, "2.5")
 	if reason := ts.stopAsked(id, token); reason != "" {

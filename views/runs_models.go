@@ -79,6 +79,7 @@ type RunForm struct {
 	Backend   string            // the backend's name, shown as where the run will go ("local")
 	Errors    map[string]string // field name -> message shown beside it
 	FormError string            // shown above the form
+	Rules     string            // which default metric rules the new run follows (metric_rules.templ)
 	Action    string            // "/runs"
 	Help      RunFormHelp       // the help that depends on the backend's hardware and models
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
