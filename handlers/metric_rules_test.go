@@ -155,14 +155,19 @@ func TestEvalLossRisingFiresOnceAfterNRises(t *testing.T) {
 	}
 }
 
-// TestGradNormAboveStopsWithoutMail: grad norm above 5 with "stop" only stops the run at
-// the first point above, and mails nobody.
+// TestGradNormAboveStopsWithoutMail: grad norm above 5 with "stop" only, saved as a default
+// while the run already runs, stops the run at the first point above, and mails nobody.
 func TestGradNormAboveStopsWithoutMail(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	const email = "grad@example.com"
 	c := ts.signUp(email)
-	ts.do(c, "POST", "/settings/rules", rulesForm("grad_norm_above_on", "on", "grad_norm_above_value", "5", "grad_norm_above_stop", "on"), nil)
 	id, token := ts.liveRun(c)
+	ts.metric(id, token, "grad_norm", 5, "50") // no rule yet
+	if reason := ts.stopAsked(id, token); reason != "" {
+		t.Fatalf("stopped without a rule: %q", reason)
+	}
+	// Defaults saved while the run runs apply to its next batches.
+	ts.do(c, "POST", "/settings/rules", rulesForm("grad_norm_above_on", "on", "grad_norm_above_value", "5", "grad_norm_above_stop", "on"), nil)
 	ts.metric(id, token, "grad_norm", 10, "4.9")
 	ts.metric(id, token, "loss", 20, "9.5") // another series above the bound: not watched
 	if reason := ts.stopAsked(id, token); reason != "" {

@@ -34,19 +34,21 @@ type watchedRun struct {
 type ruleWatch struct {
 	mu   sync.Mutex
 	runs map[int64]*watchedRun
+	gen  int64 // bumped by forget: a load begun before it is not cached
 }
 
 // forget drops the cache: rules were saved.
 func (w *ruleWatch) forget() {
 	w.mu.Lock()
 	w.runs = nil
+	w.gen++
 	w.mu.Unlock()
 }
 
 // pending returns the rules of a run that have not fired yet.
 func (w *ruleWatch) pending(ctx context.Context, st *store.Store, runID int64) ([]store.MetricRule, error) {
 	w.mu.Lock()
-	wr := w.runs[runID]
+	wr, gen := w.runs[runID], w.gen
 	w.mu.Unlock()
 	if wr == nil {
 		rules, _, err := st.EffectiveRules(ctx, runID)
@@ -64,10 +66,12 @@ func (w *ruleWatch) pending(ctx context.Context, st *store.Store, runID int64) (
 			}
 		}
 		w.mu.Lock()
-		if w.runs == nil || len(w.runs) >= maxWatched {
-			w.runs = map[int64]*watchedRun{}
+		if gen == w.gen {
+			if w.runs == nil || len(w.runs) >= maxWatched {
+				w.runs = map[int64]*watchedRun{}
+			}
+			w.runs[runID] = wr
 		}
-		w.runs[runID] = wr
 		w.mu.Unlock()
 	}
 	w.mu.Lock()
