@@ -84,7 +84,8 @@ type Deps struct {
 	// (every run free) over the same store.
 	Billing *billing.Service
 	// Stopping is closed when the server starts shutting down: long-lived streams (SSE)
-	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
+	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never. It
+	// also ends the periodic stale-metrics check of metric rules, which runs only when set.
 	Stopping <-chan struct{}
 	// Mail reaches the mail sender; zero: mails wait in the queue for a sender.
 	Mail Mail
