@@ -84,7 +84,8 @@ type Deps struct {
 	// (every run free) over the same store.
 	Billing *billing.Service
 	// Stopping is closed when the server starts shutting down: long-lived streams (SSE)
-	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never.
+	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never. It
+	// also ends the periodic stale-metrics check of metric rules, which runs only when set.
 	Stopping <-chan struct{}
 	// Mail reaches the mail sender; zero: mails wait in the queue for a sender.
 	Mail Mail
@@ -135,6 +136,8 @@ type app struct {
 	salt           *visitorSalt
 	beacons        *limiter // analytics events per client address
 	geo            *geoip.DB
+
+	rules ruleWatch // metric rules of live runs (metric_rules_watch.go)
 }
 
 // New returns the whole HTTP handler of a tunelab server.
@@ -202,6 +205,9 @@ func newApp(d Deps) *app {
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
 	go a.resumeExports() // exports a restart cut short
+	if d.Stopping != nil {
+		go a.watchStaleRules(d.Stopping) // metric rules: no new metric for N minutes
+	}
 	return a
 }
 

@@ -154,6 +154,9 @@ func (a *app) runForm(r *http.Request, userID int64, v views.RunFormValues) (vie
 		f.GPUTypes = append(f.GPUTypes, views.Option{Value: g.ID, Label: g.Name, Note: g.About})
 	}
 	f.Budget = a.billing.Enabled()
+	if f.Rules, err = a.runFormRules(r, userID); err != nil {
+		return views.RunForm{}, err
+	}
 	if f.Estimate, err = a.runEstimate(r, userID, f.Values); err != nil {
 		return views.RunForm{}, err
 	}

@@ -230,6 +230,10 @@ func (a *app) renderRunPage(w http.ResponseWriter, r *http.Request, run store.Ru
 	}
 	d.Metrics = metrics
 	d.EventsURL = fmt.Sprintf("/runs/%d/events?after=%d", run.ID, metrics.AfterSeq)
+	if d.Rules, err = a.runRulesPanel(r, run); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	if edit != nil {
 		edit(&d)
 	}

@@ -419,6 +419,7 @@ func (a *app) ingestMetrics(w http.ResponseWriter, r *http.Request, runID int64)
 		return
 	}
 	a.ingested(len(added))
+	a.checkRules(context.WithoutCancel(r.Context()), a.linkBase(r), runID, added) // a firing is not lost to a client gone
 	// The live frame is encoded once, and only when someone watches: a viewer who arrives
 	// after this check reads these (already durable) points from the store.
 	if len(added) > 0 && a.runs.Hub.Viewers(runID) > 0 {

@@ -151,6 +151,8 @@ var accountTables = map[string]string{
 	"metric_points":        "deleted (cascade from metric_series)",
 	"metric_rollups":       "deleted (cascade from metric_series)",
 	"metric_seq_ranges":    "deleted (cascade from metric_series)",
+	"metric_rules":         "deleted",
+	"metric_rule_firings":  "deleted",
 	"snapshots":            "file removed, row deleted",
 	"run_counts":           "deleted",
 	"usage":                "kept: GPU seconds per run, the billing record the law requires; no personal data",
@@ -233,6 +235,8 @@ func (s *Store) purgeAccount(ctx context.Context, v *Vault, o PurgeOptions, id i
 			{"DELETE FROM metric_series WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM run_logs WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM run_events WHERE run_id IN " + mine, []any{id}},
+			{"DELETE FROM metric_rule_firings WHERE run_id IN " + mine, []any{id}},
+			{"DELETE FROM metric_rules WHERE user_id = ?", []any{id}},
 			// Runs the usage ledger names stay as tombstones; the trigger runs_purge_labels
 			// clears name, tags and notes when purged_at is set.
 			{`UPDATE runs SET config = '{}', reason = '', stop_reason = '', job_id = '', token_hash = NULL, ingest_token_hash = NULL,

@@ -56,6 +56,8 @@ var exportExcluded = map[string]string{
 	"recovery_codes":       "hashes of two-factor recovery codes: secrets",
 	"metric_rollups":       "summaries computed from metric_points, which are exported in full",
 	"metric_seq_ranges":    "ingest bookkeeping (sequence numbers), no data of its own",
+	"metric_rules":         "settings (which metric rules apply), shown on the settings and run pages; no content",
+	"metric_rule_firings":  "each firing is also a note on its run's timeline (runs/<id>/timeline.json)",
 	"run_counts":           "counts computed from runs",
 	"meter_outbox":         "the same GPU seconds as usage, on their way to Stripe",
 	"stripe_events":        "Stripe event ids, no account",

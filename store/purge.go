@@ -159,6 +159,8 @@ func (s *Store) purgeRun(ctx context.Context, v *Vault, id int64) error {
 			"DELETE FROM metric_series WHERE run_id = ?", // points and rollups cascade
 			"DELETE FROM run_logs WHERE run_id = ?",
 			"DELETE FROM run_events WHERE run_id = ?",
+			"DELETE FROM metric_rule_firings WHERE run_id = ?",
+			"DELETE FROM metric_rules WHERE run_id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return err

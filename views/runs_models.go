@@ -79,6 +79,7 @@ type RunForm struct {
 	Backend   string            // the backend's name, shown as where the run will go ("local")
 	Errors    map[string]string // field name -> message shown beside it
 	FormError string            // shown above the form
+	Rules     string            // which default metric rules the new run follows (metric_rules.templ)
 	Action    string            // "/runs"
 	Help      RunFormHelp       // the help that depends on the backend's hardware and models
 	Continue  ContinueFrom      // the snapshot the run starts from, when Values.InitSnapshotID is set
@@ -147,6 +148,7 @@ type RunDetail struct {
 	Labels    RunLabelsForm
 	EventsURL string // /runs/{id}/events (SSE)
 	Live      RunLive
+	Rules     RunRuleFirings // metric rules that fired, and the link to the run's rules
 	Config    []ConfigItem
 	RetryOf   string // "/runs/{id}" of the run this retries, or ""
 	ExportCSV string // /runs/{id}/metrics.csv

@@ -13,6 +13,7 @@ import { tickFormatter, logFilter, xTicks, axisSize } from "./axes.js";
 import { cssVar, withAlpha, lineColor } from "./colors.js";
 import { timeAt, ema } from "./source.js";
 import { drawMarks, markNear } from "./markers.js";
+import { drawRuleMarks } from "./rule-marks.js";
 import { sources, charts, state, schedule, anyData } from "./state.js";
 import { settings, zoomAll, resetAll } from "./controls.js";
 
@@ -489,6 +490,7 @@ Chart.prototype.onCursor = function (u) {
 // drawMarks draws the NaN/Inf markers over the plot (a uPlot draw hook).
 Chart.prototype.drawMarks = function (u) {
   drawMarks(u, this.marks);
+  drawRuleMarks(u, settings.x);
 };
 
 // Zoom ---------------------------------------------------------------------------------------
