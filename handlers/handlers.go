@@ -135,6 +135,8 @@ type app struct {
 	salt           *visitorSalt
 	beacons        *limiter // analytics events per client address
 	geo            *geoip.DB
+
+	playground playgroundSlots // playground answers generating per person
 }
 
 // New returns the whole HTTP handler of a tunelab server.
