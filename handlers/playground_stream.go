@@ -166,10 +166,11 @@ func (a *app) playgroundStream(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), playgroundTimeout)
 	defer cancel()
-	sent, started := 0, time.Now()
+	sent, blank, started := 0, true, time.Now()
 	reason, err := model.Stream(ctx, playgroundText(p), trainer.SampleOptions{MaxBytes: p.MaxTokens, Temperature: p.Temperature,
 		TopP: p.TopP, Seed: p.Seed, Stop: p.Stop}, func(text string) error {
 		sent += len(text)
+		blank = blank && strings.TrimSpace(text) == ""
 		bw.WriteString("data: <span>")
 		bw.WriteString(strings.ReplaceAll(html.EscapeString(text), "\n", "\ndata: "))
 		bw.WriteString("</span>\n\n")
@@ -184,7 +185,11 @@ func (a *app) playgroundStream(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		return // the person left
 	default:
-		finish(fmt.Sprintf("%s · %d bytes · %s", playgroundReasons[reason], sent, time.Since(started).Round(time.Millisecond)), "success")
+		status := fmt.Sprintf("%s · %d bytes · %s", playgroundReasons[reason], sent, time.Since(started).Round(time.Millisecond))
+		if blank && sent > 0 {
+			status += " · only spaces and line breaks"
+		}
+		finish(status, "success")
 	}
 }
 
