@@ -236,9 +236,13 @@ func (a *app) renderPlayground(w http.ResponseWriter, r *http.Request, status in
 			if slot.ref == "" {
 				continue
 			}
-			d.Outputs = append(d.Outputs, views.PlaygroundOutput{Slot: slot.id, Title: modelName(slot.ref),
+			o := views.PlaygroundOutput{Slot: slot.id, Title: modelName(slot.ref),
 				StreamURL: fmt.Sprintf("/playground/%d/stream/%s", run.ID, slot.id),
-				TargetID:  "playground-out-" + slot.id, StatusID: "playground-status-" + slot.id, Prompt: playgroundText(*run)})
+				TargetID:  "playground-out-" + slot.id, StatusID: "playground-status-" + slot.id, Prompt: playgroundText(*run)}
+			if _, ok := labels[slot.ref]; !ok {
+				o.Unavailable = "This snapshot was deleted, so it cannot answer; pick another model and generate again."
+			}
+			d.Outputs = append(d.Outputs, o)
 		}
 	}
 	for _, h := range history {

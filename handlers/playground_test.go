@@ -309,6 +309,10 @@ func TestPlaygroundOtherPeoplesSnapshotsAndPromptsAre404(t *testing.T) {
 	if r := ts.do(owner, "GET", "/playground/"+id+"/stream/a", nil, nil); r.status != http.StatusNotFound {
 		t.Fatalf("deleted snapshot's stream: %d", r.status)
 	}
+	if p := ts.do(owner, "GET", "/playground?run="+id, nil, nil); p.status != 200 || !strings.Contains(p.body, "This snapshot was deleted") ||
+		strings.Contains(p.body, "/stream/a") {
+		t.Fatalf("the page of a prompt whose snapshot was deleted: %d\n%s", p.status, p.body)
+	}
 }
 
 // gpuOfferBackend offers a Hugging Face model besides the built-in ones, as a GPU

@@ -43,6 +43,9 @@ type PlaygroundOutput struct {
 	TargetID  string
 	StatusID  string
 	Prompt    string // what the model continues, as the model sees it
+	// Unavailable, when set, says why this model cannot answer (its snapshot was
+	// deleted); no stream is fetched.
+	Unavailable string
 }
 
 // PlaygroundHistoryRow is one earlier prompt.
