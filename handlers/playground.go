@@ -42,15 +42,26 @@ func (a *app) showPlayground(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
 	v := playgroundDefaults()
 	q := r.URL.Query()
+	var errs map[string]string
 	for _, pick := range []struct {
-		key string
-		dst *string
-	}{{"a", &v.ModelA}, {"b", &v.ModelB}} {
-		if ref := q.Get(pick.key); ref != "" {
-			if _, err := a.playgroundModel(r, u.ID, ref); err != nil {
-				a.notFound(w, r)
-				return
-			}
+		key, field string
+		dst        *string
+	}{{"a", "model_a", &v.ModelA}, {"b", "model_b", &v.ModelB}} {
+		ref := q.Get(pick.key)
+		if ref == "" {
+			continue
+		}
+		_, err := a.playgroundModel(r, u.ID, ref)
+		switch {
+		case errors.Is(err, errPlaygroundUnknown):
+			a.notFound(w, r)
+			return
+		case errors.Is(err, errPlaygroundDeploy):
+			errs = map[string]string{pick.field: err.Error()} // the person's own GPU snapshot: say why it cannot be picked
+		case err != nil:
+			a.serverError(w, r, err)
+			return
+		default:
 			*pick.dst = ref
 		}
 	}
@@ -68,7 +79,7 @@ func (a *app) showPlayground(w http.ResponseWriter, r *http.Request) {
 		}
 		prompt, v = &p, promptValues(p)
 	}
-	a.renderPlayground(w, r, http.StatusOK, v, nil, prompt)
+	a.renderPlayground(w, r, http.StatusOK, v, errs, prompt)
 }
 
 // runPlayground checks the form and saves the prompt; the answer streams on the page it

@@ -339,6 +339,9 @@ func TestPlaygroundListsGPUSnapshotsAsNeedingADeployment(t *testing.T) {
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "needs a deployment, which tunelab does not offer yet") {
 		t.Fatalf("a GPU snapshot in the form: %d", r.status)
 	}
+	if p := ts.do(c, "GET", fmt.Sprintf("/playground?a=snapshot:%d", sid), nil, nil); p.status != 200 || !strings.Contains(p.body, `data-testid="error-model_a"`) {
+		t.Fatalf("a GPU snapshot in ?a=: %d", p.status)
+	}
 }
 
 func TestPlaygroundSlotsLimitAnswersPerPerson(t *testing.T) {
