@@ -9,12 +9,13 @@ import (
 
 // The packages' imports point one way (DESIGN.md): main -> handlers -> {views, gpu, billing, store},
 // gpu, billing -> store, views and store import nothing of ours, and the trainer is a leaf that
-// shares only its wire types (trainer/protocol) with the server. Test files may import
+// shares its wire types (trainer/protocol) with the server; handlers import the trainer
+// itself only for the playground, which generates in-process from a built-in snapshot. Test files may import
 // more; this checks what the binary is built from.
 func TestImportsPointOneWay(t *testing.T) {
 	allowed := map[string][]string{
 		"tunelab":                    {"tunelab/handlers", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer", "tunelab/geoip"},
-		"tunelab/handlers":           {"tunelab/views", "tunelab/views/components", "tunelab/static", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer/protocol", "tunelab/geoip"},
+		"tunelab/handlers":           {"tunelab/views", "tunelab/views/components", "tunelab/static", "tunelab/gpu", "tunelab/billing", "tunelab/store", "tunelab/trainer", "tunelab/trainer/protocol", "tunelab/geoip"},
 		"tunelab/geoip":              {}, // a leaf: IP to country from a local mmdb
 		"tunelab/geoip/geoiptest":    {}, // tests only: writes small mmdbs
 		"tunelab/billing":            {"tunelab/store"},

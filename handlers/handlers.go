@@ -137,7 +137,8 @@ type app struct {
 	beacons        *limiter // analytics events per client address
 	geo            *geoip.DB
 
-	rules ruleWatch // metric rules of live runs (metric_rules_watch.go)
+	rules      ruleWatch       // metric rules of live runs (metric_rules_watch.go)
+	playground playgroundSlots // playground answers generating per person
 }
 
 // New returns the whole HTTP handler of a tunelab server.
