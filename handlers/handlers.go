@@ -139,6 +139,7 @@ type app struct {
 
 	rules      ruleWatch       // metric rules of live runs (metric_rules_watch.go)
 	playground playgroundSlots // playground answers generating per person
+	deployed   deployCache     // models loaded for /v1 (openai_generate.go)
 }
 
 // New returns the whole HTTP handler of a tunelab server.

@@ -79,6 +79,9 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /runs/{id}/delete", signedIn.thenFunc(a.deleteRun))
 	mux.Handle("GET /runs/{id}/snapshots/{sid}/download", signedIn.thenFunc(a.downloadSnapshot))
 	mux.Handle("POST /runs/{id}/snapshots/{sid}/delete", signedIn.thenFunc(a.deleteSnapshot))
+	mux.Handle("POST /runs/{id}/snapshots/{sid}/deploy", signedIn.thenFunc(a.deploySnapshot))
+	mux.Handle("GET /deployments", signedIn.thenFunc(a.showDeployments))
+	mux.Handle("POST /deployments/{id}/stop", signedIn.thenFunc(a.stopDeployment))
 	mux.Handle("GET /datasets", signedIn.thenFunc(a.listDatasets))
 	mux.Handle("GET /playground", signedIn.thenFunc(a.showPlayground))
 	mux.Handle("POST /playground", signedIn.thenFunc(a.runPlayground))
@@ -142,6 +145,12 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /api/v1/datasets/{id}", apiKey.thenFunc(a.apiShowDataset))
 	mux.Handle("POST /api/v1/runs/{id}/metrics", chain{a.ingestAuth}.thenFunc(a.userMetrics))
 	mux.HandleFunc("/api/", a.workerNotFound)
+	// The OpenAI-compatible API (docs/openai.md), with an account API key.
+	openai := chain{a.openaiAuth}
+	mux.Handle("GET /v1/models", openai.thenFunc(a.openaiListModels))
+	mux.Handle("GET /v1/models/{id...}", openai.thenFunc(a.openaiShowModel))
+	mux.Handle("POST /v1/chat/completions", openai.thenFunc(a.openaiChat))
+	mux.Handle("POST /v1/completions", openai.thenFunc(a.openaiCompletion))
 
 	// Stripe: no session; the Stripe-Signature over the raw body instead.
 	mux.HandleFunc("POST /stripe/webhook", a.stripeWebhook)

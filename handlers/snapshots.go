@@ -52,6 +52,7 @@ func snapshotRow(run store.Run, s store.Snapshot) views.SnapshotRow {
 		DownloadURL: fmt.Sprintf("/runs/%d/snapshots/%d/download", run.ID, s.ID),
 		DeleteURL:   fmt.Sprintf("/runs/%d/snapshots/%d/delete", run.ID, s.ID),
 		ContinueURL: fmt.Sprintf("/runs/new?snapshot=%d", s.ID),
+		Deploy:      deployButton(run, s),
 	}
 }
 

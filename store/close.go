@@ -170,6 +170,7 @@ var accountTables = map[string]string{
 	"email_changes":        "deleted",
 	"sign_in_devices":      "deleted",
 	"playground_prompts":   "deleted",
+	"deployments":          "deleted",
 	"queue_turns":          "deleted",
 	"account_suspensions":  "deleted",
 	"consent_records":      "kept as proof of each choice, unlinked from the account (they hold no IP, user agent or email)",
@@ -232,6 +233,7 @@ func (s *Store) purgeAccount(ctx context.Context, v *Vault, o PurgeOptions, id i
 			q    string
 			args []any
 		}{
+			{"DELETE FROM deployments WHERE user_id = ?", []any{id}},
 			{"DELETE FROM snapshots WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM metric_series WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM run_logs WHERE run_id IN " + mine, []any{id}},

@@ -233,6 +233,7 @@ type SnapshotRow struct {
 	DownloadURL string // /runs/{id}/snapshots/{sid}/download
 	DeleteURL   string // POST /runs/{id}/snapshots/{sid}/delete, after the confirmation dialog
 	ContinueURL string // /runs/new?snapshot={sid}: a new run that starts from these weights
+	Deploy      DeployButton
 }
 
 // RunLabelsForm shows a run's tags and notes and edits them with its name
