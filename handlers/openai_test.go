@@ -211,7 +211,9 @@ func TestOpenAIRefusesOthersStoppedBadKeysAndBadValues(t *testing.T) {
 	other := ts.signUp("other@example.com")
 	otherKey := ts.makeAPIKey(other, "k", "")
 
-	chat := func(m string) string { return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Hi"}]}`, m) }
+	chat := func(m string) string {
+		return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Hi"}]}`, m)
+	}
 	for _, r := range []response{ts.openaiPost(otherKey, "/v1/chat/completions", chat(model)), ts.apiGet(otherKey, "/v1/models/"+model, nil),
 		ts.openaiPost(ownerKey, "/v1/completions", `{"model":"tl-999-1","prompt":"x"}`)} {
 		if e := openaiErrorOf(t, r); r.status != 404 || *e.Code != "model_not_found" || *e.Param != "model" {
