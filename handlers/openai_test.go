@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -310,5 +311,27 @@ func TestDeployRefusesGPUSnapshotsAndSaysWhy(t *testing.T) {
 	}
 	if list := ts.do(c, "GET", "/deployments", nil, nil); !strings.Contains(list.body, `data-testid="deployments-empty"`) {
 		t.Fatal("a GPU snapshot was deployed")
+	}
+}
+
+// With the person's generation slots (shared with the playground) all taken, a request
+// answers 429 rate_limit_exceeded without generating.
+func TestOpenAIBusySlotsAnswer429(t *testing.T) {
+	a := &app{}
+	const uid = int64(5)
+	for range playgroundStreamsPerPerson {
+		release, ok := a.playground.acquire(uid)
+		if !ok {
+			t.Fatal("could not take a slot")
+		}
+		defer release()
+	}
+	req := httptest.NewRequest("POST", "/v1/completions", strings.NewReader(`{"model":"tunelab/byte-mlp-small","prompt":"x"}`))
+	req = req.WithContext(context.WithValue(req.Context(), apiUserKey{}, uid))
+	w := httptest.NewRecorder()
+	a.openaiCompletion(w, req)
+	r := response{status: w.Code, body: w.Body.String(), header: w.Header()}
+	if e := openaiErrorOf(t, r); r.status != http.StatusTooManyRequests || *e.Code != "rate_limit_exceeded" {
+		t.Fatalf("busy: %d %s", r.status, r.body)
 	}
 }
