@@ -33,7 +33,7 @@ const (
 
 var (
 	errPlaygroundUnknown = errors.New("Pick a model from the list: that snapshot is not one of yours, or it was deleted.")
-	errPlaygroundDeploy  = errors.New("That snapshot comes from a GPU run; it needs a deployment, which tunelab does not offer yet.")
+	errPlaygroundDeploy  = errors.New("That snapshot comes from a GPU run; it needs a deployment, and deploying GPU snapshots is not built yet.")
 )
 
 // playgroundSlots counts the answers each person is generating.

@@ -46,7 +46,7 @@ func PlaygroundPage(d Playground) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			templ_7745c5c3_Err = components.Alert(components.AlertProps{Tone: "warn", Title: "Some snapshots need a deployment",
-				Text: "Snapshots of GPU runs can only generate on a deployment, and tunelab does not offer deployments yet, so they cannot be picked here."}).Render(ctx, templ_7745c5c3_Buffer)
+				Text: "Snapshots of GPU runs can only generate on a deployment, and deploying GPU snapshots is not built yet (only built-in snapshots can be deployed), so they cannot be picked here."}).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
