@@ -134,7 +134,7 @@ func (a *app) scoreSnapshot(ctx context.Context, job store.SnapshotEval) (traine
 		return trainer.EvalScores{}, false, errors.New("this run holds out no rows (validation split 0 and no validation dataset), so there is nothing to score")
 	}
 	held = held[:min(len(held), evalMaxRows)]
-	scores, err := trainer.Evaluate(ctx, model, held, chat, nil)
+	scores, err := trainer.Evaluate(ctx, model, held, cfg.MaxSeqLen, chat, nil)
 	return scores, chat, err
 }
 

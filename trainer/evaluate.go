@@ -27,24 +27,30 @@ func newRunRNG(cfg Config) *rand.Rand { return rand.New(rand.NewPCG(uint64(cfg.S
 // EvalScores is one model's result on a held-out set.
 type EvalScores struct {
 	Rows int
-	// Loss is the mean per-byte negative log-likelihood of the reference answers.
+	// Loss is the per-byte negative log-likelihood of the reference answers (and the EOS
+	// that ends each), over all rows' bytes: the eval_loss Train reports on the same rows.
 	Loss float64
 	// ExactMatch and Contains are the shares of greedy answers equal to (or containing)
 	// the reference, after trimming spaces; set only when answers were scored.
 	ExactMatch, Contains float64
 }
 
-// Evaluate scores m on rows. With answers set it also generates a greedy answer of at
-// most the reference's length plus maxExtra bytes for each row and compares it.
-func Evaluate(ctx context.Context, m *Model, rows []Example, answers bool, progress func(done int)) (EvalScores, error) {
+// Evaluate scores m on rows, each cut to maxLen bytes as Train cuts them. With answers
+// set it also generates a greedy answer of at most the reference's length plus maxExtra
+// bytes for each row and compares it.
+func Evaluate(ctx context.Context, m *Model, rows []Example, maxLen int, answers bool, progress func(done int)) (EvalScores, error) {
 	const maxExtra = 32
 	var s EvalScores
-	exact, contains := 0, 0
+	w, sc := m.effective(nil), newScratch(m.Size())
+	exact, contains, targets := 0, 0, 0
 	for i, r := range rows {
-		if err := ctx.Err(); err != nil {
+		seq := encode(r.Prompt, r.Completion, maxLen)
+		lp, err := w.seqLogProb(ctx, seq, 0, nil, false, sc)
+		if err != nil {
 			return EvalScores{}, err
 		}
-		s.Loss += m.CompletionLoss(r.Prompt, r.Completion)
+		s.Loss -= lp
+		targets += seq.targets()
 		if answers {
 			got := strings.TrimSpace(m.Generate(r.Prompt, len(r.Completion)+maxExtra, 0, 0))
 			want := strings.TrimSpace(r.Completion)
@@ -61,7 +67,7 @@ func Evaluate(ctx context.Context, m *Model, rows []Example, answers bool, progr
 	}
 	s.Rows = len(rows)
 	if s.Rows > 0 {
-		s.Loss /= float64(s.Rows)
+		s.Loss /= float64(max(targets, 1))
 		s.ExactMatch = float64(exact) / float64(s.Rows)
 		s.Contains = float64(contains) / float64(s.Rows)
 	}

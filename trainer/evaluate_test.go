@@ -25,18 +25,22 @@ func TestEvaluateExactMatchAndContains(t *testing.T) {
 		t.Fatalf("the trained model answers %q", got)
 	}
 	eval := []Example{ex, {Prompt: ex.Prompt, Completion: "hello"}, {Prompt: ex.Prompt, Completion: "goodbye"}}
-	s, err := Evaluate(context.Background(), res.Model, eval, true, nil)
+	s, err := Evaluate(context.Background(), res.Model, eval, 64, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Rows != 3 || math.Abs(s.ExactMatch-1.0/3) > 1e-9 || math.Abs(s.Contains-2.0/3) > 1e-9 {
 		t.Fatalf("scores %+v, want 3 rows, exact 1/3, contains 2/3", s)
 	}
-	base, err := Evaluate(context.Background(), NewModel(res.Model.Size(), 7), eval[:1], true, nil)
+	base, err := Evaluate(context.Background(), NewModel(res.Model.Size(), 7), eval[:1], 64, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trained, _ := Evaluate(context.Background(), res.Model, eval[:1], true, nil)
+	trained, _ := Evaluate(context.Background(), res.Model, eval[:1], 64, true, nil)
+	// The loss is the eval_loss Train reported on the same rows.
+	if again, _ := Evaluate(context.Background(), res.Model, rows[:2], 64, false, nil); math.Abs(again.Loss-res.FinalEvalLoss) > 1e-9 {
+		t.Fatalf("loss on Train's eval rows %v, Train reported %v", again.Loss, res.FinalEvalLoss)
+	}
 	if !(trained.Loss < base.Loss) || base.ExactMatch != 0 || trained.ExactMatch != 1 {
 		t.Fatalf("trained %+v vs base %+v", trained, base)
 	}

@@ -110,7 +110,7 @@ func CheckpointsCard(c Checkpoints) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "\" class=\"checkpoints-metric\" data-testid=\"checkpoints-metric-form\"><label class=\"field-label\" for=\"checkpoints-metric\">Best by</label> <select class=\"select select-sm\" id=\"checkpoints-metric\" name=\"metric\" data-testid=\"checkpoints-metric\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "\" class=\"checkpoints-metric\" data-testid=\"checkpoints-metric-form\"><label class=\"field-label\" for=\"checkpoints-metric\">Best by</label> <select class=\"input select checkpoints-select\" id=\"checkpoints-metric\" name=\"metric\" data-testid=\"checkpoints-metric\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -454,7 +454,7 @@ func CheckpointsCard(c Checkpoints) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if len(c.Rows) > 1 {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<form method=\"get\" action=\"/playground\" class=\"card-body checkpoints-compare\" data-testid=\"checkpoints-compare\"><label class=\"field-label\" for=\"compare-a\">Compare</label> <select class=\"select select-sm\" id=\"compare-a\" name=\"a\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<form method=\"get\" action=\"/playground\" class=\"card-body checkpoints-compare\" data-testid=\"checkpoints-compare\"><label class=\"field-label\" for=\"compare-a\">Compare</label> <select class=\"input select checkpoints-select\" id=\"compare-a\" name=\"a\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -490,7 +490,7 @@ func CheckpointsCard(c Checkpoints) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "</select> <label class=\"field-label\" for=\"compare-b\">with</label> <select class=\"select select-sm\" id=\"compare-b\" name=\"b\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "</select> <label class=\"field-label\" for=\"compare-b\">with</label> <select class=\"input select checkpoints-select\" id=\"compare-b\" name=\"b\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
