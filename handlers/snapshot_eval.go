@@ -164,9 +164,23 @@ func (a *app) datasetRows(ctx context.Context, id int64) (trainer.Rows, error) {
 	return trainer.ParseRows(f, string(d.Format))
 }
 
+// evaluableRun is the person's run from the path when the built-in model trained it;
+// a GPU run's snapshots are refused with why.
+func (a *app) evaluableRun(w http.ResponseWriter, r *http.Request) (store.Run, bool) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return run, false
+	}
+	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
+		a.errorPage(w, r, http.StatusConflict, "Evaluation needs a GPU deployment", errEvalNeedsGPU.Error())
+		return run, false
+	}
+	return run, true
+}
+
 // evaluateSnapshot queues one snapshot of the person's run.
 func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
-	run, ok := a.runByPath(w, r)
+	run, ok := a.evaluableRun(w, r)
 	if !ok {
 		return
 	}
@@ -192,7 +206,7 @@ func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // evaluateAll queues every snapshot of the person's run.
 func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
-	run, ok := a.runByPath(w, r)
+	run, ok := a.evaluableRun(w, r)
 	if !ok {
 		return
 	}
