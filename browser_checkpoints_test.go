@@ -42,6 +42,9 @@ func TestBrowserCheckpoints(t *testing.T) {
 		t.Errorf("leaderboard has %d rows, want the periodic snapshots and the final one", rows)
 	}
 
+	if marks := eval[int](b, `document.querySelectorAll("[data-snapshot-mark]").length`); marks != rows {
+		t.Errorf("%d snapshot markers for the charts, want %d", marks, rows)
+	}
 	b.screenshot("65-run-checkpoints")
 	b.checkClean("checkpoint leaderboard")
 }

@@ -82,7 +82,7 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue string
 		ref := "snapshot:" + fmt.Sprint(s.ID)
 		row := views.CheckpointRow{Step: formatCount(int64(s.Step)), Final: s.Final, Ref: ref,
 			Label: "Step " + formatCount(int64(s.Step)), Loss: "—", Perplexity: "—", ExactMatch: "—", Contains: "—",
-			PlaygroundURL: "/playground?a=" + url.QueryEscape(ref)}
+			PlaygroundURL: "/playground?a=" + url.QueryEscape(ref), MarkStep: s.Step, MarkAt: s.CreatedAt.UnixMilli()}
 		if c.Unavailable == "" {
 			row.EvaluateURL = fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run.ID, s.ID)
 		}
