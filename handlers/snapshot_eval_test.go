@@ -124,7 +124,7 @@ func (ts *testServer) waitEvals(t *testing.T, userID, runID int64) map[int64]sto
 	}
 }
 
-var bestStep = regexp.MustCompile(`data-step="([^"]+)" class="checkpoint-best"`)
+var bestStep = regexp.MustCompile(`data-step="([^"]+)"[^>]* class="checkpoint-best"`)
 
 func TestEvaluateAllScoresTrainedSnapshotBestAndRanksByChosenMetric(t *testing.T) {
 	ts := newTestServer(t, Config{})
