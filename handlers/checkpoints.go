@@ -93,6 +93,9 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue string
 				pending = true
 				row.EvaluateURL = ""
 			}
+			if e.Status == store.EvalRunning && e.Rows > 0 {
+				row.Rows = fmt.Sprintf("%d rows so far", e.Rows)
+			}
 			if e.Status == store.EvalDone {
 				row.Rows = fmt.Sprintf("%d rows", e.Rows)
 				row.Loss = fmt.Sprintf("%.4f", e.EvalLoss.Float64)

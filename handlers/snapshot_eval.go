@@ -80,7 +80,6 @@ func (a *app) evaluate(ctx context.Context, job store.SnapshotEval) {
 		if err := a.store.FailEval(context.Background(), job.SnapshotID, reason); err != nil {
 			a.log.Warn("evaluations: store failure", "err", err)
 		}
-		a.publish(statusEvent(job.RunID))
 		return
 	}
 	var em, contains sql.NullFloat64
@@ -90,7 +89,6 @@ func (a *app) evaluate(ctx context.Context, job store.SnapshotEval) {
 	if err := a.store.FinishEval(context.Background(), job.SnapshotID, scores.Rows, scores.Loss, em, contains); err != nil {
 		a.log.Warn("evaluations: store result", "err", err)
 	}
-	a.publish(statusEvent(job.RunID))
 }
 
 // scoreSnapshot loads the snapshot and the run's held-out rows and scores them; answers
@@ -134,7 +132,14 @@ func (a *app) scoreSnapshot(ctx context.Context, job store.SnapshotEval) (traine
 		return trainer.EvalScores{}, false, errors.New("this run holds out no rows (validation split 0 and no validation dataset), so there is nothing to score")
 	}
 	held = held[:min(len(held), evalMaxRows)]
-	scores, err := trainer.Evaluate(ctx, model, held, cfg.MaxSeqLen, chat, nil)
+	progress := func(done int) { // every 10 rows: the card shows how far it got
+		if done%10 == 0 && done < len(held) {
+			if err := a.store.SetEvalProgress(ctx, job.SnapshotID, done); err != nil {
+				a.log.Warn("evaluations: progress", "err", err)
+			}
+		}
+	}
+	scores, err := trainer.Evaluate(ctx, model, held, cfg.MaxSeqLen, chat, progress)
 	return scores, chat, err
 }
 

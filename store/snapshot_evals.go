@@ -93,6 +93,16 @@ func (s *Store) FinishEval(ctx context.Context, snapshotID int64, rows int, loss
 	return nil
 }
 
+// SetEvalProgress records how many rows a running evaluation has scored.
+func (s *Store) SetEvalProgress(ctx context.Context, snapshotID int64, rows int) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE snapshot_evals SET rows = ?, updated_at = ? WHERE snapshot_id = ? AND status = 'running'`,
+		rows, ms(s.now()), snapshotID)
+	if err != nil {
+		return fmt.Errorf("store: evaluation progress: %w", err)
+	}
+	return nil
+}
+
 // FailEval marks an evaluation failed with a reason the person can read.
 func (s *Store) FailEval(ctx context.Context, snapshotID int64, reason string) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE snapshot_evals SET status = 'failed', error = ?, updated_at = ? WHERE snapshot_id = ?`,
@@ -105,7 +115,7 @@ func (s *Store) FailEval(ctx context.Context, snapshotID int64, reason string) e
 
 // RequeueRunningEvals queues again the evaluations a restart cut short.
 func (s *Store) RequeueRunningEvals(ctx context.Context) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE snapshot_evals SET status = 'queued' WHERE status = 'running'`)
+	res, err := s.w.ExecContext(ctx, `UPDATE snapshot_evals SET status = 'queued', rows = 0 WHERE status = 'running'`)
 	if err != nil {
 		return 0, fmt.Errorf("store: requeue evaluations: %w", err)
 	}

@@ -82,3 +82,22 @@ func TestSnapshotEvalsSurviveARestart(t *testing.T) {
 		t.Fatalf("queued again: %+v", evals[snap])
 	}
 }
+
+// Progress counts only while the job runs.
+func TestSnapshotEvalProgress(t *testing.T) {
+	f := newCloseFixture(t)
+	s, ctx := f.s, context.Background()
+	u, run, snap := evalFixture(t, f)
+	s.QueueSnapshotEval(ctx, u, run, snap)
+	if err := s.SetEvalProgress(ctx, snap, 10); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := s.SnapshotEvals(ctx, u, run); e[snap].Rows != 0 {
+		t.Fatalf("a queued job has progress: %+v", e[snap])
+	}
+	s.ClaimNextEval(ctx)
+	s.SetEvalProgress(ctx, snap, 20)
+	if e, _ := s.SnapshotEvals(ctx, u, run); e[snap].Rows != 20 || e[snap].Status != EvalRunning {
+		t.Fatalf("progress: %+v", e[snap])
+	}
+}
