@@ -47,4 +47,6 @@ func TestBrowserCheckpoints(t *testing.T) {
 	}
 	b.screenshot("65-run-checkpoints")
 	b.checkClean("checkpoint leaderboard")
+	b.phoneFits("checkpoint leaderboard")
+	b.screenshot("66-run-checkpoints-phone")
 }
