@@ -109,6 +109,7 @@ const (
 )
 
 type app struct {
+	evals     *evaluator // wakes the snapshot evaluation loop
 	store     *store.Store
 	passwords passwordStore // the store, unless a test counts password hashes
 	vault     *store.Vault
@@ -207,6 +208,10 @@ func newApp(d Deps) *app {
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
 	go a.resumeExports() // exports a restart cut short
+	a.evals = &evaluator{wake: make(chan struct{}, 1)}
+	if d.Store != nil {
+		go a.runEvaluations()
+	} // snapshot evaluations, queued ones and those a restart cut short
 	if d.Stopping != nil {
 		go a.watchStaleRules(d.Stopping) // metric rules: no new metric for N minutes
 	}

@@ -234,6 +234,13 @@ func (a *app) renderRunPage(w http.ResponseWriter, r *http.Request, run store.Ru
 		a.serverError(w, r, err)
 		return
 	}
+	if d.Checkpoints, err = a.checkpoints(r.Context(), run, r.URL.Query().Get("metric")); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if d.Checkpoints.Error != "" && status == http.StatusOK {
+		status = http.StatusBadRequest
+	}
 	if edit != nil {
 		edit(&d)
 	}

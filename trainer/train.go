@@ -52,7 +52,7 @@ func Train(ctx context.Context, cfg Config, data TrainingData, hooks Hooks) (Res
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7275_6e))
+	rng := newRunRNG(cfg)
 	r := &run{cfg: cfg, hooks: hooks, rng: rng}
 	if err := r.prepareData(data); err != nil {
 		return Result{}, err

@@ -143,16 +143,17 @@ type Option struct {
 
 // RunDetail is one run's page.
 type RunDetail struct {
-	ID        int64
-	Name      string // "tiny-chat · lora · 7f3a"
-	Labels    RunLabelsForm
-	EventsURL string // /runs/{id}/events (SSE)
-	Live      RunLive
-	Rules     RunRuleFirings // metric rules that fired, and the link to the run's rules
-	Config    []ConfigItem
-	RetryOf   string // "/runs/{id}" of the run this retries, or ""
-	ExportCSV string // /runs/{id}/metrics.csv
-	APIURL    string // /runs/{id}/api: log metrics from the person's own code
+	ID          int64
+	Name        string // "tiny-chat · lora · 7f3a"
+	Labels      RunLabelsForm
+	EventsURL   string // /runs/{id}/events (SSE)
+	Live        RunLive
+	Rules       RunRuleFirings // metric rules that fired, and the link to the run's rules
+	Checkpoints Checkpoints    // the checkpoint leaderboard
+	Config      []ConfigItem
+	RetryOf     string // "/runs/{id}" of the run this retries, or ""
+	ExportCSV   string // /runs/{id}/metrics.csv
+	APIURL      string // /runs/{id}/api: log metrics from the person's own code
 	// Metrics is the charts' initial data, rendered as the JSON island #run-metrics-data:
 	// {run_id, after_seq, history_url, created_at_ms, started_at_ms, series: [SeriesHistory]}
 	// (see static/js/run-chart.js). nil renders no island: the charts start empty.

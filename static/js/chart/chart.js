@@ -14,6 +14,7 @@ import { cssVar, withAlpha, lineColor } from "./colors.js";
 import { timeAt, ema } from "./source.js";
 import { drawMarks, markNear } from "./markers.js";
 import { drawRuleMarks } from "./rule-marks.js";
+import { drawSnapshotMarks } from "./snapshot-marks.js";
 import { sources, charts, state, schedule, anyData } from "./state.js";
 import { settings, zoomAll, resetAll } from "./controls.js";
 
@@ -491,6 +492,7 @@ Chart.prototype.onCursor = function (u) {
 Chart.prototype.drawMarks = function (u) {
   drawMarks(u, this.marks);
   drawRuleMarks(u, settings.x);
+  drawSnapshotMarks(u, settings.x);
 };
 
 // Zoom ---------------------------------------------------------------------------------------

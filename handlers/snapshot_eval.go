@@ -1,0 +1,234 @@
+package handlers
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"net/http"
+
+	"tunelab/store"
+	"tunelab/trainer"
+)
+
+// Evaluation of snapshots of the built-in model (issue 13). "Evaluate" queues a snapshot;
+// one background loop works through the queue, one job at a time (so never two of one
+// person's at once), scoring the run's held-out rows, capped at evalMaxRows. Jobs are rows
+// in snapshot_evals, so they survive restarts: one cut short is queued again at start-up.
+
+const evalMaxRows = 200
+
+var errEvalNeedsGPU = errors.New("Evaluating a snapshot of a GPU run needs a GPU deployment, which tunelab does not offer yet.")
+
+// evaluator wakes the evaluation loop when a job is queued.
+type evaluator struct{ wake chan struct{} }
+
+func (e *evaluator) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runEvaluations is the background loop started with the app.
+func (a *app) runEvaluations() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		if a.stopping != nil {
+			<-a.stopping
+			cancel()
+		}
+	}()
+	if n, err := a.store.RequeueRunningEvals(ctx); err != nil {
+		a.log.Warn("evaluations: requeue after restart", "err", err)
+	} else if n > 0 {
+		a.log.Info("evaluations: queued again after restart", "jobs", n)
+	}
+	for {
+		job, err := a.store.ClaimNextEval(ctx)
+		if err == nil {
+			a.evaluate(ctx, job)
+			continue
+		}
+		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			a.log.Warn("evaluations: claim", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.evals.wake:
+		}
+	}
+}
+
+// evaluate runs one job and stores its outcome.
+func (a *app) evaluate(ctx context.Context, job store.SnapshotEval) {
+	scores, answers, err := a.scoreSnapshot(ctx, job)
+	if ctx.Err() != nil {
+		return // shutting down: the job stays running and is queued again at start-up
+	}
+	if err != nil {
+		reason := err.Error()
+		if !errors.Is(err, errEvalNeedsGPU) {
+			a.log.Warn("evaluation failed", "snapshot", job.SnapshotID, "err", err)
+			reason = "The evaluation could not finish: " + reason
+		}
+		if err := a.store.FailEval(context.Background(), job.SnapshotID, reason); err != nil {
+			a.log.Warn("evaluations: store failure", "err", err)
+		}
+		return
+	}
+	var em, contains sql.NullFloat64
+	if answers {
+		em, contains = sql.NullFloat64{Float64: scores.ExactMatch, Valid: true}, sql.NullFloat64{Float64: scores.Contains, Valid: true}
+	}
+	if err := a.store.FinishEval(context.Background(), job.SnapshotID, scores.Rows, scores.Loss, em, contains); err != nil {
+		a.log.Warn("evaluations: store result", "err", err)
+	}
+}
+
+// scoreSnapshot loads the snapshot and the run's held-out rows and scores them; answers
+// says whether exact-match and contains were scored (chat data).
+func (a *app) scoreSnapshot(ctx context.Context, job store.SnapshotEval) (trainer.EvalScores, bool, error) {
+	run, err := a.store.Run(ctx, job.UserID, job.RunID)
+	if err != nil {
+		return trainer.EvalScores{}, false, err
+	}
+	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
+		return trainer.EvalScores{}, false, errEvalNeedsGPU
+	}
+	sn, err := a.store.Snapshot(ctx, job.UserID, job.RunID, job.SnapshotID)
+	if err != nil {
+		return trainer.EvalScores{}, false, err
+	}
+	model, err := a.loadSnapshotModel(sn)
+	if err != nil {
+		return trainer.EvalScores{}, false, err
+	}
+	cfg, err := trainer.ConfigFor(wireConfig(run.Config))
+	if err != nil {
+		return trainer.EvalScores{}, false, err
+	}
+	train, err := a.datasetRows(ctx, run.DatasetID)
+	if err != nil {
+		return trainer.EvalScores{}, false, err
+	}
+	data := trainer.TrainingData{Examples: train.Examples, Pairs: train.Pairs}
+	chat := train.Format == trainer.FormatChat
+	if run.EvalDatasetID != 0 {
+		eval, err := a.datasetRows(ctx, run.EvalDatasetID)
+		if err != nil {
+			return trainer.EvalScores{}, false, err
+		}
+		data.EvalExamples, data.EvalPairs = eval.Examples, eval.Pairs
+		chat = eval.Format == trainer.FormatChat
+	}
+	held := trainer.HeldOut(cfg, data)
+	if len(held) == 0 {
+		return trainer.EvalScores{}, false, errors.New("this run holds out no rows (validation split 0 and no validation dataset), so there is nothing to score")
+	}
+	held = held[:min(len(held), evalMaxRows)]
+	progress := func(done int) { // every 10 rows: the card shows how far it got
+		if done%10 == 0 && done < len(held) {
+			if err := a.store.SetEvalProgress(ctx, job.SnapshotID, done); err != nil {
+				a.log.Warn("evaluations: progress", "err", err)
+			}
+		}
+	}
+	scores, err := trainer.Evaluate(ctx, model, held, cfg.MaxSeqLen, chat, progress)
+	return scores, chat, err
+}
+
+func (a *app) loadSnapshotModel(sn store.Snapshot) (*trainer.Model, error) {
+	f, err := a.vault.Open(sn.FileID)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	body, format := sniffSnapshot(f)
+	if format != formatSafetensors {
+		return nil, errEvalNeedsGPU
+	}
+	return trainer.ReadModel(body, nil)
+}
+
+func (a *app) datasetRows(ctx context.Context, id int64) (trainer.Rows, error) {
+	d, err := a.store.DatasetByID(ctx, id)
+	if err != nil {
+		return trainer.Rows{}, err
+	}
+	f, err := a.vault.Open(d.FileID)
+	if err != nil {
+		return trainer.Rows{}, err
+	}
+	defer f.Close()
+	return trainer.ParseRows(f, string(d.Format))
+}
+
+// evaluableRun is the person's run from the path when the built-in model trained it;
+// a GPU run's snapshots are refused with why.
+func (a *app) evaluableRun(w http.ResponseWriter, r *http.Request) (store.Run, bool) {
+	run, ok := a.runByPath(w, r)
+	if !ok {
+		return run, false
+	}
+	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
+		a.errorPage(w, r, http.StatusConflict, "Evaluation needs a GPU deployment", errEvalNeedsGPU.Error())
+		return run, false
+	}
+	return run, true
+}
+
+// evaluateSnapshot queues one snapshot of the person's run.
+func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.evaluableRun(w, r)
+	if !ok {
+		return
+	}
+	sid, err := strconv.ParseInt(r.PathValue("sid"), 10, 64)
+	if err != nil || sid <= 0 {
+		a.notFound(w, r)
+		return
+	}
+	if _, err := a.store.Snapshot(r.Context(), run.UserID, run.ID, sid); errors.Is(err, store.ErrNotFound) {
+		a.notFound(w, r)
+		return
+	} else if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, sid); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.evals.poke()
+	redirect(w, r, fmt.Sprintf("/runs/%d#checkpoints", run.ID))
+}
+
+// evaluateAll queues every snapshot of the person's run.
+func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
+	run, ok := a.evaluableRun(w, r)
+	if !ok {
+		return
+	}
+	snaps, err := a.store.Snapshots(r.Context(), run.UserID, run.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	for _, s := range snaps {
+		if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, s.ID); err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+	}
+	a.evals.poke()
+	redirect(w, r, fmt.Sprintf("/runs/%d#checkpoints", run.ID))
+}
+
+// perplexity is exp of the per-byte loss.
+func perplexity(loss float64) float64 { return math.Exp(loss) }
