@@ -126,7 +126,7 @@ func TestPrivacyPolicyNamesTheRemoteProviderOnlyWithTheHTTPBackend(t *testing.T)
 	}{
 		{[]gpu.Backend{fakeBackend{}}, []string{"Nobody outside this server", "this server itself"}, "remote GPU provider"},
 		{[]gpu.Backend{fakeBackend{}, httpish{}}, []string{"A remote GPU provider the operator has chosen runs training jobs",
-			"this server itself (the built-in trainer runs on its CPU) and a remote GPU provider the operator has chosen"}, "Nobody outside this server"},
+			"this server itself (worker processes on this machine) and a remote GPU provider the operator has chosen"}, "Nobody outside this server"},
 	} {
 		ts := newTestServerRuns(t, Config{}, nil, func(r *Runs, st *store.Store, now func() time.Time) {
 			r.Backend = gpu.NewPool(tc.backends...)

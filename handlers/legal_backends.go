@@ -19,7 +19,7 @@ func backendWords(c gpu.Catalogue) string {
 	for _, name := range gpu.BackendNames(c) {
 		switch name {
 		case "local":
-			parts = append(parts, "this server itself (the built-in trainer runs on its CPU)")
+			parts = append(parts, "this server itself (worker processes on this machine)")
 		case "slurm":
 			parts = append(parts, "the operator's Slurm cluster, whose compute nodes fetch the datasets they train on from this server")
 		case "http":
