@@ -6,6 +6,7 @@ package gpu
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"tunelab/store"
 )
@@ -36,6 +37,26 @@ type Job struct {
 	// Config is the run's configuration: a backend that places jobs on GPUs reads the
 	// GPU type from it. The worker fetches its job spec from the server either way.
 	Config store.RunConfig
+	// DeploymentID, when set, makes this a serve job for that deployment instead of a
+	// training run (RunID is then the snapshot's run): the worker is started with
+	// --deployment and speaks the deployment half of the worker API.
+	DeploymentID int64
+}
+
+// WorkerArgs are the arguments appended to a backend's worker command.
+func (j Job) WorkerArgs() []string {
+	if j.DeploymentID != 0 {
+		return []string{"--server", j.ServerURL, "--deployment", strconv.FormatInt(j.DeploymentID, 10)}
+	}
+	return []string{"--server", j.ServerURL, "--run", strconv.FormatInt(j.RunID, 10)}
+}
+
+// Label names the job in log file names and job names: "run-12" or "deployment-3".
+func (j Job) Label() string {
+	if j.DeploymentID != 0 {
+		return "deployment-" + strconv.FormatInt(j.DeploymentID, 10)
+	}
+	return "run-" + strconv.FormatInt(j.RunID, 10)
 }
 
 // Refresher is a backend whose offer and health come from elsewhere (a Slurm cluster, a

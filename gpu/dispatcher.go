@@ -162,6 +162,7 @@ func (d *Dispatcher) Tick(ctx context.Context) error {
 		unfinished = append(unfinished, still...)
 	}
 	d.forgetCancels(seen)
+	errs = append(errs, d.followDeployments(ctx))
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}

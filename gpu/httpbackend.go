@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -171,11 +170,11 @@ func (h *HTTPBackend) Submit(ctx context.Context, job Job) (string, error) {
 		job.ServerURL = h.cfg.ServerURL
 	}
 	sum := sha256.Sum256([]byte(job.Token))
-	key := fmt.Sprintf("tunelab-run-%d-%s", job.RunID, hex.EncodeToString(sum[:6]))
+	key := fmt.Sprintf("tunelab-%s-%s", job.Label(), hex.EncodeToString(sum[:6]))
 	req := providerSubmit{
-		Name:     fmt.Sprintf("tunelab-run-%d", job.RunID),
+		Name:     "tunelab-" + job.Label(),
 		Image:    h.cfg.Image,
-		Command:  append(slices.Clone(h.cfg.Command), "--server", job.ServerURL, "--run", strconv.FormatInt(job.RunID, 10)),
+		Command:  append(slices.Clone(h.cfg.Command), job.WorkerArgs()...),
 		Env:      map[string]string{RunTokenEnv: job.Token},
 		GPUType:  job.Config.GPUType,
 		GPUCount: 1,

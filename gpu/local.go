@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -105,11 +104,11 @@ func (l *Local) Offer() Offer {
 
 // Submit implements Backend: it starts the worker and returns at once.
 func (l *Local) Submit(ctx context.Context, job Job) (string, error) {
-	args := append(slices.Clone(l.cfg.Command[1:]), "--server", job.ServerURL, "--run", strconv.FormatInt(job.RunID, 10))
+	args := append(slices.Clone(l.cfg.Command[1:]), job.WorkerArgs()...)
 	cmd := exec.Command(l.cfg.Command[0], args...)
 	cmd.Env = workerEnv(os.Environ(), l.cfg.Env, job.Token)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logFile, err := l.openLog(job.RunID)
+	logFile, err := l.openLog(job.Label())
 	if err != nil {
 		return "", err
 	}
@@ -129,12 +128,12 @@ func (l *Local) Submit(ctx context.Context, job Job) (string, error) {
 	l.mu.Lock()
 	l.jobs[id] = j
 	l.mu.Unlock()
-	go l.wait(cmd, j, job.RunID)
+	go l.wait(cmd, j, job.Label())
 	return id, nil
 }
 
 // wait reaps the worker and records how it ended.
-func (l *Local) wait(cmd *exec.Cmd, j *localJob, runID int64) {
+func (l *Local) wait(cmd *exec.Cmd, j *localJob, label string) {
 	err := cmd.Wait()
 	detail := "exited"
 	if cmd.ProcessState != nil {
@@ -146,17 +145,17 @@ func (l *Local) wait(cmd *exec.Cmd, j *localJob, runID int64) {
 	j.detail = detail
 	close(j.done)
 	l.mu.Unlock()
-	if f, _ := l.openLog(runID); f != nil {
+	if f, _ := l.openLog(label); f != nil {
 		fmt.Fprintf(f, "tunelab: %s worker ended: %s\n", time.Now().UTC().Format(time.RFC3339), detail)
 		f.Close()
 	}
 }
 
-func (l *Local) openLog(runID int64) (*os.File, error) {
+func (l *Local) openLog(label string) (*os.File, error) {
 	if l.cfg.LogDir == "" {
 		return nil, nil
 	}
-	f, err := os.OpenFile(filepath.Join(l.cfg.LogDir, fmt.Sprintf("run-%d.log", runID)),
+	f, err := os.OpenFile(filepath.Join(l.cfg.LogDir, label+".log"),
 		os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open worker log: %w", err)

@@ -231,10 +231,10 @@ func (s *Slurm) Submit(ctx context.Context, job Job) (string, error) {
 	if gres == "" {
 		return "", fmt.Errorf("%w: the slurm backend has no GPU type %q", ErrBackend, job.Config.GPUType)
 	}
-	name := fmt.Sprintf("tunelab-run-%d", job.RunID)
+	name := "tunelab-" + job.Label()
 	output := "/dev/null"
 	if s.cfg.LogDir != "" {
-		output = fmt.Sprintf("%s/run-%d.log", strings.TrimRight(s.cfg.LogDir, "/"), job.RunID)
+		output = fmt.Sprintf("%s/%s.log", strings.TrimRight(s.cfg.LogDir, "/"), job.Label())
 	}
 	args := []string{"--parsable", "--job-name=" + name, fmt.Sprintf("--gres=gpu:%s:%d", gres, s.cfg.GPUsPerJob),
 		"--time=" + strconv.Itoa(int(math.Ceil(s.cfg.TimeLimit.Minutes()))), "--output=" + output, "--open-mode=append",
@@ -242,12 +242,12 @@ func (s *Slurm) Submit(ctx context.Context, job Job) (string, error) {
 	if s.cfg.Partition != "" {
 		args = append(args, "--partition="+s.cfg.Partition)
 	}
-	cmd := append(slices.Clone(s.cfg.Command), "--server", job.ServerURL, "--run", strconv.FormatInt(job.RunID, 10))
+	cmd := append(slices.Clone(s.cfg.Command), job.WorkerArgs()...)
 	quoted := make([]string, len(cmd))
 	for i, a := range cmd {
 		quoted[i] = shellQuote(a)
 	}
-	script := "#!/bin/sh\n# tunelab run " + strconv.FormatInt(job.RunID, 10) + "; the token is in TUNELAB_RUN_TOKEN.\nexec " + strings.Join(quoted, " ") + "\n"
+	script := "#!/bin/sh\n# tunelab " + job.Label() + "; the token is in TUNELAB_RUN_TOKEN.\nexec " + strings.Join(quoted, " ") + "\n"
 	env := workerEnv(os.Environ(), append(slices.Clone(s.cfg.Env), s.confEnv()...), job.Token)
 	out, err := s.run(ctx, env, script, s.bin("sbatch"), args...)
 	if err != nil {

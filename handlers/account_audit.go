@@ -10,19 +10,21 @@ import (
 
 // auditActions names every audit action in words.
 var auditActions = map[string]string{
-	store.AuditRunDeleted:       "Run deleted",
-	store.AuditDatasetDeleted:   "Dataset deleted",
-	store.AuditSnapshotDeleted:  "Snapshot deleted",
-	store.AuditMetricsExported:  "Metrics downloaded",
-	store.AuditAccountClosed:    "Account closed",
-	store.AuditAccountReopened:  "Account reopened",
-	store.AuditAccountPurged:    "Closed account deleted for good",
-	store.AuditUserCreated:      "Account created by an operator",
-	store.AuditBackupTaken:      "Backup taken",
-	store.AuditBackupRestored:   "Backup restored",
-	store.AuditExportRequested:  "Data export asked for",
-	store.AuditExportDownloaded: "Data export downloaded",
-	store.AuditKeyRotated:       "Secret key rotated",
+	store.AuditRunDeleted:        "Run deleted",
+	store.AuditDatasetDeleted:    "Dataset deleted",
+	store.AuditSnapshotDeleted:   "Snapshot deleted",
+	store.AuditMetricsExported:   "Metrics downloaded",
+	store.AuditAccountClosed:     "Account closed",
+	store.AuditAccountReopened:   "Account reopened",
+	store.AuditAccountPurged:     "Closed account deleted for good",
+	store.AuditUserCreated:       "Account created by an operator",
+	store.AuditBackupTaken:       "Backup taken",
+	store.AuditBackupRestored:    "Backup restored",
+	store.AuditExportRequested:   "Data export asked for",
+	store.AuditExportDownloaded:  "Data export downloaded",
+	store.AuditKeyRotated:        "Secret key rotated",
+	store.AuditDeploymentCreated: "Snapshot deployed",
+	store.AuditDeploymentStopped: "Deployment stopped",
 }
 
 // audit appends to the audit log; actor is the signed-in person. A failure is logged, not

@@ -5,23 +5,22 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
+	"tunelab/gpu"
 	"tunelab/store"
 	"tunelab/trainer"
 	"tunelab/views"
 )
 
-// Deployments: one click on a snapshot of the built-in model makes it callable through the
-// OpenAI-compatible API (openai.go) under the model id "tl-<run>-<step>". Snapshots of GPU
-// runs would need an inference server on a backend, which is not built yet.
-
-const deployGPURefusal = "Deploying snapshots of GPU runs is not built yet; only snapshots of the built-in model can be deployed."
+// Deployments: one click on a snapshot makes it callable through the OpenAI-compatible API
+// (openai.go) under the model id "tl-<run>-<step>". A snapshot of the built-in model is
+// served in this process; any other (a Python-worker snapshot) by an inference server
+// that a serve job on its run's backend starts (deploy_worker_api.go, gpu/deploy_follow.go),
+// with /v1 requests proxied to it (deploy_proxy.go).
 
 // deployButton is the run page's Deploy action for one snapshot.
 func deployButton(run store.Run, s store.Snapshot) views.DeployButton {
-	if _, ok := trainer.BaseModelByID(run.Config.BaseModel); !ok {
-		return views.DeployButton{Refusal: deployGPURefusal}
-	}
 	return views.DeployButton{Action: fmt.Sprintf("/runs/%d/snapshots/%d/deploy", run.ID, s.ID)}
 }
 
@@ -45,15 +44,21 @@ func (a *app) deploySnapshot(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	if _, ok := trainer.BaseModelByID(sn.BaseModel); !ok {
-		a.errorPage(w, r, http.StatusConflict, "Cannot deploy this snapshot", deployGPURefusal)
+	var dep store.Deployment
+	if _, ok := trainer.BaseModelByID(sn.BaseModel); ok {
+		dep, err = a.store.CreateDeployment(r.Context(), u.ID, sn.ID, deploymentName(sn.RunID, sn.Step), a.now())
+	} else {
+		dep, err = a.createWorkerDeployment(r, u.ID, sn)
+	}
+	if errors.Is(err, store.ErrDeploymentExists) { // deploying twice keeps the live one
+		redirect(w, r, "/deployments")
 		return
 	}
-	_, err = a.store.CreateDeployment(r.Context(), u.ID, sn.ID, deploymentName(sn.RunID, sn.Step), a.now())
-	if err != nil && !errors.Is(err, store.ErrDeploymentExists) { // deploying twice keeps the live one
+	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
+	a.audit(r, store.AuditDeploymentCreated, u.ID, u.ID, fmt.Sprintf("deployment %d of run %d snapshot %d", dep.ID, sn.RunID, sn.ID))
 	redirect(w, r, "/deployments")
 }
 
@@ -67,19 +72,9 @@ func (a *app) showDeployments(w http.ResponseWriter, r *http.Request) {
 	d := views.Deployments{BaseURL: a.mailLinkBase(), KeysURL: "/settings/api-keys"}
 	example := trainer.BaseModels[0].ID
 	for _, dep := range deps {
-		row := views.DeploymentRow{Model: dep.Name, RunURL: fmt.Sprintf("/runs/%d", dep.RunID),
-			Snapshot: fmt.Sprintf("%s · step %s", dep.RunName, formatCount(int64(dep.Step))),
-			Created:  dep.CreatedAt.Format("2 Jan 2006 15:04")}
-		switch {
-		case dep.Live():
-			row.Status, row.Tone, row.StopURL = "Live", "success", fmt.Sprintf("/deployments/%d/stop", dep.ID)
-			if example == trainer.BaseModels[0].ID {
-				example = dep.Name
-			}
-		case dep.Gone:
-			row.Status, row.Tone = "Snapshot deleted", "neutral"
-		default:
-			row.Status, row.Tone = "Stopped", "neutral"
+		row := a.deploymentRow(dep)
+		if row.StopURL != "" && example == trainer.BaseModels[0].ID {
+			example = dep.Name
 		}
 		d.Rows = append(d.Rows, row)
 	}
@@ -106,5 +101,92 @@ func (a *app) stopDeployment(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.audit(r, store.AuditDeploymentStopped, u.ID, u.ID, fmt.Sprintf("deployment %d", id))
+	a.wake() // a serve job hears the stop at its next heartbeat; the dispatcher enforces it
 	redirect(w, r, "/deployments")
+}
+
+// createWorkerDeployment records a deployment of a Python-worker snapshot, served by a job
+// on its run's backend with the run's GPU type; the dispatcher submits the job.
+func (a *app) createWorkerDeployment(r *http.Request, userID int64, sn store.PlaygroundSnapshot) (store.Deployment, error) {
+	run, err := a.store.RunByID(r.Context(), sn.RunID)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	dep, err := a.store.CreateWorkerDeployment(r.Context(), store.NewWorkerDeployment{UserID: userID, SnapshotID: sn.ID,
+		Name: deploymentName(sn.RunID, sn.Step), Backend: run.Backend, GPUType: run.Config.GPUType}, a.now())
+	if err != nil {
+		return dep, err
+	}
+	// The serve key is sealed under the deployment's id, so it is set once the row exists.
+	key, _ := gpu.NewRunToken()
+	sealed, err := a.vault.SealSecret(serveKeyPurpose(dep.ID), []byte(key))
+	if err == nil {
+		err = a.store.SetDeploymentServeKey(r.Context(), dep.ID, sealed)
+	}
+	if err != nil {
+		_ = a.store.EndDeployment(r.Context(), dep.ID, true, "could not make its serve key", a.now())
+		return dep, err
+	}
+	a.wake()
+	return dep, nil
+}
+
+// deploymentStates labels each state for the page, with its badge tone.
+var deploymentStates = map[string][2]string{
+	store.DeployStarting:  {"Starting", "info"},
+	store.DeployLive:      {"Live", "success"},
+	store.DeployUnhealthy: {"Unhealthy", "warning"},
+	store.DeployStopping:  {"Stopping", "neutral"},
+	store.DeployStopped:   {"Stopped", "neutral"},
+	store.DeployFailed:    {"Failed", "danger"},
+	store.DeployGone:      {"Snapshot deleted", "neutral"},
+}
+
+// deploymentRow is one deployment as the page shows it.
+func (a *app) deploymentRow(dep store.Deployment) views.DeploymentRow {
+	now := a.now()
+	state := dep.State(now, a.proxyStale())
+	label := deploymentStates[state]
+	row := views.DeploymentRow{Model: dep.Name, RunURL: fmt.Sprintf("/runs/%d", dep.RunID),
+		Snapshot: fmt.Sprintf("%s · step %s", dep.RunName, formatCount(int64(dep.Step))),
+		Created:  dep.CreatedAt.Format("2 Jan 2006 15:04"), Status: label[0], Tone: label[1],
+		Where: "This server (built-in model)"}
+	switch state {
+	case store.DeployStarting, store.DeployLive, store.DeployUnhealthy:
+		row.StopURL = fmt.Sprintf("/deployments/%d/stop", dep.ID)
+	}
+	if !dep.Worker {
+		return row
+	}
+	row.Where = fmt.Sprintf("%s backend, %s", dep.Job.Backend, dep.Job.GPUType)
+	if t := dep.GPUTime(now); t > 0 {
+		row.GPUTime = formatDuration(t)
+	}
+	switch state {
+	case store.DeployFailed, store.DeployStopped, store.DeployStopping:
+		row.Detail = dep.Job.Reason
+	case store.DeployUnhealthy:
+		row.Detail = dep.Job.Health
+		if row.Detail == "" {
+			row.Detail = "No recent heartbeat from its inference server."
+		}
+	case store.DeployStarting:
+		row.Detail = "Waiting for the inference server to load the snapshot."
+		if dep.Job.Health != "" {
+			row.Detail = dep.Job.Health
+		}
+	}
+	row.Log = lastLines(dep.Job.Log, 60)
+	return row
+}
+
+// lastLines is the last n lines of a log.
+func lastLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,9 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"tunelab/store"
 )
 
 // Request bodies below are shaped as the official SDKs send them: openai-python and
@@ -288,29 +284,6 @@ func TestOpenAIRefusesOthersStoppedBadKeysAndBadValues(t *testing.T) {
 	}
 	if after := ts.do(owner, "GET", "/deployments", nil, nil); !strings.Contains(after.body, "Stopped") || strings.Contains(after.body, `data-testid="deployment-stop"`) {
 		t.Fatalf("stopped deployment on the page:\n%s", after.body)
-	}
-}
-
-func TestDeployRefusesGPUSnapshotsAndSaysWhy(t *testing.T) {
-	ts := newTestServerRuns(t, Config{}, nil, func(r *Runs, _ *store.Store, _ func() time.Time) { r.Backend = gpuOfferBackend{} })
-	c := ts.signUp("deploy-gpu@example.com")
-	zipBody := append([]byte("PK\x03\x04"), bytes.Repeat([]byte("adapter"), 50)...)
-	sid := ts.storedSnapshot(t, c, "Qwen/Qwen2.5-0.5B", zipBody, "application/zip")
-	snaps, err := ts.store.PlaygroundSnapshotByID(context.Background(), mustUserID(t, ts, c), sid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", snaps.RunID), nil, nil)
-	if deployForm.MatchString(page.body) || !strings.Contains(page.body, `data-testid="snapshot-deploy-refused"`) ||
-		!strings.Contains(page.body, "Deploying snapshots of GPU runs is not built yet") {
-		t.Fatalf("the GPU snapshot offers Deploy:\n%s", page.body)
-	}
-	r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/deploy", snaps.RunID, sid), nil, nil)
-	if r.status != http.StatusConflict || !strings.Contains(r.body, "not built yet") {
-		t.Fatalf("deploying a GPU snapshot: %d", r.status)
-	}
-	if list := ts.do(c, "GET", "/deployments", nil, nil); !strings.Contains(list.body, `data-testid="deployments-empty"`) {
-		t.Fatal("a GPU snapshot was deployed")
 	}
 }
 

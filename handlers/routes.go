@@ -138,6 +138,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /api/v1/worker/runs/{id}/logs", worker.thenFunc(a.workerLogs))
 	mux.Handle("PUT /api/v1/worker/runs/{id}/snapshots/{step}", worker.thenFunc(a.workerSnapshot))
 	mux.Handle("POST /api/v1/worker/runs/{id}/finish", worker.thenFunc(a.workerFinish))
+	a.deployWorkerRoutes(mux)
 	// A person's own scripts: an account API key (docs/api.md), or for posting metrics a
 	// per-run metrics token made on /runs/{id}/api.
 	apiKey := chain{a.apiKeyAuth}
@@ -152,8 +153,8 @@ func (a *app) routes() http.Handler {
 	openai := chain{a.openaiAuth}
 	mux.Handle("GET /v1/models", openai.thenFunc(a.openaiListModels))
 	mux.Handle("GET /v1/models/{id...}", openai.thenFunc(a.openaiShowModel))
-	mux.Handle("POST /v1/chat/completions", openai.thenFunc(a.openaiChat))
-	mux.Handle("POST /v1/completions", openai.thenFunc(a.openaiCompletion))
+	mux.Handle("POST /v1/chat/completions", openai.thenFunc(a.routeDeployments("/v1/chat/completions", a.openaiChat)))
+	mux.Handle("POST /v1/completions", openai.thenFunc(a.routeDeployments("/v1/completions", a.openaiCompletion)))
 
 	// Stripe: no session; the Stripe-Signature over the raw body instead.
 	mux.HandleFunc("POST /stripe/webhook", a.stripeWebhook)

@@ -22,12 +22,15 @@ const (
 	AuditExportRequested  = "export_requested"
 	AuditExportDownloaded = "export_downloaded"
 	AuditKeyRotated       = "key_rotated"
+	// A deployment started or stopped by its owner (deploy.go).
+	AuditDeploymentCreated = "deployment_created"
+	AuditDeploymentStopped = "deployment_stopped"
 )
 
 // AuditActions lists every action above; the views name each in words.
 var AuditActions = []string{AuditRunDeleted, AuditDatasetDeleted, AuditSnapshotDeleted, AuditMetricsExported,
 	AuditAccountClosed, AuditAccountReopened, AuditAccountPurged, AuditUserCreated, AuditBackupTaken, AuditBackupRestored,
-	AuditExportRequested, AuditExportDownloaded, AuditKeyRotated}
+	AuditExportRequested, AuditExportDownloaded, AuditKeyRotated, AuditDeploymentCreated, AuditDeploymentStopped}
 
 // AuditEntry is one row of the audit log.
 type AuditEntry struct {

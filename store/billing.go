@@ -234,7 +234,7 @@ func (s *Store) UsageBetween(ctx context.Context, userID int64, from, to time.Ti
 func (s *Store) Throughput(ctx context.Context, model, gpuType string) (tokens, seconds int64, runs int, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(d.est_tokens * json_extract(r.config, '$.epochs')), 0), COALESCE(SUM(u.s), 0), COUNT(*)
 		FROM runs r JOIN datasets d ON d.id = r.dataset_id
-		JOIN (SELECT run_id, SUM(seconds) AS s FROM usage GROUP BY run_id) u ON u.run_id = r.id
+		JOIN (SELECT run_id, SUM(seconds) AS s FROM usage WHERE deployment_id IS NULL GROUP BY run_id) u ON u.run_id = r.id
 		WHERE r.status = 'succeeded' AND u.s > 0 AND d.est_tokens > 0
 		AND json_extract(r.config, '$.base_model') = ? AND json_extract(r.config, '$.gpu_type') = ?`, model, gpuType).
 		Scan(&tokens, &seconds, &runs)

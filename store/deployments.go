@@ -24,13 +24,17 @@ type Deployment struct {
 	RunName    string
 	Step       int
 	Gone       bool // the snapshot or its run was deleted
+	// Worker deployments (deployments_worker.go): a job on a backend serves the snapshot.
+	Worker bool
+	Job    DeploymentJob
 }
 
-// Live says whether the deployment answers requests.
-func (d Deployment) Live() bool { return d.StoppedAt.IsZero() && !d.Gone }
+// Live says whether the deployment answers requests (a worker deployment: while its job
+// has not ended and no stop was asked; see State for whether it is ready).
+func (d Deployment) Live() bool { return d.StoppedAt.IsZero() && !d.Gone && d.Job.EndedAt.IsZero() }
 
 const deploymentColumns = `d.id, d.user_id, d.snapshot_id, d.name, d.created_at, d.stopped_at, r.id, r.name, s.step,
-	(s.deleted_at IS NOT NULL OR r.deleted_at IS NOT NULL)`
+	(s.deleted_at IS NOT NULL OR r.deleted_at IS NOT NULL), ` + deploymentJobColumns
 
 const deploymentFrom = ` FROM deployments d JOIN snapshots s ON s.id = d.snapshot_id JOIN runs r ON r.id = s.run_id`
 
@@ -38,7 +42,10 @@ func scanDeployment(row interface{ Scan(...any) error }) (Deployment, error) {
 	var d Deployment
 	var created int64
 	var stopped sql.NullInt64
-	err := row.Scan(&d.ID, &d.UserID, &d.SnapshotID, &d.Name, &created, &stopped, &d.RunID, &d.RunName, &d.Step, &d.Gone)
+	var j jobScan
+	err := row.Scan(append([]any{&d.ID, &d.UserID, &d.SnapshotID, &d.Name, &created, &stopped, &d.RunID, &d.RunName, &d.Step, &d.Gone},
+		j.dest()...)...)
+	d.Worker, d.Job = j.fill()
 	d.CreatedAt = fromMS(created)
 	if stopped.Valid {
 		d.StoppedAt = fromMS(stopped.Int64)

@@ -224,7 +224,7 @@ func addRunEvent(ctx context.Context, tx *sql.Tx, runID int64, status RunStatus,
 const runColumns = `r.id, r.user_id, r.name, r.tags, r.notes, r.dataset_id, d.name, COALESCE(r.eval_dataset_id, 0), COALESCE(e.name, ''), r.config,
 	r.backend, r.job_id, r.status, r.reason, r.cancel_requested, r.step, r.total_steps, COALESCE(r.retry_of, 0),
 	r.created_at, r.first_heartbeat_at, r.last_heartbeat_at, r.finished_at, r.deleted_at IS NOT NULL,
-	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.ingest_token_hash IS NOT NULL,
+	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id AND u.deployment_id IS NULL), 0), r.ingest_token_hash IS NOT NULL,
 	r.stop_reason, r.stop_requested_at`
 
 const runFrom = ` FROM runs r JOIN datasets d ON d.id = r.dataset_id LEFT JOIN datasets e ON e.id = r.eval_dataset_id `
@@ -506,7 +506,7 @@ func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status RunStatus, re
 		// Whole seconds actually used, rounded down, less what partial rows already
 		// recorded: never bill time not used, never a second twice.
 		var recorded int64
-		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(seconds), 0) FROM usage WHERE run_id = ?", id).Scan(&recorded); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(seconds), 0) FROM usage WHERE run_id = ? AND deployment_id IS NULL", id).Scan(&recorded); err != nil {
 			return err
 		}
 		seconds := max(max(end-first.Int64, 0)/1000-recorded, 0)
@@ -613,7 +613,7 @@ func (s *Store) RunForIngestToken(ctx context.Context, hash []byte) (int64, erro
 func meterPartialTx(ctx context.Context, tx *sql.Tx, id, now, interval int64) error {
 	var first sql.NullInt64
 	var recorded int64
-	if err := tx.QueryRowContext(ctx, `SELECT first_heartbeat_at, COALESCE((SELECT SUM(seconds) FROM usage WHERE run_id = ?), 0)
+	if err := tx.QueryRowContext(ctx, `SELECT first_heartbeat_at, COALESCE((SELECT SUM(seconds) FROM usage WHERE run_id = ? AND deployment_id IS NULL), 0)
 		FROM runs WHERE id = ?`, id, id).Scan(&first, &recorded); err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ func (s *Store) RunsByID(ctx context.Context, userID int64, ids []int64) ([]Run,
 // listColumns are what a row of the run list shows; the settings come from their column
 // copies (migration 0007), so a page decodes no JSON.
 const listColumns = `r.id, r.name, r.tags, d.name, r.status, r.step, r.total_steps, r.created_at, r.first_heartbeat_at,
-	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id), 0), r.base_model, r.method, r.learning_rate, r.epochs`
+	COALESCE((SELECT SUM(seconds) FROM usage u WHERE u.run_id = r.id AND u.deployment_id IS NULL), 0), r.base_model, r.method, r.learning_rate, r.epochs`
 
 // queryListRuns runs a list query through a cached prepared statement and returns runs
 // with only what a row shows: id, name, tags, dataset name, status, steps, created and

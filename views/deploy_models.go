@@ -1,10 +1,8 @@
 package views
 
-// DeployButton is the Deploy action of one snapshot on the run page: a POST form, or
-// (for snapshots that cannot be deployed) a disabled button with the reason.
+// DeployButton is the Deploy action of one snapshot on the run page: a POST form.
 type DeployButton struct {
-	Action  string // POST /runs/{id}/snapshots/{sid}/deploy; "" when it cannot be deployed
-	Refusal string // why not, shown instead of the form
+	Action string // POST /runs/{id}/snapshots/{sid}/deploy
 }
 
 // Deployments is the deployments page.
@@ -24,4 +22,8 @@ type DeploymentRow struct {
 	Status   string // label
 	Tone     string // badge tone
 	StopURL  string // POST, "" when not live
+	Where    string // "This server (built-in model)" or "local backend, cpu"
+	GPUTime  string // a worker deployment's GPU time so far ("" for none)
+	Detail   string // why it failed or stopped, or what it is doing
+	Log      string // a worker deployment's last log lines ("" for none)
 }

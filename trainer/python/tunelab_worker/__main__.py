@@ -1,5 +1,6 @@
-"""python -m tunelab_worker --server URL --run ID   (token in TUNELAB_RUN_TOKEN)
-python -m tunelab_worker --offer                     (JSON: models, methods, GPU types here)"""
+"""python -m tunelab_worker --server URL --run ID          (token in TUNELAB_RUN_TOKEN)
+python -m tunelab_worker --server URL --deployment ID   (serve a snapshot; same token variable)
+python -m tunelab_worker --offer                        (JSON: models, methods, GPU types here)"""
 
 from __future__ import annotations
 
@@ -39,16 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tunelab_worker", usage=USAGE)
     p.add_argument("--server")
     p.add_argument("--run")
+    p.add_argument("--deployment", help="serve a deployment's snapshot instead of training a run")
     p.add_argument("--offer", action="store_true", help="print what this machine can train, as JSON")
     a = p.parse_args(argv)
     if a.offer:
         print(json.dumps(offer()))
         return 0
-    if not a.server or not a.run:
-        print(f"tunelab worker: --server and --run are required ({USAGE})", file=sys.stderr)
+    if not a.server or bool(a.run) == bool(a.deployment):
+        print(f"tunelab worker: --server and one of --run or --deployment are required ({USAGE})", file=sys.stderr)
         return 2
-    if not re.fullmatch(r"[1-9][0-9]{0,17}", a.run):
-        print(f"tunelab worker: --run {a.run!r} is not a run id (a positive whole number)", file=sys.stderr)
+    what, ident = ("run", a.run) if a.run else ("deployment", a.deployment)
+    if not re.fullmatch(r"[1-9][0-9]{0,17}", ident):
+        print(f"tunelab worker: --{what} {ident!r} is not a {what} id (a positive whole number)", file=sys.stderr)
         return 2
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
@@ -63,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     # A signal (the backend cancelling the job) ends the worker without finishing the run:
     # the server decides how it ends. SystemExit still cleans up the worker's temp files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if a.deployment:
+        from .deploy import Deployer
+        try:
+            d = Deployer(a.server, int(a.deployment), token)
+        except ValueError as e:
+            print(f"tunelab worker: {e}", file=sys.stderr)
+            return 2
+        d.note(f"deployment {a.deployment} on {a.server}")
+        return d.run()
     from .worker import Worker
     try:
         w = Worker(a.server, int(a.run), token)

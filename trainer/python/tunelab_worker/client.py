@@ -40,7 +40,7 @@ def _retryable(err: Exception) -> bool:
 
 class Client:
     def __init__(self, server: str, run_id: int, token: str, note: Callable[[str], None] = lambda s: None,
-                 patience: float = 300.0):
+                 patience: float = 300.0, prefix: str = PATH_PREFIX):
         u = urllib.parse.urlparse(server)
         if u.scheme not in ("http", "https") or not u.netloc:
             raise ValueError(f"--server {server!r} is not an http:// or https:// URL")
@@ -48,7 +48,7 @@ class Client:
             raise ValueError("the run token is missing or has characters a token cannot have")
         self.server = server.rstrip("/")
         self._origin = (u.scheme, u.netloc)
-        self.base = f"{self.server}{PATH_PREFIX}{run_id}"
+        self.base = f"{self.server}{prefix}{run_id}"
         self._token = token  # never printed or logged
         self.note = note
         self.patience = patience
