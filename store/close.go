@@ -97,6 +97,12 @@ func (s *Store) CloseAccount(ctx context.Context, userID, actorID int64) (Closed
 		if _, err := tx.ExecContext(ctx, "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", now, userID); err != nil {
 			return err
 		}
+		// Deployments stop too: a built-in one at once, a serve job at its next heartbeat.
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET stopped_at = ?,
+			reason = CASE WHEN kind = 'worker' AND ended_at IS NULL THEN 'stopped: the account was closed' ELSE reason END
+			WHERE user_id = ? AND stopped_at IS NULL`, now, userID); err != nil {
+			return err
+		}
 		return recordAudit(ctx, tx, now, AuditEntry{ActorID: actorID, SubjectID: userID, Action: AuditAccountClosed})
 	})
 	if errors.Is(err, ErrAccountClosed) {

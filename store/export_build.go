@@ -197,7 +197,8 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 		{"sign_in_devices.json", "SELECT device, first_seen, last_seen FROM sign_in_devices WHERE user_id = ? ORDER BY first_seen"},
 		{"playground_prompts.json", `SELECT created_at, mode, system, prompt, model_a, model_b, temperature, top_p, max_tokens, stop, seed
 			FROM playground_prompts WHERE user_id = ? ORDER BY id`},
-		{"deployments.json", `SELECT d.name, d.snapshot_id, d.created_at, d.stopped_at FROM deployments d WHERE d.user_id = ? ORDER BY d.id`},
+		{"deployments.json", `SELECT d.name, d.snapshot_id, d.created_at, d.stopped_at, d.kind, d.backend, d.gpu_type, d.ended_at, d.failed, d.reason, d.log
+			FROM deployments d WHERE d.user_id = ? ORDER BY d.id`},
 		{"snapshot_evals.json", `SELECT run_id, snapshot_id, status, rows, eval_loss, exact_match, contains, error, updated_at
 			FROM snapshot_evals WHERE user_id = ? ORDER BY run_id, snapshot_id`},
 		{"consents.json", `SELECT id, created_at, banner_version, text_version, granted, denied, source, previous_id
@@ -229,7 +230,7 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 	billing := map[string]any{}
 	for key, query := range map[string]string{
 		"account":         "SELECT customer_id, subscription_id, subscription_status, price_id, period_start, period_end, cancel_at_period_end, monthly_cap_cents FROM billing_accounts WHERE user_id = ?",
-		"usage":           "SELECT u.run_id, u.seq, u.seconds, u.ts FROM usage u JOIN runs r ON r.id = u.run_id WHERE r.user_id = ? ORDER BY u.run_id, u.seq",
+		"usage":           "SELECT u.run_id, u.seq, u.seconds, u.ts, u.deployment_id FROM usage u JOIN runs r ON r.id = u.run_id WHERE r.user_id = ? ORDER BY u.run_id, u.seq",
 		"usage_by_period": "SELECT period, seconds FROM usage_monthly WHERE user_id = ? ORDER BY period",
 	} {
 		rows, err := s.rowsJSON(ctx, query, uid)
