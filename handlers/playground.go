@@ -17,7 +17,7 @@ import (
 // of it, writes a prompt and reads the answer as it is sampled. The POST checks and saves
 // the prompt in the history, then redirects to /playground?run=<id>; that page fetches one
 // stream per model (playgroundStream), so two models answer side by side. Snapshots of GPU
-// runs (ZIPs from the Python worker) would need a deployment, which is not built yet.
+// runs (ZIPs from the Python worker) generate on their deployment (playground_deploy.go).
 
 const (
 	playgroundMaxTokens   = 512  // bytes sampled at most per answer
@@ -51,12 +51,12 @@ func (a *app) showPlayground(w http.ResponseWriter, r *http.Request) {
 		if ref == "" {
 			continue
 		}
-		_, err := a.playgroundModel(r, u.ID, ref)
+		err := a.checkPlaygroundRef(r, u.ID, ref)
 		switch {
 		case errors.Is(err, errPlaygroundUnknown):
 			a.notFound(w, r)
 			return
-		case errors.Is(err, errPlaygroundDeploy):
+		case errors.Is(err, errPlaygroundDeploy) || errors.Is(err, errPlaygroundStopped):
 			errs = map[string]string{pick.field: err.Error()} // the person's own GPU snapshot: say why it cannot be picked
 		case err != nil:
 			a.serverError(w, r, err)
@@ -126,7 +126,7 @@ func (a *app) parsePlayground(r *http.Request, userID int64, v views.PlaygroundV
 		if m.field == "model_b" && m.ref == "" {
 			continue
 		}
-		if _, err := a.playgroundModel(r, userID, m.ref); err != nil {
+		if err := a.checkPlaygroundRef(r, userID, m.ref); err != nil {
 			errs[m.field] = err.Error()
 		}
 	}
@@ -226,10 +226,22 @@ func (a *app) renderPlayground(w http.ResponseWriter, r *http.Request, status in
 		d.Models = append(d.Models, o)
 		labels[o.Value] = o.Label
 	}
+	deps, served, err := a.playgroundDeploymentOptions(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	for _, dep := range deps {
+		o := views.PlaygroundModel{Value: dep[0], Label: dep[1], Group: "Your GPU deployments"}
+		d.Models = append(d.Models, o)
+		labels[o.Value] = o.Label
+	}
 	for _, s := range snaps {
 		label := snapshotLabel(s)
 		if _, ok := trainer.BaseModelByID(s.BaseModel); !ok {
-			d.NeedsDeployment = append(d.NeedsDeployment, label)
+			if !served[s.ID] {
+				d.NeedsDeployment = append(d.NeedsDeployment, label)
+			}
 			continue
 		}
 		o := views.PlaygroundModel{Value: playgroundSnapPrefix + strconv.FormatInt(s.ID, 10), Label: label, Group: "Your snapshots"}
@@ -239,6 +251,9 @@ func (a *app) renderPlayground(w http.ResponseWriter, r *http.Request, status in
 	modelName := func(ref string) string {
 		if l, ok := labels[ref]; ok {
 			return l
+		}
+		if strings.HasPrefix(ref, playgroundDeployPrefix) {
+			return "A deployment that has stopped"
 		}
 		return "A snapshot that is no longer available"
 	}
@@ -252,6 +267,9 @@ func (a *app) renderPlayground(w http.ResponseWriter, r *http.Request, status in
 				TargetID:  "playground-out-" + slot.id, StatusID: "playground-status-" + slot.id, Prompt: playgroundText(*run)}
 			if _, ok := labels[slot.ref]; !ok {
 				o.Unavailable = "This snapshot was deleted, so it cannot answer; pick another model and generate again."
+				if strings.HasPrefix(slot.ref, playgroundDeployPrefix) {
+					o.Unavailable = errPlaygroundStopped.Error()
+				}
 			}
 			d.Outputs = append(d.Outputs, o)
 		}

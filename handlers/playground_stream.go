@@ -33,7 +33,7 @@ const (
 
 var (
 	errPlaygroundUnknown = errors.New("Pick a model from the list: that snapshot is not one of yours, or it was deleted.")
-	errPlaygroundDeploy  = errors.New("That snapshot comes from a GPU run; it needs a deployment, and deploying GPU snapshots is not built yet.")
+	errPlaygroundDeploy  = errors.New("That snapshot comes from a GPU run; it generates on a deployment: deploy it on its run page, then pick its deployment here.")
 )
 
 // playgroundSlots counts the answers each person is generating.
@@ -126,6 +126,10 @@ func (a *app) playgroundStream(w http.ResponseWriter, r *http.Request) {
 	}
 	if ref == "" {
 		a.notFound(w, r)
+		return
+	}
+	if strings.HasPrefix(ref, playgroundDeployPrefix) {
+		a.playgroundDeploymentStream(w, r, u.ID, p, slot, ref)
 		return
 	}
 	model, modelErr := a.playgroundModel(r, u.ID, ref)

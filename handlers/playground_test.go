@@ -331,12 +331,12 @@ func TestPlaygroundListsGPUSnapshotsAsNeedingADeployment(t *testing.T) {
 	zipBody := append([]byte("PK\x03\x04"), bytes.Repeat([]byte("adapter"), 50)...)
 	sid := ts.storedSnapshot(t, c, "Qwen/Qwen2.5-0.5B", zipBody, "application/zip")
 	page := ts.do(c, "GET", "/playground", nil, nil)
-	if !strings.Contains(page.body, `data-testid="playground-needs-deployment"`) || !strings.Contains(page.body, "deploying GPU snapshots is not built yet") ||
+	if !strings.Contains(page.body, `data-testid="playground-needs-deployment"`) || !strings.Contains(page.body, "Snapshots of GPU runs generate on a deployment") ||
 		strings.Contains(page.body, fmt.Sprintf(`value="snapshot:%d"`, sid)) {
 		t.Fatalf("the GPU snapshot is not listed as needing a deployment:\n%s", page.body)
 	}
 	r := ts.do(c, "POST", "/playground", playgroundValues(fmt.Sprintf("snapshot:%d", sid)), nil)
-	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "needs a deployment, and deploying GPU snapshots is not built yet") {
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "it generates on a deployment: deploy it on its run page") {
 		t.Fatalf("a GPU snapshot in the form: %d", r.status)
 	}
 	if p := ts.do(c, "GET", fmt.Sprintf("/playground?a=snapshot:%d", sid), nil, nil); p.status != 200 || !strings.Contains(p.body, `data-testid="error-model_a"`) {

@@ -36,7 +36,7 @@ func PlaygroundPage(d Playground) templ.Component {
 			templ_7745c5c3_Var1 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"playground-page\" data-testid=\"playground\"><header class=\"page-header\"><div class=\"page-header-text\"><h1 class=\"page-title\">Playground</h1><p class=\"page-description\">Try a model on a prompt of your own and watch its answer arrive byte by byte. The built-in model generates here on the server, from its untrained base or from any snapshot of your runs; pick a second model to compare their answers side by side.</p></div></header>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"playground-page\" data-testid=\"playground\"><header class=\"page-header\"><div class=\"page-header-text\"><h1 class=\"page-title\">Playground</h1><p class=\"page-description\">Try a model on a prompt of your own and watch its answer arrive byte by byte. The built-in model generates here on the server, from its untrained base or from any snapshot of your runs; snapshots of GPU runs generate on their deployment. Pick a second model to compare their answers side by side.</p></div></header>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -46,7 +46,7 @@ func PlaygroundPage(d Playground) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			templ_7745c5c3_Err = components.Alert(components.AlertProps{Tone: "warn", Title: "Some snapshots need a deployment",
-				Text: "Snapshots of GPU runs can only generate on a deployment, and deploying GPU snapshots is not built yet (only built-in snapshots can be deployed), so they cannot be picked here."}).Render(ctx, templ_7745c5c3_Buffer)
+				Text: "Snapshots of GPU runs generate on a deployment. Press Deploy beside one on its run page; its deployment is then listed under Your GPU deployments here."}).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
