@@ -75,6 +75,13 @@ func startServerWith(t testing.TB, env map[string]string, dataDir string) (strin
 // workers find the server again).
 func startServerAt(t testing.TB, env map[string]string, dataDir, addr string) (string, func() error) {
 	t.Helper()
+	return startServerWithin(t, env, dataDir, addr, 15*time.Second)
+}
+
+// startServerWithin is startServerAt waiting up to ready for the server (the Python
+// worker's start-up probe imports torch, which takes longer on a busy machine).
+func startServerWithin(t testing.TB, env map[string]string, dataDir, addr string, readyWithin time.Duration) (string, func() error) {
+	t.Helper()
 	cfg, err := loadConfig("serve", []string{"--addr", addr, "--data", dataDir}, envMap(env))
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
@@ -112,8 +119,8 @@ func startServerAt(t testing.TB, env map[string]string, dataDir, addr string) (s
 		return addr, stop
 	case err := <-done:
 		t.Fatalf("serve stopped before it was ready: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatalf("serve was not ready within 15s")
+	case <-time.After(readyWithin):
+		t.Fatalf("serve was not ready within %s", readyWithin)
 	}
 	return "", nil
 }

@@ -165,7 +165,9 @@ func (a *app) deploymentRow(dep store.Deployment) views.DeploymentRow {
 	}
 	switch state {
 	case store.DeployFailed, store.DeployStopped, store.DeployStopping:
-		row.Detail = dep.Job.Reason
+		if dep.Job.Reason != "stopped" { // the label says it already
+			row.Detail = dep.Job.Reason
+		}
 	case store.DeployUnhealthy:
 		row.Detail = dep.Job.Health
 		if row.Detail == "" {
