@@ -110,7 +110,7 @@ func (b *CostBook) Run(run store.Run, projected int64) (spent, total Nanodollars
 	costAt := func(secs int64) Nanodollars {
 		rs := make([]store.RunUsage, 0, len(b.runs)+1)
 		for _, r := range b.runs {
-			if r.RunID != run.ID {
+			if r.RunID != run.ID || r.Serving { // a deployment's time is not the run's own
 				rs = append(rs, r)
 			}
 		}

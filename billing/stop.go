@@ -50,7 +50,7 @@ func (s *Service) StopReason(ctx context.Context, run store.Run) (string, error)
 	}
 	rs := make([]store.RunUsage, 0, len(runs)+1)
 	for _, r := range runs {
-		if r.RunID != run.ID {
+		if r.RunID != run.ID || r.Serving { // a deployment's time is not the run's own
 			rs = append(rs, r)
 		}
 	}

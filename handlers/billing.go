@@ -193,6 +193,9 @@ func billingView(o billing.Overview, interval, notice, timeLabel string) views.B
 		if l.Run.Deleted || name == "" {
 			name, href = fmt.Sprintf("Run %d (deleted)", l.Run.RunID), ""
 		}
+		if l.Run.Serving {
+			name += ": deployments"
+		}
 		b.Runs = append(b.Runs, views.BillingRun{
 			Name: name, Href: href, GPUType: l.Run.GPUType, Ended: formatDay(l.Run.EndedAt),
 			Time: formatGPUSeconds(l.Run.Seconds), Included: formatGPUSeconds(l.Included), Billed: formatGPUSeconds(l.Billed),

@@ -206,6 +206,9 @@ func TestWorkerDeploymentIsServedThroughItsInferenceServer(t *testing.T) {
 	if run, err := ts.store.RunByID(ctx, sn.RunID); err != nil || run.GPUSeconds != 0 {
 		t.Fatalf("the run's own GPU time took the deployment's: %+v %v", run.GPUSeconds, err)
 	}
+	if bill := ts.do(c, "GET", "/billing", nil, nil); !strings.Contains(bill.body, ": deployments") {
+		t.Fatalf("the deployment's GPU time is not on the billing page:\n%s", bill.body)
+	}
 	if list := ts.do(c, "GET", "/deployments", nil, nil); !strings.Contains(list.body, ">Stopped<") || strings.Contains(list.body, `data-testid="deployment-stop"`) {
 		t.Fatalf("a stopped GPU deployment on the page:\n%s", list.body)
 	}

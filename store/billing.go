@@ -200,6 +200,9 @@ type RunUsage struct {
 	GPUType string
 	Seconds int64
 	EndedAt time.Time // the latest usage of the run in the period
+	// Serving marks the GPU time of the run's snapshots' deployments (their inference
+	// servers), kept apart from the run's own training time.
+	Serving bool
 }
 
 // UsageBetween lists the person's GPU time per run from the usage ledger for usage that
@@ -207,10 +210,10 @@ type RunUsage struct {
 // billing record.
 func (s *Store) UsageBetween(ctx context.Context, userID int64, from, to time.Time) ([]RunUsage, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.name, r.deleted_at IS NOT NULL, COALESCE(json_extract(r.config, '$.gpu_type'), ''),
-		SUM(u.seconds), MAX(u.ts)
+		SUM(u.seconds), MAX(u.ts), u.deployment_id IS NOT NULL
 		FROM usage u JOIN runs r ON r.id = u.run_id
 		WHERE r.user_id = ? AND u.ts >= ? AND u.ts < ?
-		GROUP BY r.id ORDER BY MAX(u.ts), r.id`, userID, ms(from), ms(to))
+		GROUP BY r.id, u.deployment_id IS NOT NULL ORDER BY MAX(u.ts), r.id`, userID, ms(from), ms(to))
 	if err != nil {
 		return nil, fmt.Errorf("store: usage between: %w", err)
 	}
@@ -219,7 +222,7 @@ func (s *Store) UsageBetween(ctx context.Context, userID int64, from, to time.Ti
 	for rows.Next() {
 		var u RunUsage
 		var end int64
-		if err := rows.Scan(&u.RunID, &u.Name, &u.Deleted, &u.GPUType, &u.Seconds, &end); err != nil {
+		if err := rows.Scan(&u.RunID, &u.Name, &u.Deleted, &u.GPUType, &u.Seconds, &end, &u.Serving); err != nil {
 			return nil, fmt.Errorf("store: usage between: %w", err)
 		}
 		u.EndedAt = fromMS(end)
