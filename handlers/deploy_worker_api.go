@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"tunelab/store"
 	"tunelab/trainer/protocol"
@@ -187,12 +188,20 @@ func (a *app) deploymentBillingStop(ctx context.Context, id int64) (bool, error)
 	if err != nil {
 		return false, err
 	}
+	// Billing counts the ledger plus a live run's time since its first heartbeat: the
+	// deployment's time not yet in the ledger is passed as such a run's.
+	recorded, err := a.store.DeploymentSeconds(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	now := a.now()
+	unrecorded := max(d.GPUTime(now)-time.Duration(recorded)*time.Second, 0)
 	reason, err := a.billing.StopReason(ctx, store.Run{UserID: d.UserID, Status: store.RunRunning,
-		Config: store.RunConfig{GPUType: d.Job.GPUType}})
+		FirstHeartbeat: now.Add(-unrecorded), Config: store.RunConfig{GPUType: d.Job.GPUType}})
 	if err != nil || reason == "" {
 		return false, err
 	}
-	if _, err := a.store.AskDeploymentStop(ctx, id, reason, a.now()); err != nil {
+	if _, err := a.store.AskDeploymentStop(ctx, id, reason, now); err != nil {
 		return false, err
 	}
 	a.log.InfoContext(ctx, "deployment asked to stop", "deployment", id, "why", reason)
