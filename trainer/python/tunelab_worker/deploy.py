@@ -53,6 +53,30 @@ def load_for_serving(spec: dict, folder: Path, meta: dict, say=lambda s: None):
     return model, tok
 
 
+def vllm_usable() -> bool:
+    """vLLM serves when it is installed and CUDA is present, unless TUNELAB_SERVE_ENGINE
+    says transformers."""
+    if os.environ.get("TUNELAB_SERVE_ENGINE", "") == "transformers":
+        return False
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def vllm_folder(folder: Path, meta: dict, model, tok, dest: Path) -> Path:
+    """A model folder vLLM can load: the snapshot's own for full weights, else the merged
+    model written out (safetensors) with its tokenizer."""
+    if meta.get("kind") == "full":
+        return folder
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest, safe_serialization=True)
+    tok.save_pretrained(dest)
+    return dest
+
+
 def advertised_host(host: str) -> str:
     """The host name the tunelab server reaches the inference server at."""
     adv = os.environ.get("TUNELAB_SERVE_ADVERTISE", "")
@@ -159,11 +183,20 @@ class Deployer:
         started = time.monotonic()
         model, tok = load_for_serving(spec, folder, meta, self.say)
         from .train import device
+        max_tokens = int(spec.get("max_tokens") or 512)
+        if vllm_usable():
+            from .serve import VLLMGenerator
+            src = vllm_folder(folder, meta, model, tok, self.tmp / "merged")
+            del model  # vLLM loads its own copy onto the GPU
+            import torch
+            torch.cuda.empty_cache()
+            gen = VLLMGenerator(str(src), tok, max_tokens)
+        else:
+            gen = Generator(model, tok, max_tokens)
         self.say(f"loaded {spec['model']} ({meta.get('kind')} of {spec['base_model']}) on {device()} "
-                 f"in {time.monotonic() - started:.1f}s; generating with transformers")
+                 f"in {time.monotonic() - started:.1f}s; generating with {gen.engine}")
         host = os.environ.get("TUNELAB_SERVE_HOST", "127.0.0.1")
         port = int(os.environ.get("TUNELAB_SERVE_PORT", "0") or 0)
-        gen = Generator(model, tok, int(spec.get("max_tokens") or 512))
         self.httpd = Server(gen, spec["model"], spec["api_key"], host, port, log=self.say).start()
         self.url = f"http://{advertised_host(host)}:{self.httpd.port}"
         self.healthy, self.detail = True, ""

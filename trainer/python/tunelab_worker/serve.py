@@ -1,7 +1,8 @@
 """An OpenAI-compatible inference server for one loaded model: POST /v1/chat/completions and
 /v1/completions (stream and not), every request with the deployment's secret as
-"Authorization: Bearer". Generation is transformers generate with a TextIteratorStreamer,
-one request at a time (the model holds the GPU)."""
+"Authorization: Bearer". Generation is transformers generate with a TextIteratorStreamer
+(Generator), or vLLM's offline engine where vLLM is installed and CUDA is present
+(VLLMGenerator); one request at a time (the model holds the GPU)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class BadRequest(Exception):
 
 class Generator:
     """Generates text from a causal LM and its tokenizer with transformers."""
+
+    engine = "transformers"
 
     def __init__(self, model, tok, max_tokens: int):
         import torch
@@ -102,6 +105,40 @@ class Generator:
         ended_eos = n_out > 0 and eos is not None and int(out["ids"][0, -1]) == eos
         reason = "length" if (n_out >= opts["max_tokens"] and not hit.is_set() and not ended_eos) else "stop"
         return n_prompt, n_out, reason
+
+
+class VLLMGenerator:
+    """Generates with vLLM's offline engine from a model folder (safetensors, no remote
+    code). A streamed answer arrives as one piece: the offline engine returns whole answers."""
+
+    engine = "vllm"
+
+    def __init__(self, model_dir: str, tok, max_tokens: int):
+        from vllm import LLM
+
+        self.tok, self.max_tokens = tok, max_tokens
+        self.llm = LLM(model=model_dir, tokenizer=model_dir, trust_remote_code=False)
+        self.lock = threading.Lock()
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def stream(self, prompt: str, opts: dict, cancelled: threading.Event):
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=1, max_tokens=opts["max_tokens"], temperature=opts["temperature"],
+                                top_p=opts["top_p"] if opts["temperature"] > 0 else 1.0, stop=opts["stop"] or None,
+                                seed=opts.get("seed"))
+        with self.lock:
+            try:
+                out = self.llm.generate([prompt], params, use_tqdm=False)[0]
+            except Exception as e:  # noqa: BLE001 - reported to the client
+                raise RuntimeError(f"generation failed: {e}") from None
+        done = out.outputs[0]
+        if done.text:
+            yield done.text
+        reason = "length" if done.finish_reason == "length" else "stop"
+        return len(out.prompt_token_ids), len(done.token_ids), reason
 
 
 def _text(content) -> str:
