@@ -57,8 +57,8 @@ func (d Deployment) State(now time.Time, stale time.Duration) string {
 		return DeployStopped
 	case !d.Worker:
 		return DeployLive
-	case d.Job.FirstHeartbeat.IsZero():
-		return DeployStarting
+	case d.Job.FirstHeartbeat.IsZero() || (d.Job.URL == "" && now.Sub(d.Job.LastHeartbeat) <= stale):
+		return DeployStarting // no server yet: the job is loading the model
 	case !d.Job.Healthy || now.Sub(d.Job.LastHeartbeat) > stale:
 		return DeployUnhealthy
 	}

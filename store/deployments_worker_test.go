@@ -44,6 +44,16 @@ func TestWorkerDeploymentStatesMeteringAndClose(t *testing.T) {
 		}
 		return stop
 	}
+	if _, err := f.s.DeploymentHeartbeat(ctx, d.ID, "", false, "loading the model", f.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = f.s.WorkerDeployment(ctx, d.ID)
+	if st := d.State(f.clock.now(), stale); st != DeployStarting || d.Job.Health != "loading the model" {
+		t.Fatalf("while loading: %s %q", st, d.Job.Health)
+	}
+	if st := d.State(f.clock.now().Add(time.Minute), stale); st != DeployUnhealthy {
+		t.Fatalf("loading and silent for a minute: %s", st)
+	}
 	beat(true)
 	d, _ = f.s.WorkerDeployment(ctx, d.ID)
 	if st := d.State(f.clock.now(), stale); st != DeployLive {
