@@ -178,6 +178,30 @@ func TestBrowserDeployPythonSnapshot(t *testing.T) {
 		t.Fatalf("completion: %d %s", code, body)
 	}
 
+	// The playground on the deployment, beside the built-in base model.
+	b.open("/playground", http.StatusOK)
+	b.waitFor("the playground", has(`[data-testid=playground-form]`)+" && "+htmxReady)
+	b.do("fill the form",
+		chromedp.SetValue(chromedp.CSS(`#model_a`), fmt.Sprintf("deployment:%d", depID), chromedp.NodeVisible),
+		chromedp.SetValue(chromedp.CSS(`#model_b`), "base:tunelab/byte-mlp-small", chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`[data-testid=mode-chat]`), chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.CSS(`#prompt`), "What is the capital of France?", chromedp.NodeVisible),
+		chromedp.SetValue(chromedp.CSS(`#temperature`), "0", chromedp.NodeVisible),
+		chromedp.SetValue(chromedp.CSS(`#max_tokens`), "12", chromedp.NodeVisible))
+	b.do("generate", chromedp.Click(chromedp.CSS(`[data-testid=playground-generate]`), chromedp.NodeVisible))
+	ended := func(slot string) string {
+		return has(`[data-testid=playground-status-`+slot+`] [data-testid=playground-end]`)
+	}
+	b.waitForWithin("both answers", `location.search.startsWith("?run=") && `+ended("a")+" && "+ended("b"), 2*time.Minute)
+	if status := b.text(`[data-testid=playground-status-a]`); !strings.Contains(status, "on "+model) {
+		t.Errorf("the deployment's answer ended with %q", status)
+	}
+	if got := eval[string](b, `document.querySelector("[data-testid=playground-text-a]").textContent`); got != whole.Choices[0].Message.Content {
+		t.Errorf("the playground's answer %q, the API's %q", got, whole.Choices[0].Message.Content)
+	}
+	b.screenshot("72-playground-gpu-deployment")
+	b.checkClean("playground on a GPU deployment")
+
 	// Another person: no row, no stop, no model.
 	o := newAppClient(t, base)
 	o.signUpWithSample("gpu-other@example.com")
@@ -191,6 +215,8 @@ func TestBrowserDeployPythonSnapshot(t *testing.T) {
 		t.Fatalf("another person's call: %d %s", code, body)
 	}
 
+	b.open("/deployments", http.StatusOK)
+	b.waitFor("the deployments page", has(`[data-testid=deployment-stop]`))
 	b.do("stop", chromedp.Click(chromedp.CSS(`[data-testid=deployment-stop]`), chromedp.NodeVisible))
 	waitRow("the deployment's end", 2*time.Minute, "SELECT COALESCE(ended_at, 0) FROM deployments WHERE id = ?", []any{depID},
 		func(s string) bool { return s != "0" })
