@@ -190,7 +190,7 @@ func TestBrowserDeployPythonSnapshot(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#max_tokens`), "12", chromedp.NodeVisible))
 	b.do("generate", chromedp.Click(chromedp.CSS(`[data-testid=playground-generate]`), chromedp.NodeVisible))
 	ended := func(slot string) string {
-		return has(`[data-testid=playground-status-`+slot+`] [data-testid=playground-end]`)
+		return has(`[data-testid=playground-status-` + slot + `] [data-testid=playground-end]`)
 	}
 	b.waitForWithin("both answers", `location.search.startsWith("?run=") && `+ended("a")+" && "+ended("b"), 2*time.Minute)
 	if status := b.text(`[data-testid=playground-status-a]`); !strings.Contains(status, "on "+model) {
