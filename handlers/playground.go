@@ -265,6 +265,9 @@ func (a *app) renderPlayground(w http.ResponseWriter, r *http.Request, status in
 			o := views.PlaygroundOutput{Slot: slot.id, Title: modelName(slot.ref),
 				StreamURL: fmt.Sprintf("/playground/%d/stream/%s", run.ID, slot.id),
 				TargetID:  "playground-out-" + slot.id, StatusID: "playground-status-" + slot.id, Prompt: playgroundText(*run)}
+			if strings.HasPrefix(slot.ref, playgroundDeployPrefix) {
+				o.Prompt = deploymentPromptText(*run)
+			}
 			if _, ok := labels[slot.ref]; !ok {
 				o.Unavailable = "This snapshot was deleted, so it cannot answer; pick another model and generate again."
 				if strings.HasPrefix(slot.ref, playgroundDeployPrefix) {

@@ -221,3 +221,18 @@ func (a *app) playgroundDeploymentStream(w http.ResponseWriter, r *http.Request,
 		finish(fmt.Sprintf("%s · %d bytes · %s · on %s", why, sent, time.Since(started).Round(time.Millisecond), d.Name), "success")
 	}
 }
+
+// deploymentPromptText is what a deployment is sent: the text to continue, or the chat
+// messages, which its inference server lays out with the model's own chat template.
+func deploymentPromptText(p store.PlaygroundPrompt) string {
+	if p.Mode != playgroundModeChat {
+		return p.Prompt
+	}
+	var b strings.Builder
+	b.WriteString("Chat messages, laid out by the model's own chat template on its inference server:\n")
+	if p.System != "" {
+		b.WriteString("system: " + p.System + "\n")
+	}
+	b.WriteString("user: " + p.Prompt)
+	return b.String()
+}

@@ -79,6 +79,10 @@ func TestPlaygroundStreamsThroughAGPUDeployment(t *testing.T) {
 		t.Fatalf("the inference server got %q", got)
 	}
 
+	if again := ts.do(c, "GET", "/playground?run="+loc[1], nil, nil); !strings.Contains(again.body, "laid out by the model&#39;s own chat template") {
+		t.Fatal("the page shows the built-in model's chat layout for a deployment")
+	}
+
 	// Another person's deployment: 404 on the stream, refused in the form.
 	o := ts.signUp("play-other@example.com")
 	if r := ts.do(o, "GET", "/playground?a="+ref, nil, nil); r.status != http.StatusNotFound {
