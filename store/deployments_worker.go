@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -318,6 +320,38 @@ func (s *Store) AskDeploymentStop(ctx context.Context, id int64, reason string, 
 func (s *Store) SetDeploymentServeKey(ctx context.Context, id int64, sealed []byte) error {
 	if _, err := s.w.ExecContext(ctx, "UPDATE deployments SET serve_key = ? WHERE id = ? AND ended_at IS NULL", sealed, id); err != nil {
 		return fmt.Errorf("store: deployment serve key: %w", err)
+	}
+	return nil
+}
+
+// purgeDeploymentLogs removes the serve jobs' log files (deployment-<id>.log in the local
+// backend's log directory) of deployments that no longer exist: purged with their
+// snapshot or account.
+func (s *Store) purgeDeploymentLogs(ctx context.Context, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: purge deployment logs: %w", err)
+	}
+	for _, e := range entries {
+		var id int64
+		if _, err := fmt.Sscanf(e.Name(), "deployment-%d.log", &id); err != nil || e.Name() != fmt.Sprintf("deployment-%d.log", id) {
+			continue
+		}
+		var exists bool
+		if err := s.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM deployments WHERE id = ?)", id).Scan(&exists); err != nil {
+			return fmt.Errorf("store: purge deployment logs: %w", err)
+		}
+		if !exists {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("store: purge deployment log %d: %w", id, err)
+			}
+		}
 	}
 	return nil
 }

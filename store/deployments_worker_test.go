@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -131,5 +134,30 @@ func TestFailedDeploymentIsMeteredToItsLastHeartbeat(t *testing.T) {
 	d, _ = f.s.WorkerDeployment(ctx, d.ID)
 	if st := d.State(f.clock.now(), time.Minute); st != DeployFailed || d.Live() {
 		t.Fatalf("state %s live %v", st, d.Live())
+	}
+}
+
+// A serve job's log file goes once its deployment is gone (purged with its account or
+// snapshot); a live deployment's stays, and other files are left alone.
+func TestPurgeRemovesLogsOfGoneDeployments(t *testing.T) {
+	f := newRunFixture(t)
+	ctx := context.Background()
+	r := f.queue(t, "lora", f.chat)
+	sn := f.snapshotAt(t, r.ID, 1)
+	d, _ := f.s.CreateWorkerDeployment(ctx, NewWorkerDeployment{UserID: f.ada.ID, SnapshotID: sn.ID, Name: "tl-x", Backend: "local"}, f.clock.now())
+	dir := t.TempDir()
+	keep := filepath.Join(dir, fmt.Sprintf("deployment-%d.log", d.ID))
+	gone := filepath.Join(dir, fmt.Sprintf("deployment-%d.log", d.ID+100))
+	other := filepath.Join(dir, "deployment-notes.txt")
+	for _, p := range []string{keep, gone, other} {
+		os.WriteFile(p, []byte("x"), 0o600)
+	}
+	if _, err := f.s.Purge(ctx, f.v, PurgeOptions{WorkerLogDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{keep: true, gone: false, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
+		}
 	}
 }

@@ -78,6 +78,9 @@ func (s *Store) Purge(ctx context.Context, v *Vault, o PurgeOptions) (PurgeRepor
 	if rep.WorkerLogs, err = s.purgeWorkerLogs(ctx, o.WorkerLogDir); err != nil {
 		return rep, err
 	}
+	if err := s.purgeDeploymentLogs(ctx, o.WorkerLogDir); err != nil {
+		return rep, err
+	}
 	// A deleted snapshot waits while a queued or running run still starts from it.
 	snaps, err := s.ids(ctx, `SELECT id FROM snapshots WHERE deleted_at IS NOT NULL AND deleted_at <= ?
 		AND NOT `+liveRunNeeds("snapshots.id"), cutoff)
