@@ -48,6 +48,14 @@ func (a *app) deploySnapshot(w http.ResponseWriter, r *http.Request) {
 	if _, ok := trainer.BaseModelByID(sn.BaseModel); ok {
 		dep, err = a.store.CreateDeployment(r.Context(), u.ID, sn.ID, deploymentName(sn.RunID, sn.Step), a.now())
 	} else {
+		// A GPU deployment uses GPU time: billing may refuse it as it refuses new runs.
+		if block, err := a.billing.RunBlock(r.Context(), u.ID); err != nil {
+			a.serverError(w, r, err)
+			return
+		} else if block.Blocked() {
+			a.errorPage(w, r, http.StatusPaymentRequired, "Cannot deploy on a GPU now", block.Reason)
+			return
+		}
 		dep, err = a.createWorkerDeployment(r, u.ID, sn)
 	}
 	if errors.Is(err, store.ErrDeploymentExists) { // deploying twice keeps the live one

@@ -70,4 +70,12 @@ func TestMonthlyCapStopsAGPUDeployment(t *testing.T) {
 	if r := ts.do(c, "GET", "/deployments", nil, nil); !strings.Contains(r.body, ">Stopping<") || !strings.Contains(r.body, "Stopped at your monthly cap of $0.10") {
 		t.Fatalf("the page does not say the cap stopped it:\n%s", r.body)
 	}
+	// Past the cap, deploying again on a GPU is refused like a new run.
+	ts.workerCall("POST", fmt.Sprintf("%s%d/finish", protocol.DeployPathPrefix, d.ID), token, strings.NewReader(`{"status":"stopped","reason":""}`), nil)
+	if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/deploy", sn.RunID, sid), nil, nil); r.status != http.StatusPaymentRequired || !strings.Contains(r.body, "monthly cap") {
+		t.Fatalf("deploying past the cap: %d", r.status)
+	}
+	if deps, _ := ts.store.Deployments(ctx, uid); len(deps) != 1 {
+		t.Fatalf("a deployment was recorded past the cap: %d", len(deps))
+	}
 }
