@@ -263,7 +263,7 @@ func appendBlocks(args []any, rows []MetricPoint, seriesID int64, tail []MetricP
 		for len(run) > 0 {
 			b := run[:min(len(run), blockMaxPoints)]
 			run = run[len(b):]
-			args = append(args, seriesID, b[0].Step, b[len(b)-1].Step, len(b), now, b[0].Seq, encodeBlock(nil, b))
+			args = append(args, seriesID, b[0].Step, b[len(b)-1].Step, len(b), now, b[0].Seq, encodeBlock(make([]byte, 0, 8*len(b)), b))
 		}
 	}
 	start := 0
