@@ -149,6 +149,7 @@ var accountTables = map[string]string{
 	"metrics":              "deleted with the run's series",
 	"metric_series":        "deleted",
 	"metric_points":        "deleted (cascade from metric_series)",
+	"metric_blocks":        "deleted (cascade from metric_series)",
 	"metric_rollups":       "deleted (cascade from metric_series)",
 	"metric_seq_ranges":    "deleted (cascade from metric_series)",
 	"metric_rules":         "deleted",

@@ -38,6 +38,7 @@ var exportedTables = map[string]string{
 	"run_logs":            "runs/<id>/logs.txt",
 	"metric_series":       "runs/<id>/metrics.csv",
 	"metric_points":       "runs/<id>/metrics.csv",
+	"metric_blocks":       "runs/<id>/metrics.csv",
 	"datasets":            "datasets.json, datasets/<id>.jsonl",
 	"snapshots":           "snapshots.json, snapshots/",
 	"user_totp":           "account.json (whether two-factor sign-in is on; never the secret)",
@@ -333,38 +334,23 @@ func (s *Store) exportLogs(ctx context.Context, w io.Writer, runID int64) error 
 	return rows.Err()
 }
 
-// exportMetrics writes every stored point of a run at full resolution.
+// exportMetrics writes every stored point of a run at full resolution, series by name,
+// steps in order (point rows and blocks merged).
 func (s *Store) exportMetrics(ctx context.Context, w io.Writer, runID int64) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT s.name, p.step, p.value, p.kind, p.at FROM metric_points p
-		JOIN metric_series s ON s.id = p.series_id WHERE s.run_id = ? ORDER BY s.name, p.step`, runID)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"metric", "step", "value", "kind", "time_ms"})
+	err := s.ExportMetrics(ctx, runID, func(p MetricPoint) error {
+		val := ""
+		if p.Kind == KindFinite {
+			val = strconv.FormatFloat(p.Value, 'g', -1, 64)
+		}
+		return cw.Write([]string{p.Name, strconv.Itoa(p.Step), val, p.Kind, strconv.FormatInt(ms(p.At), 10)})
+	})
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"metric", "step", "value", "kind", "time_ms"})
-	for rows.Next() {
-		var name string
-		var step, kind, at int64
-		var value *float64
-		if err := rows.Scan(&name, &step, &value, &kind, &at); err != nil {
-			return err
-		}
-		val := ""
-		if value != nil {
-			val = strconv.FormatFloat(*value, 'g', -1, 64)
-		}
-		k := KindFinite
-		if int(kind) < len(kindName) {
-			k = kindName[kind]
-		}
-		cw.Write([]string{name, strconv.FormatInt(step, 10), val, k, strconv.FormatInt(at, 10)})
-	}
 	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	return rows.Err()
+	return cw.Error()
 }
 
 // exportSnapshots carries snapshots up to the size limit and lists the rest with links.
