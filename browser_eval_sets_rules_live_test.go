@@ -100,3 +100,62 @@ func TestBrowserRuleBannerLive(t *testing.T) {
 	b.checkClean("rule banner live")
 	b.screenshot("rules-banner-live")
 }
+
+// TestBrowserEvalOnUploadedDataset: a short real run on the chat sample, then its
+// snapshots evaluated on another of the person's datasets (the completion sample) picked
+// as the leaderboard's eval set: every snapshot is scored there and the best marked, while
+// the run's held-out set stays unscored.
+func TestBrowserEvalOnUploadedDataset(t *testing.T) {
+	findChromium(t)
+	addr, _ := startServerWith(t, runEnv(t), t.TempDir())
+	b := newBrowser(t, "http://"+addr)
+	b.desktop()
+	b.open("/signup", http.StatusOK)
+	b.do("reject analytics", chromedp.Click(chromedp.CSS(`[data-testid=consent-reject]`), chromedp.NodeVisible))
+	b.waitFor("the banner to go", "!("+has(`[data-testid=consent-banner]`)+")")
+	b.signUpInBrowser("eval-sets@example.com", "correct horse battery staple")
+	for _, sample := range []string{"completion", "chat"} { // the chat sample last: the run form picks the newest
+		b.open("/datasets", http.StatusOK)
+		b.do("use the "+sample+" sample", chromedp.Click(chromedp.CSS(`button[data-testid=sample-`+sample+`]`), chromedp.NodeVisible))
+		b.waitFor("the sample's page", `/^\/datasets\/\d+$/.test(location.pathname)`)
+	}
+	b.open("/runs/new", http.StatusOK)
+	b.waitFor("the run form", has(`form [name=epochs]`)+" && "+htmxReady)
+	b.do("train on the chat sample", chromedp.SetValue(chromedp.CSS(`form [name=dataset_id]`), eval[string](b,
+		`[...document.querySelectorAll("form [name=dataset_id] option")].find(o => o.textContent.includes("Capitals")).value`), chromedp.NodeVisible))
+	b.do("set epochs", chromedp.SetValue(chromedp.CSS(`form [name=epochs]`), "2", chromedp.NodeVisible))
+	b.do("snapshot often", chromedp.SetValue(chromedp.CSS(`form [name=snapshot_every]`), "10", chromedp.NodeVisible))
+	b.do("start the run", chromedp.Click(chromedp.CSS(`[data-testid=start-run]`), chromedp.NodeVisible))
+	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
+	runPath := eval[string](b, `location.pathname`)
+	b.waitForWithin("the run to succeed", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "succeeded" && `+
+		has(`[data-testid=snapshot-delete]`), 2*time.Minute)
+	b.open(runPath, http.StatusOK)
+	b.waitFor("the leaderboard", has(`[data-testid=checkpoints-set]`)+" && "+htmxReady)
+	set := eval[string](b, `[...document.querySelectorAll("[data-testid=checkpoints-set] option")].find(o => o.textContent.includes("English")).value`)
+	b.do("pick the completion sample as the eval set",
+		chromedp.SetValue(chromedp.CSS(`[data-testid=checkpoints-set]`), set, chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`[data-testid=checkpoints-show]`), chromedp.NodeVisible))
+	b.waitFor("the leaderboard on the dataset", `new URLSearchParams(location.search).get("set") === "`+set+`" && `+has(`[data-testid=evaluate-all]`)+" && "+htmxReady)
+	if note := b.text(`[data-testid=run-checkpoints] .card-description`); !strings.Contains(note, "English–French words") {
+		t.Errorf("the leaderboard's note says %q", note)
+	}
+	b.do("evaluate all on it", chromedp.Click(chromedp.CSS(`[data-testid=evaluate-all]`), chromedp.NodeVisible))
+	b.waitForWithin("every snapshot scored on the dataset and the best marked", `new URLSearchParams(location.search).get("set") === "`+set+`" && `+
+		has(`[data-testid=checkpoint-best]`)+` && document.querySelectorAll("[data-testid=checkpoint-evaluate]").length === document.querySelectorAll("[data-testid=checkpoint-row]").length`, 2*time.Minute)
+	if rows := eval[int](b, `document.querySelectorAll("[data-testid=checkpoint-row]").length`); rows < 2 {
+		t.Errorf("%d snapshots on the leaderboard", rows)
+	}
+	t.Logf("best on the dataset: %s", b.text(`tr.checkpoint-best`))
+	b.checkClean("leaderboard on an uploaded dataset")
+	b.screenshot("eval-set-dataset")
+	b.phoneFits("leaderboard on an uploaded dataset")
+	b.screenshot("eval-set-dataset-phone")
+	b.desktop()
+
+	b.open(runPath+"?set=heldout", http.StatusOK)
+	b.waitFor("the held-out set", has(`[data-testid=checkpoint-row]`))
+	if has := eval[bool](b, has(`[data-testid=checkpoint-best]`)+` || `+has(`[data-testid=checkpoint-status]`)); has {
+		t.Error("the held-out set shows scores it never had")
+	}
+}

@@ -77,7 +77,10 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue, setVa
 	}
 	c.Set = evalSetValue(set.ID)
 	if set.ID != 0 {
-		c.Note = fmt.Sprintf("Scored on the first %s of your dataset %s (%s in all). %s", plural(min(set.Rows, evalMaxRows), "row", "rows"), evalSetName(set), plural(set.Rows, "row", "rows"), answersNote)
+		c.Note = fmt.Sprintf("Scored on all %s of your dataset %s. %s", plural(set.Rows, "row", "rows"), evalSetName(set), answersNote)
+		if set.Rows > evalMaxRows {
+			c.Note = fmt.Sprintf("Scored on the first %d of the %s rows of your dataset %s. %s", evalMaxRows, formatCount(int64(set.Rows)), evalSetName(set), answersNote)
+		}
 		if set.Deleted {
 			c.Note = fmt.Sprintf("Scores kept from %s, deleted since: it cannot be scored on again.", evalSetName(set))
 			c.EvaluateAllURL = ""

@@ -55,7 +55,7 @@ func TestEvaluateAllOnAnUploadedDatasetKeepsScoresPerSet(t *testing.T) {
 	if m := bestStep.FindStringSubmatch(page.body); page.status != 200 || m == nil || m[1] != "60" {
 		t.Fatalf("best on the dataset: %d %v", page.status, m)
 	}
-	for _, want := range []string{"first 12 rows of your dataset “greetings test”", `<option value="` + fmt.Sprint(set) + `" selected>“greetings test” (chat, 12 rows)</option>`, `name="set" value="` + fmt.Sprint(set) + `"`} {
+	for _, want := range []string{"Scored on all 12 rows of your dataset “greetings test”.", `<option value="` + fmt.Sprint(set) + `" selected>“greetings test” (chat, 12 rows)</option>`, `name="set" value="` + fmt.Sprint(set) + `"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the leaderboard on the dataset lacks %q", want)
 		}
@@ -183,5 +183,25 @@ func TestEvalSetDeletedMeanwhile(t *testing.T) {
 	}
 	if m := bestStep.FindStringSubmatch(p.body); m == nil || m[1] != "60" {
 		t.Fatalf("best among the kept scores: %v", m)
+	}
+}
+
+// A dataset longer than the cap is scored on its first evalMaxRows rows, as the held-out
+// set is; completion rows score loss only (no reference answers to match).
+func TestEvalOnADatasetIsCappedLikeTheHeldOutSet(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("eval-set-cap@example.com")
+	early, final := greeterSnapshots(t)
+	run, snaps := ts.evalRun(t, c, "tunelab/byte-mlp-small", early, final)
+	u := mustUserID(t, ts, c)
+	set := ts.namedDataset(c, "many numbers", completionLines(evalMaxRows+30))
+	ts.do(c, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run, snaps[1].ID), url.Values{"set": {fmt.Sprint(set)}}, nil)
+	e := ts.waitEvalsOn(t, u, run, set)[snaps[1].ID]
+	if e.Status != store.EvalDone || e.Rows != evalMaxRows || e.ExactMatch.Valid || e.Contains.Valid || !e.EvalLoss.Valid {
+		t.Fatalf("scored: %+v", e)
+	}
+	page := html.UnescapeString(ts.do(c, "GET", fmt.Sprintf("/runs/%d?set=%d", run, set), nil, nil).body)
+	if want := fmt.Sprintf("Scored on the first %d of the %d rows of your dataset “many numbers”.", evalMaxRows, evalMaxRows+30); !strings.Contains(page, want) {
+		t.Errorf("the leaderboard does not say %q", want)
 	}
 }
