@@ -205,3 +205,43 @@ func TestEvalOnADatasetIsCappedLikeTheHeldOutSet(t *testing.T) {
 		t.Errorf("the leaderboard does not say %q", want)
 	}
 }
+
+// Two people share the evaluation loop: A's two jobs are queued (as "Evaluate all" does)
+// before B's one, and the loop, woken by B's request, does A's first, then B's, then A's
+// second. The order is read from the claim counter (one job at a time, so the order of
+// completion), not from timings.
+func TestEvalLoopTakesTurnsBetweenTwoPeople(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	a := ts.signUp("eval-turns-a@example.com")
+	b := ts.signUp("eval-turns-b@example.com")
+	early, final := greeterSnapshots(t)
+	runA, snapsA := ts.evalRun(t, a, "tunelab/byte-mlp-small", early, final)
+	runB, snapsB := ts.evalRun(t, b, "tunelab/byte-mlp-small", early, final)
+	ua, ub := mustUserID(t, ts, a), mustUserID(t, ts, b)
+	ctx := context.Background()
+	for _, s := range snapsA { // queued without waking the loop, so nothing starts yet
+		if err := ts.store.QueueSnapshotEval(ctx, ua, runA, s.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := ts.do(b, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", runB, snapsB[1].ID), url.Values{"set": {"heldout"}}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("B's evaluation: %d", r.status)
+	}
+	ts.waitEvals(t, ua, runA)
+	ts.waitEvals(t, ub, runB)
+	db := openRaw(t, ts)
+	rows, err := db.Query("SELECT snapshot_id FROM snapshot_evals ORDER BY turn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var order []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		order = append(order, id)
+	}
+	if want := []int64{snapsA[0].ID, snapsB[1].ID, snapsA[1].ID}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("order of completion %v, want %v (A's first, B's, A's second)", order, want)
+	}
+}
