@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // evalPerson is a person with a run of n snapshots (steps 1..n); it returns the
@@ -184,5 +185,42 @@ func TestEvalSetsMigrationKeepsScoresAsHeldOut(t *testing.T) {
 	}
 	if job, err := s.ClaimNextEval(ctx); err != nil || job.SnapshotID != snaps[1] {
 		t.Fatalf("the queued job: %+v %v", job, err)
+	}
+}
+
+// Purging a closed account removes its scores on every eval set, its datasets' too,
+// and leaves another person's alone.
+func TestAccountPurgeRemovesScoresOnEveryEvalSet(t *testing.T) {
+	f := newCloseFixture(t)
+	s, ctx := f.s, context.Background()
+	u, run, snaps := evalPerson(t, f, "purge-evals@example.com", 1)
+	other, otherRun, otherSnaps := evalPerson(t, f, "keep-evals@example.com", 1)
+	d, err := s.CreateDataset(ctx, f.v, NewDataset{UserID: u, Name: "mine", Content: strings.NewReader(strings.Join(rows(chatRow, 12), "\n")), MaxSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.QueueSnapshotEval(ctx, u, run, snaps[0], 0)
+	s.QueueSnapshotEval(ctx, u, run, snaps[0], d.ID)
+	s.QueueSnapshotEval(ctx, other, otherRun, otherSnaps[0], 0)
+	for range 3 {
+		job, err := s.ClaimNextEval(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.FinishEval(ctx, job.ID, 1, 1, nullF(1), nullF(1))
+	}
+	if _, err := s.CloseAccount(ctx, u, u); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(ReopenWindow + time.Hour)
+	if rep, err := s.Purge(ctx, f.v, PurgeOptions{}); err != nil || rep.Accounts != 1 {
+		t.Fatalf("purge: %+v %v", rep, err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM snapshot_evals WHERE user_id = ? OR dataset_id = ?", u, d.ID).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d evaluation rows of the purged account left (%v)", n, err)
+	}
+	if kept, _ := s.SnapshotEvals(ctx, other, otherRun, 0); kept[otherSnaps[0]].Status != EvalDone {
+		t.Fatalf("another person's scores: %+v", kept)
 	}
 }
