@@ -151,6 +151,13 @@ func TestBrowserEvalOnUploadedDataset(t *testing.T) {
 	b.screenshot("eval-set-dataset")
 	b.phoneFits("leaderboard on an uploaded dataset")
 	b.screenshot("eval-set-dataset-phone")
+	card, err := chromedp.Run(b.ctx, chromedp.Screenshot(chromedp.CSS(`[data-testid=run-checkpoints]`), chromedp.NodeVisible))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.outDir, "eval-set-dataset-phone-card.png"), card, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b.desktop()
 
 	b.open(runPath+"?set=heldout", http.StatusOK)

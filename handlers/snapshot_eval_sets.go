@@ -55,10 +55,11 @@ func (a *app) evalSet(ctx context.Context, run store.Run, raw string, forQueue b
 		if forQueue {
 			return d, &evalSetProblem{fmt.Sprintf("%s was deleted, so it cannot be scored on: choose another of your datasets, or the run's held-out rows.", name)}
 		}
-		if has, err := a.hasEvalsOn(ctx, run, d.ID); err != nil || !has {
-			return d, errors.Join(err, &evalSetProblem{fmt.Sprintf("%s was deleted and holds no scores of this run: choose another of your datasets, or the run's held-out rows.", name)})
+		has, err := a.hasEvalsOn(ctx, run, d.ID)
+		if err == nil && !has {
+			err = &evalSetProblem{fmt.Sprintf("%s was deleted and holds no scores of this run: choose another of your datasets, or the run's held-out rows.", name)}
 		}
-		return d, nil
+		return d, err
 	}
 	if !run.Config.Method.Accepts(d.Format) {
 		return d, &evalSetProblem{fmt.Sprintf("%s is a %s dataset; this run's snapshots (%s) are scored on %s. Choose a dataset of that format.", name, d.Format, run.Config.Method, evalSetFormats(run.Config.Method))}
