@@ -15,7 +15,7 @@ import (
 
 // evalPerson is a person with a run of n snapshots (steps 1..n); it returns the
 // snapshot ids in step order.
-func evalPerson(t *testing.T, f *closeFixture, email string, n int) (userID, runID int64, snaps []int64) {
+func evalPerson(t testing.TB, f *closeFixture, email string, n int) (userID, runID int64, snaps []int64) {
 	t.Helper()
 	ctx := context.Background()
 	u, err := f.s.CreateUser(ctx, NewUser{Email: email, Password: "eval passphrase 1", TermsVersion: "v"})

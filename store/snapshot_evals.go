@@ -78,11 +78,18 @@ func scanEval(row interface{ Scan(...any) error }) (SnapshotEval, error) {
 // person whose last job started longest ago (or never), so one person's long queue
 // does not hold up anyone else's job.
 func (s *Store) ClaimNextEval(ctx context.Context) (SnapshotEval, error) {
+	// The person first (by their last turn, then their oldest queued job), then their job:
+	// each subquery reads an index, so a long queue costs a scan of its distinct people.
 	e, err := scanEval(s.w.QueryRowContext(ctx, `UPDATE snapshot_evals SET status = 'running', updated_at = ?,
 			turn = (SELECT coalesce(max(turn), 0) + 1 FROM snapshot_evals)
-		WHERE id = (SELECT q.id FROM snapshot_evals q
-			WHERE q.status = 'queued'
-			ORDER BY (SELECT coalesce(max(t.turn), 0) FROM snapshot_evals t WHERE t.user_id = q.user_id), q.created_at, q.id LIMIT 1)
+		WHERE id = (SELECT j.id FROM snapshot_evals j
+			WHERE j.status = 'queued' AND j.user_id = (
+				SELECT p.user_id FROM (SELECT DISTINCT user_id FROM snapshot_evals WHERE status = 'queued') p
+				ORDER BY (SELECT coalesce(max(t.turn), 0) FROM snapshot_evals t WHERE t.user_id = p.user_id),
+					(SELECT min(o.created_at) FROM snapshot_evals o WHERE o.status = 'queued' AND o.user_id = p.user_id),
+					p.user_id
+				LIMIT 1)
+			ORDER BY j.created_at, j.id LIMIT 1)
 		RETURNING `+evalColumns, ms(s.now())))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SnapshotEval{}, ErrNotFound

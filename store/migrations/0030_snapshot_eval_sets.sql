@@ -33,5 +33,7 @@ DROP TABLE snapshot_evals;
 ALTER TABLE snapshot_evals_new RENAME TO snapshot_evals;
 CREATE INDEX snapshot_evals_run ON snapshot_evals(run_id, set_key);
 CREATE INDEX snapshot_evals_status ON snapshot_evals(status, created_at);
-CREATE INDEX snapshot_evals_turns ON snapshot_evals(user_id, turn);
+CREATE INDEX snapshot_evals_queue ON snapshot_evals(status, user_id, created_at); -- who waits, and their oldest job
+CREATE INDEX snapshot_evals_turns ON snapshot_evals(user_id, turn);                 -- each person's last turn
+CREATE INDEX snapshot_evals_turn ON snapshot_evals(turn);                           -- the next turn number
 CREATE INDEX snapshot_evals_dataset ON snapshot_evals(dataset_id) WHERE dataset_id IS NOT NULL;
