@@ -199,8 +199,8 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 		{"playground_prompts.json", `SELECT created_at, mode, system, prompt, model_a, model_b, temperature, top_p, max_tokens, stop, seed
 			FROM playground_prompts WHERE user_id = ? ORDER BY id`},
 		{"deployments.json", `SELECT d.name, d.snapshot_id, d.created_at, d.stopped_at FROM deployments d WHERE d.user_id = ? ORDER BY d.id`},
-		{"snapshot_evals.json", `SELECT run_id, snapshot_id, status, rows, eval_loss, exact_match, contains, error, updated_at
-			FROM snapshot_evals WHERE user_id = ? ORDER BY run_id, snapshot_id`},
+		{"snapshot_evals.json", `SELECT run_id, snapshot_id, dataset_id, status, rows, eval_loss, exact_match, contains, error, updated_at
+			FROM snapshot_evals WHERE user_id = ? ORDER BY run_id, snapshot_id, set_key`},
 		{"consents.json", `SELECT id, created_at, banner_version, text_version, granted, denied, source, previous_id
 			FROM consent_records WHERE user_id = ? ORDER BY created_at`},
 		{"security_events.json", "SELECT kind, ip, user_agent, created_at FROM security_events WHERE user_id = ? ORDER BY id"},
