@@ -131,9 +131,13 @@ func invalidFileMessage(rep store.DatasetReport) string {
 			break
 		}
 		if i > 0 {
-			b.WriteString("; ")
+			b.WriteString(" ")
 		}
-		b.WriteString(p.String())
+		msg := p.String()
+		b.WriteString(msg)
+		if !strings.HasSuffix(msg, ".") {
+			b.WriteString(".")
+		}
 	}
 	return b.String()
 }

@@ -172,3 +172,22 @@ func TestOpenAIFilesRefuseBadUploadsAndKeepNothing(t *testing.T) {
 		t.Fatalf("a refused upload left something: %+v, %d files (was %d)", list, ts.vaultFiles(), before)
 	}
 }
+
+func TestOpenAIFilesRefuseAFileOverTheUploadCap(t *testing.T) {
+	ts := newTestServer(t, Config{MaxUploadBytes: 1000})
+	key := ts.makeAPIKey(ts.signUp("big-files@example.com"), "k", "")
+	before := ts.vaultFiles()
+	// Past the body's cap (the file plus 1 MiB for the form): refused while reading.
+	r := ts.openaiUpload(key, "fine-tune", "big.jsonl", completionLines(30000), false)
+	if e := openaiErrorOf(t, r); r.status != 413 || *e.Code != "file_too_large" || !strings.Contains(e.Message, "TUNELAB_MAX_UPLOAD_MB") {
+		t.Fatalf("too large: %d %s", r.status, r.body)
+	}
+	// Within the body's slack but past the cap: refused while validating.
+	r = ts.openaiUpload(key, "fine-tune", "big.jsonl", completionLines(30), false)
+	if e := openaiErrorOf(t, r); r.status != 413 || *e.Code != "file_too_large" {
+		t.Fatalf("past the cap: %d %s", r.status, r.body)
+	}
+	if ts.vaultFiles() != before {
+		t.Fatal("a refused upload left a file")
+	}
+}

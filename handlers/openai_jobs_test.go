@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"tunelab/store"
 )
@@ -220,5 +221,47 @@ func TestOpenAIFineTuningJobQuotaAndBilling(t *testing.T) {
 	r := ts.openaiPost(key, "/v1/fine_tuning/jobs", body)
 	if e := openaiErrorOf(t, r); r.status != 429 || *e.Code != "rate_limit_exceeded" || !strings.Contains(e.Message, "queued") {
 		t.Fatalf("over the queued-runs quota: %d %s", r.status, r.body)
+	}
+}
+
+func TestOpenAIFineTuningJobOnAGPUModelSucceedsWithoutAModel(t *testing.T) {
+	ts := newTestServerRuns(t, Config{}, nil, func(r *Runs, _ *store.Store, _ func() time.Time) { r.Backend = gpuOfferBackend{} })
+	c := ts.signUp("gpu-jobs@example.com")
+	key := ts.makeAPIKey(c, "k", "")
+	file := decodeFile(t, ts.openaiUpload(key, "fine-tune", "train.jsonl", completionLines(12), false)).ID
+	job := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":"Qwen/Qwen2.5-0.5B","training_file":%q,"suffix":"q"}`, file)))
+	var runID int64
+	fmt.Sscanf(job.ID, "ftjob-%d", &runID)
+	claimed, tok := ts.claim(t)
+	if claimed != runID {
+		t.Fatalf("claimed %d, want %d", claimed, runID)
+	}
+	ts.post(runID, "finish", tok, `{"status":"succeeded"}`)
+	for range 2 { // the second read finds it already looked at
+		if done := decodeJob(t, ts.apiGet(key, "/v1/fine_tuning/jobs/"+job.ID, nil)); done.Status != "succeeded" || done.FineTunedModel != nil {
+			t.Fatalf("GPU job: %+v", done)
+		}
+	}
+	if deps, _ := ts.store.Deployments(context.Background(), mustUserID(t, ts, c)); len(deps) != 0 {
+		t.Fatalf("a GPU job was deployed: %+v", deps)
+	}
+}
+
+func TestOpenAIFineTuningFailedJobCarriesTheReason(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := ts.signUp("failed-jobs@example.com")
+	key := ts.makeAPIKey(c, "k", "")
+	file := decodeFile(t, ts.openaiUpload(key, "fine-tune", "train.jsonl", completionLines(12), false)).ID
+	job := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":"tunelab/byte-mlp-small","training_file":%q}`, file)))
+	runID, tok := ts.claim(t)
+	ts.post(runID, "finish", tok, `{"status":"failed","reason":"loss became NaN"}`)
+	failed := decodeJob(t, ts.apiGet(key, "/v1/fine_tuning/jobs/"+job.ID, nil))
+	if failed.Status != "failed" || failed.Error == nil || failed.Error.Message != "loss became NaN" || failed.FineTunedModel != nil {
+		t.Fatalf("failed job: %+v", failed)
+	}
+	var events listPage[openaiJobEvent]
+	ts.apiGet(key, "/v1/fine_tuning/jobs/"+job.ID+"/events?limit=1", &events)
+	if len(events.Data) != 1 || events.Data[0].Level != "error" || events.Data[0].Message != "The job failed: loss became NaN" {
+		t.Fatalf("failure event: %+v", events)
 	}
 }
