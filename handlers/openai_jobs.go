@@ -122,6 +122,9 @@ func (a *app) openaiJobJSON(run store.Run, extra store.FineTuneJob, hasExtra boo
 		j.Method = jobMethod{Type: "supervised", Supervised: &jobMethodHyper{hp}}
 	}
 	if hasExtra {
+		if extra.Model != "" {
+			j.Model = extra.Model
+		}
 		j.Metadata = extra.Metadata
 		if extra.Suffix != "" {
 			s := extra.Suffix
@@ -350,6 +353,10 @@ func (a *app) jobRunValues(r *http.Request, req jobRequest, params map[string]st
 		return v, &jobParamError{"model", "You must provide a model: one of the base models GET /v1/models lists with owned_by tunelab."}
 	}
 	v.BaseModel = req.Model
+	continued, perr := a.continueFromModel(r, req.Model, &v)
+	if perr != nil {
+		return v, perr
+	}
 	if req.TrainingFile == "" {
 		return v, &jobParamError{"training_file", "You must provide a training_file: the id of a file uploaded with POST /v1/files."}
 	}
@@ -407,9 +414,13 @@ func (a *app) jobRunValues(r *http.Request, req jobRequest, params map[string]st
 			return v, &jobParamError{"method.type", fmt.Sprintf("%q is not a method; use supervised or dpo.", m.Type)}
 		}
 	}
-	if dpo {
+	switch {
+	case dpo:
 		v.Method, params["method"] = string(store.MethodDPO), "method.type"
-	} else {
+	case continued.RunID != 0 && continued.Config.Method != store.MethodDPO:
+		// Supervised on a fine-tuned model: its own method (LoRA stays LoRA, full stays full).
+		v.Method, params["method"] = string(continued.Config.Method), "method.type"
+	default:
 		// Supervised: the backend's first method for chat or completion data (LoRA where offered).
 		v.Method, params["method"] = string(a.methodFor(store.FormatChat)), "method.type"
 	}
@@ -422,6 +433,7 @@ var runFieldParams = []struct{ field, param string }{
 	{"dataset_id", "training_file"}, {"eval_dataset_id", "validation_file"}, {"base_model", "model"},
 	{"method", "method.type"}, {"epochs", "hyperparameters.n_epochs"}, {"batch_size", "hyperparameters.batch_size"},
 	{"learning_rate", "hyperparameters.learning_rate_multiplier"}, {"seed", "seed"}, {"gpu_type", "model"},
+	{"init_snapshot_id", "model"}, {"lora_rank", "model"},
 }
 
 // firstRunError picks the refusal to report: by runFieldParams's order, else any.
@@ -484,6 +496,12 @@ func (a *app) openaiCreateJob(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &quota):
 		openaiError(w, http.StatusTooManyRequests, "requests", "", "rate_limit_exceeded", queuedRunsMessage(quota))
 		return
+	case errors.As(err, new(*store.InitSnapshotError)):
+		// The fine-tuned model continued from: deleted meanwhile, or the method differs.
+		errs, _ := a.initSnapshotErrors(err)
+		e := firstRunError(errs, params)
+		openaiBadParam(w, e.param, e.msg)
+		return
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDatasetFormat):
 		// A file deleted meanwhile, or the format check CreateRun repeats.
 		e := firstRunError(a.jobFileErrors(r, nr, req), map[string]string{"dataset_id": "training_file", "eval_dataset_id": "validation_file"})
@@ -500,7 +518,7 @@ func (a *app) openaiCreateJob(w http.ResponseWriter, r *http.Request) {
 	if req.Suffix != nil {
 		suffix = *req.Suffix
 	}
-	extra := store.FineTuneJob{RunID: run.ID, UserID: userID, Suffix: suffix, Metadata: req.Metadata}
+	extra := store.FineTuneJob{RunID: run.ID, UserID: userID, Model: req.Model, Suffix: suffix, Metadata: req.Metadata}
 	if err := a.store.CreateFineTuneJob(r.Context(), extra); err != nil {
 		// Nothing half-saved: the run goes too (queued, so it is cancelled at once).
 		if derr := a.store.DeleteRun(r.Context(), userID, run.ID); derr != nil {
@@ -553,4 +571,30 @@ func jobMethodName(m store.Method) string {
 func builtInModel(id string) bool {
 	_, ok := trainer.BaseModelByID(id)
 	return ok
+}
+
+// continueFromModel makes a job whose model is one of the person's live deployments (a
+// job's fine_tuned_model, or a snapshot deployed from its run page) continue from that
+// snapshot, as Continue on the run page does: the snapshot's base model, its LoRA rank and
+// alpha. A base model, or a name that is no deployment of theirs, is left to parseRun.
+func (a *app) continueFromModel(r *http.Request, model string, v *views.RunFormValues) (store.InitSource, *jobParamError) {
+	for _, m := range a.runs.Backend.Offer().Models {
+		if m.ID == model {
+			return store.InitSource{}, nil
+		}
+	}
+	d, err := a.store.LiveDeploymentByName(r.Context(), apiUser(r), model)
+	if err != nil {
+		return store.InitSource{}, nil // not found: parseRun says the backend does not offer it
+	}
+	src, err := a.store.InitSnapshotSource(r.Context(), apiUser(r), d.SnapshotID)
+	if err != nil {
+		return store.InitSource{}, &jobParamError{"model", fmt.Sprintf("The snapshot behind %q is no longer available to continue from.", model)}
+	}
+	c := src.Config
+	v.BaseModel, v.InitSnapshotID = c.BaseModel, strconv.FormatInt(src.SnapshotID, 10)
+	if c.UsesLoRA() {
+		v.LoRARank, v.LoRAAlpha = strconv.Itoa(c.LoRARank), formatFloat(c.LoRAAlpha)
+	}
+	return src, nil
 }

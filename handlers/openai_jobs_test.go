@@ -127,6 +127,24 @@ func TestOpenAIFineTuningJobLifecycle(t *testing.T) {
 		t.Fatalf("checkpoints: %+v", cps)
 	}
 
+	// A job on the fine-tuned model continues from its snapshot (its method and rank).
+	more := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":%q,"training_file":%q}`, want, train.ID)))
+	var moreID int64
+	fmt.Sscanf(more.ID, "ftjob-%d", &moreID)
+	cont, _ := ts.store.Run(context.Background(), mustUserID(t, ts, c), moreID)
+	snaps, _ := ts.store.Snapshots(context.Background(), mustUserID(t, ts, c), runID)
+	if more.Model != want || cont.Config.InitSnapshotID != snaps[0].ID || cont.Config.Method != run.Config.Method || cont.Config.BaseModel != "tunelab/byte-mlp-small" {
+		t.Fatalf("continued job %+v, run config %+v", more, cont.Config)
+	}
+	pref := decodeFile(t, ts.openaiUpload(key, "fine-tune", "pref.jsonl", preferenceLines(12), false))
+	r := ts.openaiPost(key, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":%q,"training_file":%q,"method":{"type":"dpo"}}`, want, pref.ID))
+	if e := openaiErrorOf(t, r); r.status != 400 || *e.Param != "method.type" || !strings.Contains(e.Message, "keeps its snapshot's method") {
+		t.Fatalf("dpo on a LoRA fine-tuned model: %d %s", r.status, r.body)
+	}
+	if cancelled := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs/"+more.ID+"/cancel", "")); cancelled.Status != "cancelled" {
+		t.Fatalf("cancel: %+v", cancelled)
+	}
+
 	// A second job, cancelled while queued; a second cancel says it has ended.
 	second := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":"tunelab/byte-mlp-small","training_file":%q}`, train.ID)))
 	if cancelled := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs/"+second.ID+"/cancel", "")); cancelled.Status != "cancelled" {
@@ -138,7 +156,7 @@ func TestOpenAIFineTuningJobLifecycle(t *testing.T) {
 	var p1, p2 listPage[openaiJob]
 	ts.apiGet(key, "/v1/fine_tuning/jobs?limit=1", &p1)
 	ts.apiGet(key, "/v1/fine_tuning/jobs?limit=1&after="+p1.Data[0].ID, &p2)
-	if len(p1.Data) != 1 || p1.Data[0].ID != second.ID || !p1.HasMore || len(p2.Data) != 1 || p2.Data[0].ID != created.ID || p2.HasMore {
+	if len(p1.Data) != 1 || p1.Data[0].ID != second.ID || !p1.HasMore || len(p2.Data) != 1 || p2.Data[0].ID != more.ID || !p2.HasMore {
 		t.Fatalf("job pages: %+v then %+v", p1, p2)
 	}
 
@@ -155,12 +173,18 @@ func TestOpenAIFineTuningJobLifecycle(t *testing.T) {
 	if ts.apiGet(other, "/v1/fine_tuning/jobs", &theirs); len(theirs.Data) != 0 {
 		t.Fatalf("another person's jobs listed: %+v", theirs)
 	}
-	r := ts.openaiPost(other, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":"tunelab/byte-mlp-small","training_file":%q}`, train.ID))
+	r = ts.openaiPost(other, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":"tunelab/byte-mlp-small","training_file":%q}`, train.ID))
 	if e := openaiErrorOf(t, r); r.status != 400 || *e.Param != "training_file" {
 		t.Fatalf("another person's file: %d %s", r.status, r.body)
 	}
 	if r := ts.openaiPost(other, "/v1/completions", fmt.Sprintf(`{"model":%q,"prompt":"x"}`, want)); r.status != 404 {
 		t.Fatalf("another person's fine-tuned model: %d %s", r.status, r.body)
+	}
+	// Nor can they continue from it.
+	otherFile := decodeFile(t, ts.openaiUpload(other, "fine-tune", "t.jsonl", completionLines(12), false))
+	r = ts.openaiPost(other, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":%q,"training_file":%q}`, want, otherFile.ID))
+	if e := openaiErrorOf(t, r); r.status != 400 || *e.Param != "model" {
+		t.Fatalf("continuing from another person's model: %d %s", r.status, r.body)
 	}
 }
 

@@ -74,6 +74,7 @@ func (s *Store) RunsAfter(ctx context.Context, userID, afterID int64, limit int)
 type FineTuneJob struct {
 	RunID    int64
 	UserID   int64
+	Model    string // as the request named it ("" for runs made before it was kept)
 	Suffix   string
 	Metadata map[string]string // nil when the request sent none
 	// FineTunedModel is the model id of the deployment made when the job succeeded; ""
@@ -93,8 +94,8 @@ func (s *Store) CreateFineTuneJob(ctx context.Context, j FineTuneJob) error {
 		}
 		meta = sql.NullString{String: string(b), Valid: true}
 	}
-	_, err := s.w.ExecContext(ctx, "INSERT INTO fine_tuning_jobs (run_id, user_id, suffix, metadata) VALUES (?, ?, ?, ?)",
-		j.RunID, j.UserID, j.Suffix, meta)
+	_, err := s.w.ExecContext(ctx, "INSERT INTO fine_tuning_jobs (run_id, user_id, model, suffix, metadata) VALUES (?, ?, ?, ?, ?)",
+		j.RunID, j.UserID, j.Model, j.Suffix, meta)
 	if err != nil {
 		return fmt.Errorf("store: create fine-tune job: %w", err)
 	}
@@ -108,7 +109,7 @@ func (s *Store) FineTuneJobs(ctx context.Context, userID int64, runIDs []int64) 
 		return out, nil
 	}
 	ids, _ := json.Marshal(runIDs)
-	rows, err := s.r.QueryContext(ctx, `SELECT run_id, user_id, suffix, metadata, COALESCE(fine_tuned_model, ''), deployed_at
+	rows, err := s.r.QueryContext(ctx, `SELECT run_id, user_id, model, suffix, metadata, COALESCE(fine_tuned_model, ''), deployed_at
 		FROM fine_tuning_jobs WHERE user_id = ? AND run_id IN (SELECT value FROM json_each(?))`, userID, string(ids))
 	if err != nil {
 		return nil, fmt.Errorf("store: fine-tune jobs: %w", err)
@@ -118,7 +119,7 @@ func (s *Store) FineTuneJobs(ctx context.Context, userID int64, runIDs []int64) 
 		var j FineTuneJob
 		var meta sql.NullString
 		var deployed sql.NullInt64
-		if err := rows.Scan(&j.RunID, &j.UserID, &j.Suffix, &meta, &j.FineTunedModel, &deployed); err != nil {
+		if err := rows.Scan(&j.RunID, &j.UserID, &j.Model, &j.Suffix, &meta, &j.FineTunedModel, &deployed); err != nil {
 			return nil, fmt.Errorf("store: fine-tune jobs: %w", err)
 		}
 		if meta.Valid {

@@ -7,6 +7,7 @@
 CREATE TABLE fine_tuning_jobs (
     run_id           INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     user_id          INTEGER NOT NULL REFERENCES users(id),
+    model            TEXT    NOT NULL DEFAULT '', -- as the request named it: a base model or a fine-tuned model continued from
     suffix           TEXT    NOT NULL DEFAULT '',
     metadata         TEXT,                -- JSON object of strings, NULL when none was sent
     fine_tuned_model TEXT,
