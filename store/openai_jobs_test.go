@@ -90,3 +90,24 @@ func TestJobEventsMergeTimelineAndLogNewestFirst(t *testing.T) {
 		t.Fatalf("another run's event: %v", err)
 	}
 }
+
+func TestPurgedRunTakesItsFineTuneJobExtras(t *testing.T) {
+	f := newRunFixture(t)
+	ctx := context.Background()
+	r := f.finishedRunWithOutput(t, f.chat)
+	if err := f.s.CreateFineTuneJob(ctx, FineTuneJob{RunID: r.ID, UserID: f.ada.ID, Suffix: "s", Metadata: map[string]string{"secret": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.DeleteRun(ctx, f.ada.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(30*24*time.Hour + time.Hour)
+	if rep, err := f.s.Purge(ctx, f.v, PurgeOptions{}); err != nil || rep.Runs != 1 {
+		t.Fatalf("purge: %+v %v", rep, err)
+	}
+	var n int
+	f.s.r.QueryRow("SELECT COUNT(*) FROM fine_tuning_jobs WHERE run_id = ?", r.ID).Scan(&n)
+	if n != 0 {
+		t.Fatal("the purged run's suffix and metadata are still stored")
+	}
+}
