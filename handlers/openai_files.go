@@ -226,6 +226,9 @@ func (a *app) openaiFileByPath(w http.ResponseWriter, r *http.Request) (store.Da
 	}
 	d, err := a.store.Dataset(r.Context(), apiUser(r), id)
 	if errors.Is(err, store.ErrNotFound) {
+		if other, err := a.store.DatasetByID(r.Context(), id); err == nil && other.UserID != apiUser(r) {
+			a.recordEvent(r, store.EventAuthzDenied, apiUser(r), fmt.Sprintf("dataset %d (API)", id))
+		}
 		openaiFileNotFound(w, raw)
 		return store.Dataset{}, false
 	}

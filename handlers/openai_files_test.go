@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"tunelab/store"
 )
 
 // Uploads below are shaped as the SDKs send them (recorded from their source):
@@ -112,11 +114,15 @@ func TestOpenAIFilesUploadListContentDelete(t *testing.T) {
 
 	// Another person's file is a 404 everywhere, like one that does not exist.
 	other := ts.makeAPIKey(ts.signUp("other-files@example.com"), "k", "")
+	denied := ts.eventCount(store.EventAuthzDenied)
 	for _, r := range []response{ts.apiGet(other, "/v1/files/"+second.ID, nil), ts.apiGet(other, "/v1/files/"+second.ID+"/content", nil),
 		ts.workerCall("DELETE", "/v1/files/"+second.ID, other, nil, nil), ts.apiGet(other, "/v1/files/nonsense", nil)} {
 		if e := openaiErrorOf(t, r); r.status != 404 || e.Type != "invalid_request_error" {
 			t.Fatalf("another person's file: %d %s", r.status, r.body)
 		}
+	}
+	if got := ts.eventCount(store.EventAuthzDenied); got != denied+3 { // the three tries at an existing file
+		t.Fatalf("authorization denials recorded: %d, want %d", got, denied+3)
 	}
 	var theirs listPage[openaiFile]
 	if ts.apiGet(other, "/v1/files", &theirs); len(theirs.Data) != 0 {

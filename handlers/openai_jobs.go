@@ -152,6 +152,9 @@ func (a *app) openaiJobByPath(w http.ResponseWriter, r *http.Request) (store.Run
 	}
 	run, err := a.store.Run(r.Context(), apiUser(r), id)
 	if errors.Is(err, store.ErrNotFound) {
+		if other, err := a.store.RunByID(r.Context(), id); err == nil && other.UserID != apiUser(r) {
+			a.recordEvent(r, store.EventAuthzDenied, apiUser(r), fmt.Sprintf("run %d (API)", id))
+		}
 		openaiJobNotFound(w, raw)
 		return store.Run{}, false
 	}
