@@ -23,7 +23,8 @@ type openaiJobEvent struct {
 	Type      string         `json:"type"`
 }
 
-// eventID is "ftevent-s<n>" for a timeline entry, "ftevent-l<n>" for a log line.
+// eventID is "ftevent-s<n>" for a timeline entry, "ftevent-l<n>" for a log line;
+// "ftevent-d<run id>" is the deploy on success of a job made through the API.
 func eventID(e store.JobEvent) string {
 	kind := "s"
 	if e.FromLog {
@@ -86,8 +87,19 @@ func (a *app) openaiJobEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	extras, err := a.store.FineTuneJobs(r.Context(), run.UserID, []int64{run.ID})
+	if err != nil {
+		a.openaiServerError(w, r, err)
+		return
+	}
+	deployed := extras[run.ID]
+	deployedID := "ftevent-d" + strconv.FormatInt(run.ID, 10)
+	first := deployed.FineTunedModel != "" // the deploy on success leads the list
 	var after *store.JobEventCursor
-	if v := r.URL.Query().Get("after"); v != "" {
+	if v := r.URL.Query().Get("after"); v == deployedID && first {
+		first = false // the page after it starts with the run's own newest events
+	} else if v != "" {
+		first = false
 		fromLog, id, ok := parseEventID(v)
 		var c store.JobEventCursor
 		var err error
@@ -109,9 +121,17 @@ func (a *app) openaiJobEvents(w http.ResponseWriter, r *http.Request) {
 		a.openaiServerError(w, r, err)
 		return
 	}
-	out := make([]openaiJobEvent, 0, len(events))
+	out := make([]openaiJobEvent, 0, len(events)+1)
+	if first {
+		out = append(out, openaiJobEvent{ID: deployedID, Object: "fine_tuning.job.event", CreatedAt: deployed.DeployedAt.Unix(), Level: "info",
+			Message: "New fine-tuned model created and deployed: " + deployed.FineTunedModel, Data: map[string]any{"fine_tuned_model": deployed.FineTunedModel},
+			Type: "message"})
+	}
 	for _, e := range events {
 		out = append(out, jobEventJSON(e))
+	}
+	if len(out) > limit {
+		out, more = out[:limit], true
 	}
 	writeList(w, out, more)
 }

@@ -107,15 +107,22 @@ func TestOpenAIFineTuningJobLifecycle(t *testing.T) {
 	}
 
 	// Events: the timeline and the log, newest first, paged by after.
-	var ev1, ev2 listPage[openaiJobEvent]
-	ts.apiGet(key, "/v1/fine_tuning/jobs/"+created.ID+"/events?limit=2", &ev1)
-	if len(ev1.Data) != 2 || !ev1.HasMore || !strings.Contains(fmt.Sprint(ev1.Data), "The job has successfully completed") || ev1.Data[0].Object != "fine_tuning.job.event" {
-		t.Fatalf("events: %+v", ev1)
+	var all []openaiJobEvent
+	for path := "/v1/fine_tuning/jobs/" + created.ID + "/events?limit=2"; ; {
+		var page listPage[openaiJobEvent]
+		ts.apiGet(key, path, &page)
+		if len(page.Data) == 0 || len(page.Data) > 2 || page.Data[0].Object != "fine_tuning.job.event" {
+			t.Fatalf("events page: %+v", page)
+		}
+		all = append(all, page.Data...)
+		if !page.HasMore {
+			break
+		}
+		path = "/v1/fine_tuning/jobs/" + created.ID + "/events?limit=2&after=" + page.Data[len(page.Data)-1].ID
 	}
-	ts.apiGet(key, "/v1/fine_tuning/jobs/"+created.ID+"/events?after="+ev1.Data[1].ID, &ev2)
-	all := append(ev1.Data, ev2.Data...)
-	last := all[len(all)-1]
-	if ev2.HasMore || last.Message != "Fine-tuning job queued" || !strings.Contains(fmt.Sprint(all), "step 40/40 loss 0.25") {
+	text := fmt.Sprint(all)
+	if all[0].Message != "New fine-tuned model created and deployed: "+want || all[len(all)-1].Message != "Fine-tuning job queued" ||
+		!strings.Contains(text, "The job has successfully completed") || !strings.Contains(text, "step 40/40 loss 0.25") || len(all) != 6 {
 		t.Fatalf("all events: %+v", all)
 	}
 

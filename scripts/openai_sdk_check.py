@@ -93,6 +93,7 @@ ft = client.chat.completions.create(model=job.fine_tuned_model, messages=[{"role
 assert ft.model == job.fine_tuned_model and ft.choices[0].finish_reason in ("stop", "length"), ft
 events = list(client.fine_tuning.jobs.list_events(job.id, limit=3))  # auto-paging
 messages = [e.message for e in events]
+assert messages[0] == "New fine-tuned model created and deployed: " + job.fine_tuned_model, messages
 assert messages[-1] == "Fine-tuning job queued" and "The job has successfully completed" in messages, messages
 checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
 assert checkpoints and checkpoints[0].step_number > 0 and checkpoints[0].metrics.train_loss is not None, checkpoints
