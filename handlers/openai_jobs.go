@@ -336,10 +336,13 @@ func (a *app) applyHyperparams(h *rawHyperparams, prefix string, v *views.RunFor
 	}
 	if !isAuto(h.LearningRateMultiplier) {
 		var m float64
-		if json.Unmarshal(h.LearningRateMultiplier, &m) != nil || !(m > 0) || math.IsInf(m, 0) {
-			return &jobParamError{prefix + "learning_rate_multiplier", "learning_rate_multiplier must be \"auto\" or a number above 0."}
+		def := a.runs.Backend.Offer().Defaults.LearningRate
+		if json.Unmarshal(h.LearningRateMultiplier, &m) != nil || !(m > 0) || !(m*def <= 1) {
+			return &jobParamError{prefix + "learning_rate_multiplier", fmt.Sprintf(
+				"learning_rate_multiplier must be \"auto\" or a number above 0 and at most %s: it multiplies this backend's default learning rate, %s, and the rate may be at most 1.",
+				formatFloat(1/def), formatFloat(def))}
 		}
-		v.LearningRate, params["learning_rate"] = formatFloat(m*a.runs.Backend.Offer().Defaults.LearningRate), prefix+"learning_rate_multiplier"
+		v.LearningRate, params["learning_rate"] = formatFloat(m*def), prefix+"learning_rate_multiplier"
 	}
 	if !isAuto(h.Beta) {
 		return &jobParamError{prefix + "beta", "beta is not adjustable on this server: leave it out or send \"auto\"."}

@@ -210,6 +210,7 @@ func TestOpenAIFineTuningJobRefusesBadValuesNamingTheParam(t *testing.T) {
 		"validation_file":            job(`,"validation_file":"nonsense"`),
 		"hyperparameters.n_epochs":   job(`,"hyperparameters":{"n_epochs":0}`),
 		"hyperparameters.batch_size": job(`,"hyperparameters":{"batch_size":"big"}`),
+		"hyperparameters.learning_rate_multiplier":                   job(`,"hyperparameters":{"learning_rate_multiplier":1e9}`),
 		"method.supervised.hyperparameters.learning_rate_multiplier": job(`,"method":{"type":"supervised","supervised":{"hyperparameters":{"learning_rate_multiplier":-1}}}`),
 		"method.dpo.hyperparameters.beta":                            fmt.Sprintf(`{"model":"tunelab/byte-mlp-small","training_file":%q,"method":{"type":"dpo","dpo":{"hyperparameters":{"beta":0.2}}}}`, pref),
 		"method.type":                                                job(`,"method":{"type":"reinforcement","reinforcement":{}}`),
