@@ -505,6 +505,10 @@ func (a *app) openaiCreateJob(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, new(*store.InitSnapshotError)):
 		// The fine-tuned model continued from: deleted meanwhile, or the method differs.
 		errs, _ := a.initSnapshotErrors(err)
+		if ie := new(store.InitSnapshotError); errors.As(err, &ie) && ie.Field == "method" {
+			errs["method"] = fmt.Sprintf("A job on a fine-tuned model keeps its snapshot's method: send method.type %s, or leave method out.",
+				jobMethodName(store.Method(ie.Want)))
+		}
 		e := firstRunError(errs, params)
 		openaiBadParam(w, e.param, e.msg)
 		return

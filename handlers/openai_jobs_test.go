@@ -145,7 +145,7 @@ func TestOpenAIFineTuningJobLifecycle(t *testing.T) {
 	}
 	pref := decodeFile(t, ts.openaiUpload(key, "fine-tune", "pref.jsonl", preferenceLines(12), false))
 	r := ts.openaiPost(key, "/v1/fine_tuning/jobs", fmt.Sprintf(`{"model":%q,"training_file":%q,"method":{"type":"dpo"}}`, want, pref.ID))
-	if e := openaiErrorOf(t, r); r.status != 400 || *e.Param != "method.type" || !strings.Contains(e.Message, "keeps its snapshot's method") {
+	if e := openaiErrorOf(t, r); r.status != 400 || *e.Param != "method.type" || !strings.Contains(e.Message, "send method.type supervised") {
 		t.Fatalf("dpo on a LoRA fine-tuned model: %d %s", r.status, r.body)
 	}
 	if cancelled := decodeJob(t, ts.openaiPost(key, "/v1/fine_tuning/jobs/"+more.ID+"/cancel", "")); cancelled.Status != "cancelled" {
