@@ -173,6 +173,7 @@ var accountTables = map[string]string{
 	"sign_in_devices":      "deleted",
 	"playground_prompts":   "deleted",
 	"deployments":          "deleted",
+	"fine_tuning_jobs":     "deleted",
 	"queue_turns":          "deleted",
 	"account_suspensions":  "deleted",
 	"consent_records":      "kept as proof of each choice, unlinked from the account (they hold no IP, user agent or email)",
@@ -236,6 +237,7 @@ func (s *Store) purgeAccount(ctx context.Context, v *Vault, o PurgeOptions, id i
 			args []any
 		}{
 			{"DELETE FROM deployments WHERE user_id = ?", []any{id}},
+			{"DELETE FROM fine_tuning_jobs WHERE user_id = ?", []any{id}},
 			{"DELETE FROM snapshots WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM metric_series WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM run_logs WHERE run_id IN " + mine, []any{id}},

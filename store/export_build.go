@@ -47,6 +47,7 @@ var exportedTables = map[string]string{
 	"sign_in_devices":     "sign_in_devices.json",
 	"playground_prompts":  "playground_prompts.json",
 	"deployments":         "deployments.json",
+	"fine_tuning_jobs":    "fine_tuning_jobs.json",
 	"snapshot_evals":      "snapshot_evals.json",
 	"consent_records":     "consents.json",
 	"account_suspensions": "account.json (when an admin suspended the account, if one did)",
@@ -199,6 +200,8 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 		{"playground_prompts.json", `SELECT created_at, mode, system, prompt, model_a, model_b, temperature, top_p, max_tokens, stop, seed
 			FROM playground_prompts WHERE user_id = ? ORDER BY id`},
 		{"deployments.json", `SELECT d.name, d.snapshot_id, d.created_at, d.stopped_at FROM deployments d WHERE d.user_id = ? ORDER BY d.id`},
+		{"fine_tuning_jobs.json", `SELECT j.run_id, j.model, j.suffix, j.metadata, j.fine_tuned_model, j.deployed_at FROM fine_tuning_jobs j
+			JOIN runs r ON r.id = j.run_id WHERE j.user_id = ? AND r.deleted_at IS NULL ORDER BY j.run_id`},
 		{"snapshot_evals.json", `SELECT run_id, snapshot_id, dataset_id, status, rows, eval_loss, exact_match, contains, error, updated_at
 			FROM snapshot_evals WHERE user_id = ? ORDER BY run_id, snapshot_id, set_key`},
 		{"consents.json", `SELECT id, created_at, banner_version, text_version, granted, denied, source, previous_id
