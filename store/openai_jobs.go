@@ -270,13 +270,13 @@ func (s *Store) JobEvents(ctx context.Context, runID int64, after *JobEventCurso
 // MetricAtStep is the run's last finite value of a metric at or before step; ok is false
 // when there is none.
 func (s *Store) MetricAtStep(ctx context.Context, runID int64, name string, step int) (v float64, ok bool, err error) {
-	err = s.r.QueryRowContext(ctx, `SELECT p.value FROM metric_series s JOIN metric_points p ON p.series_id = s.id
-		WHERE s.run_id = ? AND s.name = ? AND p.step <= ? AND p.kind = 0 ORDER BY p.step DESC LIMIT 1`, runID, name, step).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
+	// Points live in blocks and in point rows; lastFinite reads both.
+	pts, err := s.lastFinite(ctx, runID, name, step, 1)
 	if err != nil {
 		return 0, false, fmt.Errorf("store: metric at step: %w", err)
 	}
-	return v, true, nil
+	if len(pts) == 0 {
+		return 0, false, nil
+	}
+	return pts[0].Value, true, nil
 }
