@@ -386,14 +386,30 @@ func eval[T any](b *browser, expr string) T {
 	return v
 }
 
-// text returns the trimmed innerText of the first element that matches the CSS selector.
+// text returns the trimmed innerText of the first element that matches the CSS selector,
+// waiting (up to 10 s) for one that is rendered. It reads the live document in one
+// evaluation: chromedp's node queries can still see the page from before a form's
+// navigation for a moment, and answer with its stale text.
 func (b *browser) text(sel string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
+	expr := fmt.Sprintf(`(() => {
+  const el = document.querySelector(%q);
+  if (!el) return null;
+  const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  if (r.width === 0 || r.height === 0 || s.visibility === "hidden" || s.display === "none") return null;
+  return el.innerText;
+})()`, sel)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[*string](expr))
+		if err == nil && v != nil {
+			return strings.TrimSpace(*v)
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("text of %s: no rendered element (last error: %v)", sel, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return strings.TrimSpace(s)
 }
 
 // visible reports whether an element matching sel is rendered with a size.

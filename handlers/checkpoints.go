@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -52,14 +53,41 @@ var evalStatusLabels = map[string]struct{ label, tone string }{
 	store.EvalFailed:  {"Failed", "danger"},
 }
 
-// checkpoints builds the leaderboard of run ranked by metric value.
-func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue string) (views.Checkpoints, error) {
+func validMetric(value string) bool { _, ok := leaderMetricFor(value); return ok }
+
+const answersNote = "Exact match and contains compare the greedy answer with the reference answer, for chat data only."
+
+// checkpoints builds the leaderboard of run on one eval set (setValue: "heldout" or a
+// dataset id, "" for the held-out rows) ranked by metric value. A set or metric that
+// cannot be shown sets Error, and the held-out set (or eval loss) is shown instead.
+func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue, setValue string) (views.Checkpoints, error) {
 	m, ok := leaderMetricFor(metricValue)
 	c := views.Checkpoints{Action: fmt.Sprintf("/runs/%d", run.ID), Metric: m.value,
 		EvaluateAllURL: fmt.Sprintf("/runs/%d/evaluate", run.ID),
-		Note:           fmt.Sprintf("Scored on the run's held-out rows (its validation dataset, or the validation split the trainer held out), at most %d of them. Exact match and contains compare the greedy answer with the reference answer, for chat data only.", evalMaxRows)}
+		Note:           fmt.Sprintf("Scored on the run's held-out rows (its validation dataset, or the validation split the trainer held out), at most %d of them. %s", evalMaxRows, answersNote)}
 	if !ok {
 		c.Error = badMetricMessage
+	}
+	set, err := a.evalSet(ctx, run, setValue, false)
+	var refused *evalSetProblem
+	if errors.As(err, &refused) {
+		c.Error, set = refused.msg, store.EvalDataset{}
+	} else if err != nil {
+		return c, err
+	}
+	c.Set = evalSetValue(set.ID)
+	if set.ID != 0 {
+		c.Note = fmt.Sprintf("Scored on all %s of your dataset %s. %s", plural(set.Rows, "row", "rows"), evalSetName(set), answersNote)
+		if set.Rows > evalMaxRows {
+			c.Note = fmt.Sprintf("Scored on the first %d of the %s rows of your dataset %s. %s", evalMaxRows, formatCount(int64(set.Rows)), evalSetName(set), answersNote)
+		}
+		if set.Deleted {
+			c.Note = fmt.Sprintf("Scores kept from %s, deleted since: it cannot be scored on again.", evalSetName(set))
+			c.EvaluateAllURL = ""
+		}
+	}
+	if c.Sets, err = a.evalSetOptions(ctx, run, set.ID); err != nil {
+		return c, err
 	}
 	for _, lm := range leaderMetrics {
 		c.Metrics = append(c.Metrics, views.MetricOption{Value: lm.value, Label: lm.label, Selected: lm.value == m.value})
@@ -72,7 +100,7 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue string
 	if err != nil {
 		return c, err
 	}
-	evals, err := a.store.SnapshotEvals(ctx, run.UserID, run.ID)
+	evals, err := a.store.SnapshotEvals(ctx, run.UserID, run.ID, set.ID)
 	if err != nil {
 		return c, err
 	}
@@ -83,7 +111,7 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue string
 		row := views.CheckpointRow{Step: formatCount(int64(s.Step)), Final: s.Final, Ref: ref,
 			Label: "Step " + formatCount(int64(s.Step)), Loss: "—", Perplexity: "—", ExactMatch: "—", Contains: "—",
 			PlaygroundURL: "/playground?a=" + url.QueryEscape(ref), MarkStep: s.Step, MarkAt: s.CreatedAt.UnixMilli()}
-		if c.Unavailable == "" {
+		if c.EvaluateAllURL != "" {
 			row.EvaluateURL = fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run.ID, s.ID)
 		}
 		if has {
@@ -115,7 +143,7 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue string
 		c.Rows[bestIdx].Best = true
 	}
 	if pending {
-		c.PollURL = fmt.Sprintf("/runs/%d/checkpoints?metric=%s", run.ID, m.value)
+		c.PollURL = fmt.Sprintf("/runs/%d/checkpoints?%s", run.ID, url.Values{"metric": {m.value}, "set": {c.Set}}.Encode())
 	}
 	return c, nil
 }
@@ -135,9 +163,13 @@ func (a *app) showCheckpoints(w http.ResponseWriter, r *http.Request) {
 		a.badRequest(w, r, badMetricMessage)
 		return
 	}
-	c, err := a.checkpoints(r.Context(), run, metric)
+	c, err := a.checkpoints(r.Context(), run, metric, r.URL.Query().Get("set"))
 	if err != nil {
 		a.serverError(w, r, err)
+		return
+	}
+	if c.Error != "" {
+		a.badRequest(w, r, c.Error)
 		return
 	}
 	a.render(w, r, http.StatusOK, a.page(r, "Checkpoints", "runs"), views.CheckpointsCard(c))

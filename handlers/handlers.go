@@ -213,7 +213,8 @@ func newApp(d Deps) *app {
 		go a.runEvaluations()
 	} // snapshot evaluations, queued ones and those a restart cut short
 	if d.Stopping != nil {
-		go a.watchStaleRules(d.Stopping) // metric rules: no new metric for N minutes
+		go a.watchStaleRules(d.Stopping)      // metric rules: no new metric for N minutes
+		go a.watchFineTuneDeploys(d.Stopping) // deploy on success of /v1 fine-tuning jobs
 	}
 	return a
 }

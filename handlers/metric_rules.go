@@ -185,6 +185,21 @@ func (a *app) runRulesPanel(r *http.Request, run store.Run) (views.RunRuleFiring
 	if err != nil {
 		return views.RunRuleFirings{}, err
 	}
+	return a.rulesPanelOf(r, run, firings)
+}
+
+// liveRulesPanel is the rules part of a live update of the run page, sent once a rule has
+// fired (before that the part does not change while the page is open), so an update of a
+// run without firings costs one look-up.
+func (a *app) liveRulesPanel(r *http.Request, run store.Run) (views.RunRuleFirings, error) {
+	firings, err := a.store.RuleFirings(r.Context(), run.ID)
+	if err != nil || len(firings) == 0 {
+		return views.RunRuleFirings{}, err
+	}
+	return a.rulesPanelOf(r, run, firings)
+}
+
+func (a *app) rulesPanelOf(r *http.Request, run store.Run, firings []store.RuleFiring) (views.RunRuleFirings, error) {
 	rules, own, err := a.store.EffectiveRules(r.Context(), run.ID)
 	if err != nil {
 		return views.RunRuleFirings{}, err

@@ -201,6 +201,7 @@ func (a *app) fireRule(ctx context.Context, base string, runID int64, m store.Me
 		return
 	}
 	a.log.InfoContext(ctx, "metric rule fired", "run", runID, "rule", m.Kind, "step", f.Step)
+	defer a.publish(statusEvent(runID)) // open run pages show the banner (and the stop) at once
 	stopped := false
 	if m.Stop {
 		asked, err := a.store.StopRun(ctx, runID, "Stopped by rule: "+f.Message)

@@ -155,6 +155,17 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /v1/models/{id...}", openai.thenFunc(a.openaiShowModel))
 	mux.Handle("POST /v1/chat/completions", openai.thenFunc(a.routeDeployments("/v1/chat/completions", a.openaiChat)))
 	mux.Handle("POST /v1/completions", openai.thenFunc(a.routeDeployments("/v1/completions", a.openaiCompletion)))
+	mux.Handle("POST /v1/files", openai.thenFunc(a.openaiCreateFile))
+	mux.Handle("GET /v1/files", openai.thenFunc(a.openaiListFiles))
+	mux.Handle("GET /v1/files/{file_id}", openai.thenFunc(a.openaiShowFile))
+	mux.Handle("GET /v1/files/{file_id}/content", openai.thenFunc(a.openaiFileContent))
+	mux.Handle("DELETE /v1/files/{file_id}", openai.thenFunc(a.openaiDeleteFile))
+	mux.Handle("POST /v1/fine_tuning/jobs", openai.thenFunc(a.openaiCreateJob))
+	mux.Handle("GET /v1/fine_tuning/jobs", openai.thenFunc(a.openaiListJobs))
+	mux.Handle("GET /v1/fine_tuning/jobs/{job_id}", openai.thenFunc(a.openaiShowJob))
+	mux.Handle("POST /v1/fine_tuning/jobs/{job_id}/cancel", openai.thenFunc(a.openaiCancelJob))
+	mux.Handle("GET /v1/fine_tuning/jobs/{job_id}/events", openai.thenFunc(a.openaiJobEvents))
+	mux.Handle("GET /v1/fine_tuning/jobs/{job_id}/checkpoints", openai.thenFunc(a.openaiJobCheckpoints))
 
 	// Stripe: no session; the Stripe-Signature over the raw body instead.
 	mux.HandleFunc("POST /stripe/webhook", a.stripeWebhook)

@@ -305,6 +305,9 @@ func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) (ok, fin
 		return false, false
 	}
 	live, err := a.runLive(r, run)
+	if err == nil {
+		live.Rules, err = a.liveRulesPanel(r, run) // the metric-rule banner, once a rule fired
+	}
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
 		return false, false

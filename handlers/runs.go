@@ -234,7 +234,7 @@ func (a *app) renderRunPage(w http.ResponseWriter, r *http.Request, run store.Ru
 		a.serverError(w, r, err)
 		return
 	}
-	if d.Checkpoints, err = a.checkpoints(r.Context(), run, r.URL.Query().Get("metric")); err != nil {
+	if d.Checkpoints, err = a.checkpoints(r.Context(), run, r.URL.Query().Get("metric"), r.URL.Query().Get("set")); err != nil {
 		a.serverError(w, r, err)
 		return
 	}

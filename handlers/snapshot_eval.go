@@ -9,9 +9,11 @@ import (
 	"strconv"
 
 	"net/http"
+	"net/url"
 
 	"tunelab/store"
 	"tunelab/trainer"
+	"tunelab/views"
 )
 
 // Evaluation of snapshots of the built-in model (issue 13). "Evaluate" queues a snapshot;
@@ -21,7 +23,7 @@ import (
 
 const evalMaxRows = 200
 
-var errEvalNeedsGPU = errors.New("Evaluating a snapshot of a GPU run needs a GPU deployment, which tunelab does not offer yet.")
+var errEvalNeedsGPU = errors.New("Evaluating snapshots of GPU runs is not built yet: deploy the snapshot and try it in the playground.")
 
 // evaluator wakes the evaluation loop when a job is queued.
 type evaluator struct{ wake chan struct{} }
@@ -73,11 +75,12 @@ func (a *app) evaluate(ctx context.Context, job store.SnapshotEval) {
 	}
 	if err != nil {
 		reason := err.Error()
-		if !errors.Is(err, errEvalNeedsGPU) {
+		var refused *evalSetProblem
+		if !errors.Is(err, errEvalNeedsGPU) && !errors.As(err, &refused) {
 			a.log.Warn("evaluation failed", "snapshot", job.SnapshotID, "err", err)
 			reason = "The evaluation could not finish: " + reason
 		}
-		if err := a.store.FailEval(context.Background(), job.SnapshotID, reason); err != nil {
+		if err := a.store.FailEval(context.Background(), job.ID, reason); err != nil {
 			a.log.Warn("evaluations: store failure", "err", err)
 		}
 		return
@@ -86,12 +89,12 @@ func (a *app) evaluate(ctx context.Context, job store.SnapshotEval) {
 	if answers {
 		em, contains = sql.NullFloat64{Float64: scores.ExactMatch, Valid: true}, sql.NullFloat64{Float64: scores.Contains, Valid: true}
 	}
-	if err := a.store.FinishEval(context.Background(), job.SnapshotID, scores.Rows, scores.Loss, em, contains); err != nil {
+	if err := a.store.FinishEval(context.Background(), job.ID, scores.Rows, scores.Loss, em, contains); err != nil {
 		a.log.Warn("evaluations: store result", "err", err)
 	}
 }
 
-// scoreSnapshot loads the snapshot and the run's held-out rows and scores them; answers
+// scoreSnapshot loads the snapshot and the rows of the job's eval set and scores them; answers
 // says whether exact-match and contains were scored (chat data).
 func (a *app) scoreSnapshot(ctx context.Context, job store.SnapshotEval) (trainer.EvalScores, bool, error) {
 	run, err := a.store.Run(ctx, job.UserID, job.RunID)
@@ -113,34 +116,59 @@ func (a *app) scoreSnapshot(ctx context.Context, job store.SnapshotEval) (traine
 	if err != nil {
 		return trainer.EvalScores{}, false, err
 	}
-	train, err := a.datasetRows(ctx, run.DatasetID)
+	held, chat, err := a.evalRows(ctx, job, run, cfg)
 	if err != nil {
 		return trainer.EvalScores{}, false, err
-	}
-	data := trainer.TrainingData{Examples: train.Examples, Pairs: train.Pairs}
-	chat := train.Format == trainer.FormatChat
-	if run.EvalDatasetID != 0 {
-		eval, err := a.datasetRows(ctx, run.EvalDatasetID)
-		if err != nil {
-			return trainer.EvalScores{}, false, err
-		}
-		data.EvalExamples, data.EvalPairs = eval.Examples, eval.Pairs
-		chat = eval.Format == trainer.FormatChat
-	}
-	held := trainer.HeldOut(cfg, data)
-	if len(held) == 0 {
-		return trainer.EvalScores{}, false, errors.New("this run holds out no rows (validation split 0 and no validation dataset), so there is nothing to score")
 	}
 	held = held[:min(len(held), evalMaxRows)]
 	progress := func(done int) { // every 10 rows: the card shows how far it got
 		if done%10 == 0 && done < len(held) {
-			if err := a.store.SetEvalProgress(ctx, job.SnapshotID, done); err != nil {
+			if err := a.store.SetEvalProgress(ctx, job.ID, done); err != nil {
 				a.log.Warn("evaluations: progress", "err", err)
 			}
 		}
 	}
 	scores, err := trainer.Evaluate(ctx, model, held, cfg.MaxSeqLen, chat, progress)
 	return scores, chat, err
+}
+
+// evalRows returns the rows a job scores (all of them; the caller caps them) and whether
+// they are chat rows: the run's held-out rows, or the rows of the person's dataset, which
+// must still be theirs, not deleted since it was queued, and of a format the run takes.
+func (a *app) evalRows(ctx context.Context, job store.SnapshotEval, run store.Run, cfg trainer.Config) ([]trainer.Example, bool, error) {
+	if job.DatasetID != 0 {
+		if _, err := a.evalSet(ctx, run, evalSetValue(job.DatasetID), true); err != nil {
+			return nil, false, err
+		}
+		rows, err := a.datasetRows(ctx, job.DatasetID)
+		if err != nil {
+			return nil, false, err
+		}
+		held := trainer.HeldOut(cfg, trainer.TrainingData{EvalExamples: rows.Examples, EvalPairs: rows.Pairs})
+		if len(held) == 0 {
+			return nil, false, &evalSetProblem{"the dataset has no rows to score"}
+		}
+		return held, rows.Format == trainer.FormatChat, nil
+	}
+	train, err := a.datasetRows(ctx, run.DatasetID)
+	if err != nil {
+		return nil, false, err
+	}
+	data := trainer.TrainingData{Examples: train.Examples, Pairs: train.Pairs}
+	chat := train.Format == trainer.FormatChat
+	if run.EvalDatasetID != 0 {
+		eval, err := a.datasetRows(ctx, run.EvalDatasetID)
+		if err != nil {
+			return nil, false, err
+		}
+		data.EvalExamples, data.EvalPairs = eval.Examples, eval.Pairs
+		chat = eval.Format == trainer.FormatChat
+	}
+	held := trainer.HeldOut(cfg, data)
+	if len(held) == 0 {
+		return nil, false, errors.New("this run holds out no rows (validation split 0 and no validation dataset), so there is nothing to score")
+	}
+	return held, chat, nil
 }
 
 func (a *app) loadSnapshotModel(sn store.Snapshot) (*trainer.Model, error) {
@@ -177,13 +205,45 @@ func (a *app) evaluableRun(w http.ResponseWriter, r *http.Request) (store.Run, b
 		return run, false
 	}
 	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
-		a.errorPage(w, r, http.StatusConflict, "Evaluation needs a GPU deployment", errEvalNeedsGPU.Error())
+		a.errorPage(w, r, http.StatusConflict, "Evaluation is not built for GPU snapshots", errEvalNeedsGPU.Error())
 		return run, false
 	}
 	return run, true
 }
 
-// evaluateSnapshot queues one snapshot of the person's run.
+// queueSet reads the eval set of an evaluate form. A set that cannot be scored on is
+// answered with the run page saying why (nothing queued); ok is false then.
+func (a *app) queueSet(w http.ResponseWriter, r *http.Request, run store.Run) (int64, bool) {
+	d, err := a.evalSet(r.Context(), run, r.PostFormValue("set"), true)
+	var refused *evalSetProblem
+	if errors.As(err, &refused) {
+		a.renderRunPage(w, r, run, http.StatusBadRequest, func(d *views.RunDetail) { d.Checkpoints.Error = refused.msg })
+		return 0, false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return 0, false
+	}
+	return d.ID, true
+}
+
+// evaluatedRedirect goes back to the leaderboard showing the set just queued.
+func evaluatedRedirect(w http.ResponseWriter, r *http.Request, run store.Run, set int64) {
+	q := url.Values{}
+	if set != 0 {
+		q.Set("set", evalSetValue(set))
+	}
+	if m := r.PostFormValue("metric"); m != "" && validMetric(m) {
+		q.Set("metric", m)
+	}
+	target := fmt.Sprintf("/runs/%d", run.ID)
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	redirect(w, r, target+"#checkpoints")
+}
+
+// evaluateSnapshot queues one snapshot of the person's run on the chosen eval set.
 func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.evaluableRun(w, r)
 	if !ok {
@@ -201,17 +261,25 @@ func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, sid); err != nil {
+	set, ok := a.queueSet(w, r, run)
+	if !ok {
+		return
+	}
+	if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, sid, set); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
 	a.evals.poke()
-	redirect(w, r, fmt.Sprintf("/runs/%d#checkpoints", run.ID))
+	evaluatedRedirect(w, r, run, set)
 }
 
-// evaluateAll queues every snapshot of the person's run.
+// evaluateAll queues every snapshot of the person's run on the chosen eval set.
 func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.evaluableRun(w, r)
+	if !ok {
+		return
+	}
+	set, ok := a.queueSet(w, r, run)
 	if !ok {
 		return
 	}
@@ -221,13 +289,13 @@ func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, s := range snaps {
-		if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, s.ID); err != nil {
+		if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, s.ID, set); err != nil {
 			a.serverError(w, r, err)
 			return
 		}
 	}
 	a.evals.poke()
-	redirect(w, r, fmt.Sprintf("/runs/%d#checkpoints", run.ID))
+	evaluatedRedirect(w, r, run, set)
 }
 
 // perplexity is exp of the per-byte loss.

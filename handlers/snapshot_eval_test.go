@@ -105,8 +105,14 @@ func (ts *testServer) evalRun(t *testing.T, c *http.Client, base string, early, 
 // run is queued or running, and returns them.
 func (ts *testServer) waitEvals(t *testing.T, userID, runID int64) map[int64]store.SnapshotEval {
 	t.Helper()
+	return ts.waitEvalsOn(t, userID, runID, 0)
+}
+
+// waitEvalsOn is waitEvals for the evaluations on one eval set (0: the held-out rows).
+func (ts *testServer) waitEvalsOn(t *testing.T, userID, runID, set int64) map[int64]store.SnapshotEval {
+	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; {
-		evals, err := ts.store.SnapshotEvals(context.Background(), userID, runID)
+		evals, err := ts.store.SnapshotEvals(context.Background(), userID, runID, set)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,8 +190,8 @@ func TestLeaderboardBestFollowsChosenMetric(t *testing.T) {
 		if r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run, s.id), url.Values{}, nil); r.status != http.StatusSeeOther {
 			t.Fatalf("evaluate: %d", r.status)
 		}
-		ts.waitEvals(t, u, run) // let the loop finish its own scoring first
-		if err := ts.store.FinishEval(ctx, s.id, 2, s.loss, nullFloat(s.exact), nullFloat(s.exact)); err != nil {
+		evals := ts.waitEvals(t, u, run) // let the loop finish its own scoring first
+		if err := ts.store.FinishEval(ctx, evals[s.id].ID, 2, s.loss, nullFloat(s.exact), nullFloat(s.exact)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,12 +227,12 @@ func TestEvaluationOfAnotherPersonsRunOrSnapshotIs404(t *testing.T) {
 	if r := ts.do(other, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run2, snaps[0].ID), url.Values{}, nil); r.status != http.StatusNotFound {
 		t.Errorf("someone else's snapshot under one's own run: %d", r.status)
 	}
-	if evals, _ := ts.store.SnapshotEvals(context.Background(), mustUserID(t, ts, owner), run); len(evals) != 0 {
+	if evals, _ := ts.store.SnapshotEvals(context.Background(), mustUserID(t, ts, owner), run, 0); len(evals) != 0 {
 		t.Fatalf("queued: %+v", evals)
 	}
 }
 
-// A GPU run's snapshots (ZIP adapters) say evaluation needs a GPU deployment; the buttons
+// A GPU run's snapshots (ZIP adapters) say evaluating them is not built; the buttons
 // are absent and a hand-made request is refused with the same words, nothing queued.
 func TestEvaluationOfGPUSnapshotsSaysItNeedsADeployment(t *testing.T) {
 	ts := newTestServerRuns(t, Config{}, nil, func(r *Runs, _ *store.Store, _ func() time.Time) { r.Backend = gpuOfferBackend{} })
@@ -237,15 +243,15 @@ func TestEvaluationOfGPUSnapshotsSaysItNeedsADeployment(t *testing.T) {
 	snaps, _ := ts.store.PlaygroundSnapshots(context.Background(), u)
 	run := snaps[0].RunID
 	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", run), nil, nil)
-	if !strings.Contains(page.body, `data-testid="checkpoints-unavailable"`) || !strings.Contains(page.body, "needs a GPU deployment") ||
+	if !strings.Contains(page.body, `data-testid="checkpoints-unavailable"`) || !strings.Contains(page.body, "Evaluating snapshots of GPU runs is not built yet") ||
 		strings.Contains(page.body, `data-testid="checkpoint-evaluate"`) || strings.Contains(page.body, `data-testid="evaluate-all"`) {
 		t.Fatalf("the GPU run's leaderboard does not say evaluation needs a deployment")
 	}
 	r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run, sid), url.Values{}, nil)
-	if r.status != http.StatusConflict || !strings.Contains(r.body, "needs a GPU deployment") {
+	if r.status != http.StatusConflict || !strings.Contains(r.body, "Evaluating snapshots of GPU runs is not built yet") {
 		t.Fatalf("evaluate a GPU snapshot: %d", r.status)
 	}
-	if evals, _ := ts.store.SnapshotEvals(context.Background(), u, run); len(evals) != 0 {
+	if evals, _ := ts.store.SnapshotEvals(context.Background(), u, run, 0); len(evals) != 0 {
 		t.Fatalf("queued: %+v", evals)
 	}
 }

@@ -155,6 +155,7 @@ var accountTables = map[string]string{
 	"metrics":              "deleted with the run's series",
 	"metric_series":        "deleted",
 	"metric_points":        "deleted (cascade from metric_series)",
+	"metric_blocks":        "deleted (cascade from metric_series)",
 	"metric_rollups":       "deleted (cascade from metric_series)",
 	"metric_seq_ranges":    "deleted (cascade from metric_series)",
 	"metric_rules":         "deleted",
@@ -178,6 +179,7 @@ var accountTables = map[string]string{
 	"sign_in_devices":      "deleted",
 	"playground_prompts":   "deleted",
 	"deployments":          "deleted",
+	"fine_tuning_jobs":     "deleted",
 	"queue_turns":          "deleted",
 	"account_suspensions":  "deleted",
 	"consent_records":      "kept as proof of each choice, unlinked from the account (they hold no IP, user agent or email)",
@@ -241,6 +243,7 @@ func (s *Store) purgeAccount(ctx context.Context, v *Vault, o PurgeOptions, id i
 			args []any
 		}{
 			{"DELETE FROM deployments WHERE user_id = ?", []any{id}},
+			{"DELETE FROM fine_tuning_jobs WHERE user_id = ?", []any{id}},
 			{"DELETE FROM snapshots WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM metric_series WHERE run_id IN " + mine, []any{id}},
 			{"DELETE FROM run_logs WHERE run_id IN " + mine, []any{id}},

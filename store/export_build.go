@@ -38,6 +38,7 @@ var exportedTables = map[string]string{
 	"run_logs":            "runs/<id>/logs.txt",
 	"metric_series":       "runs/<id>/metrics.csv",
 	"metric_points":       "runs/<id>/metrics.csv",
+	"metric_blocks":       "runs/<id>/metrics.csv",
 	"datasets":            "datasets.json, datasets/<id>.jsonl",
 	"snapshots":           "snapshots.json, snapshots/",
 	"user_totp":           "account.json (whether two-factor sign-in is on; never the secret)",
@@ -46,6 +47,7 @@ var exportedTables = map[string]string{
 	"sign_in_devices":     "sign_in_devices.json",
 	"playground_prompts":  "playground_prompts.json",
 	"deployments":         "deployments.json",
+	"fine_tuning_jobs":    "fine_tuning_jobs.json",
 	"snapshot_evals":      "snapshot_evals.json",
 	"consent_records":     "consents.json",
 	"account_suspensions": "account.json (when an admin suspended the account, if one did)",
@@ -199,8 +201,10 @@ func (s *Store) BuildExport(ctx context.Context, v *Vault, id int64, o ExportOpt
 			FROM playground_prompts WHERE user_id = ? ORDER BY id`},
 		{"deployments.json", `SELECT d.name, d.snapshot_id, d.created_at, d.stopped_at, d.kind, d.backend, d.gpu_type, d.ended_at, d.failed, d.reason, d.log
 			FROM deployments d WHERE d.user_id = ? ORDER BY d.id`},
-		{"snapshot_evals.json", `SELECT run_id, snapshot_id, status, rows, eval_loss, exact_match, contains, error, updated_at
-			FROM snapshot_evals WHERE user_id = ? ORDER BY run_id, snapshot_id`},
+		{"fine_tuning_jobs.json", `SELECT j.run_id, j.model, j.suffix, j.metadata, j.fine_tuned_model, j.deployed_at FROM fine_tuning_jobs j
+			JOIN runs r ON r.id = j.run_id WHERE j.user_id = ? AND r.deleted_at IS NULL ORDER BY j.run_id`},
+		{"snapshot_evals.json", `SELECT run_id, snapshot_id, dataset_id, status, rows, eval_loss, exact_match, contains, error, updated_at
+			FROM snapshot_evals WHERE user_id = ? ORDER BY run_id, snapshot_id, set_key`},
 		{"consents.json", `SELECT id, created_at, banner_version, text_version, granted, denied, source, previous_id
 			FROM consent_records WHERE user_id = ? ORDER BY created_at`},
 		{"security_events.json", "SELECT kind, ip, user_agent, created_at FROM security_events WHERE user_id = ? ORDER BY id"},
@@ -334,38 +338,23 @@ func (s *Store) exportLogs(ctx context.Context, w io.Writer, runID int64) error 
 	return rows.Err()
 }
 
-// exportMetrics writes every stored point of a run at full resolution.
+// exportMetrics writes every stored point of a run at full resolution, series by name,
+// steps in order (point rows and blocks merged).
 func (s *Store) exportMetrics(ctx context.Context, w io.Writer, runID int64) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT s.name, p.step, p.value, p.kind, p.at FROM metric_points p
-		JOIN metric_series s ON s.id = p.series_id WHERE s.run_id = ? ORDER BY s.name, p.step`, runID)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"metric", "step", "value", "kind", "time_ms"})
+	err := s.ExportMetrics(ctx, runID, func(p MetricPoint) error {
+		val := ""
+		if p.Kind == KindFinite {
+			val = strconv.FormatFloat(p.Value, 'g', -1, 64)
+		}
+		return cw.Write([]string{p.Name, strconv.Itoa(p.Step), val, p.Kind, strconv.FormatInt(ms(p.At), 10)})
+	})
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"metric", "step", "value", "kind", "time_ms"})
-	for rows.Next() {
-		var name string
-		var step, kind, at int64
-		var value *float64
-		if err := rows.Scan(&name, &step, &value, &kind, &at); err != nil {
-			return err
-		}
-		val := ""
-		if value != nil {
-			val = strconv.FormatFloat(*value, 'g', -1, 64)
-		}
-		k := KindFinite
-		if int(kind) < len(kindName) {
-			k = kindName[kind]
-		}
-		cw.Write([]string{name, strconv.FormatInt(step, 10), val, k, strconv.FormatInt(at, 10)})
-	}
 	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	return rows.Err()
+	return cw.Error()
 }
 
 // exportSnapshots carries snapshots up to the size limit and lists the rest with links.

@@ -169,21 +169,11 @@ func (s *Store) RuleFirings(ctx context.Context, runID int64) ([]RuleFiring, err
 // RecentFinite returns the last n finite values of a run's metric up to step upTo, oldest
 // first (eval_loss_rising reads them when a batch brings new evaluations).
 func (s *Store) RecentFinite(ctx context.Context, runID int64, name string, upTo, n int) ([]MetricPoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT p.step, p.value FROM metric_points p JOIN metric_series s ON s.id = p.series_id
-		WHERE s.run_id = ? AND s.name = ? AND p.step <= ? AND p.value IS NOT NULL ORDER BY p.step DESC LIMIT ?`, runID, name, upTo, n)
+	out, err := s.lastFinite(ctx, runID, name, upTo, n)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent values: %w", err)
 	}
-	defer rows.Close()
-	var out []MetricPoint
-	for rows.Next() {
-		p := MetricPoint{Name: name}
-		if err := rows.Scan(&p.Step, &p.Value); err != nil {
-			return nil, err
-		}
-		out = append([]MetricPoint{p}, out...)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // StaleCandidate is a live run and when it last reported a metric (or started, if never).

@@ -123,9 +123,12 @@ const (
 // ingestQueries is every statement of the append path, prepared once on the writer
 // connection when the store opens (each transaction then reuses them).
 func ingestQueries() []string {
-	qs := []string{qRunSeq, qSeries, qSeriesCount, qNewSeries, qStepsIn, qSetRunSeq, qUpdateSeries}
+	qs := []string{qRunSeq, qSeries, qSeriesCount, qNewSeries, qStepsIn, qBlocksIn, qSetRunSeq, qUpdateSeries}
 	for n := rangesPerStmt; n >= 1; n /= 2 {
 		qs = append(qs, valuesQuery(qSeqRanges, "", rangeCols, n))
+	}
+	for n := blocksPerStmt; n >= 1; n /= 2 {
+		qs = append(qs, valuesQuery(qBlocksHead, "", blockCols, n))
 	}
 	for n := pointsPerStmt; n >= 1; n /= 2 {
 		for _, kind := range []bool{false, true} {
@@ -396,6 +399,7 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 		return nil, &RunQuotaError{Quota: "points", Limit: q.PointsPerRun, Have: seq, Add: int64(total)}
 	}
 	ranges := make([]any, 0, rangeCols*len(groups))
+	blocks := make([]any, 0, blockCols*len(groups))
 	for _, g := range groups {
 		if len(g.fresh) == 0 {
 			continue
@@ -411,13 +415,26 @@ func appendTx(t *writeTx, runID int64, pts []MetricPoint, now int64, q Quotas) (
 			seq++
 			p.Seq, p.At = seq, fromMS(now)
 		}
-		if err := t.insertPoints(g.id, g.fresh, now); err != nil {
+		// Stragglers (at or before the last step) are point rows; the tail past it goes
+		// into blocks, but for non-finite reports.
+		tail := g.splitTail()
+		if err := t.insertPoints(g.id, g.fresh[:tail], now); err != nil {
 			return nil, err
+		}
+		var single []MetricPoint
+		blocks, single = appendBlocks(blocks, single, g.id, g.fresh[tail:], now)
+		for i := range single {
+			if err := t.insertPoints(g.id, single[i:i+1], now); err != nil {
+				return nil, err
+			}
 		}
 		if err := updateSeries(t, g.id, g.fresh); err != nil {
 			return nil, err
 		}
 		ranges = append(ranges, runID, seq, seqLo, g.id, g.fresh[0].Step, g.fresh[len(g.fresh)-1].Step)
+	}
+	if err := t.multiRow(qBlocksHead, "", blockCols, blocksPerStmt, blocks); err != nil {
+		return nil, err
 	}
 	if err := t.multiRow(qSeqRanges, "", rangeCols, rangesPerStmt, ranges); err != nil {
 		return nil, err
@@ -493,16 +510,35 @@ func stepsIn(t *writeTx, seriesID int64, lo, hi int) (map[int]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	out := map[int]bool{}
 	for rows.Next() {
 		var st int
 		if err := rows.Scan(&st); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		out[st] = true
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	bs, err := t.stmt(qBlocksIn)
+	if err != nil {
+		return nil, err
+	}
+	blocked, err := blockPoints(t.ctx, stmtQuerier{bs}, seriesID, lo, hi, -1)
+	for _, p := range blocked {
+		out[p.Step] = true
+	}
+	return out, err
+}
+
+// stmtQuerier runs a prepared statement as a querier (its query text is the statement's).
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (q stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return q.st.QueryContext(ctx, args...)
 }
 
 // updateSeries adds fresh (in step order) to the series' counters.
@@ -645,6 +681,16 @@ func (s *Store) MetricsAfter(ctx context.Context, runID, afterSeq int64, limit i
 		if err := prs.Err(); err != nil {
 			return nil, fmt.Errorf("store: metrics: %w", err)
 		}
+		blocked, err := blockPoints(ctx, s.r, r.series, r.stepLo, r.stepHi, -1)
+		if err != nil {
+			return nil, fmt.Errorf("store: metrics: %w", err)
+		}
+		for _, p := range blocked {
+			if p.Seq > afterSeq && p.Seq >= r.seqLo && p.Seq <= r.seqHi {
+				p.Name = names[r.series]
+				out = append(out, p)
+			}
+		}
 		slices.SortFunc(out[from:], func(a, b MetricPoint) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	if len(out) > limit {
@@ -692,34 +738,22 @@ func (s *Store) ExportMetrics(ctx context.Context, runID int64, fn func(MetricPo
 	}
 	const page = 10_000
 	for _, sr := range series {
-		after := math.MinInt64
+		lo := math.MinInt64
 		for {
-			rows, err := s.r.QueryContext(ctx, `SELECT seq, step, value, kind, at FROM metric_points
-				WHERE series_id = ? AND step > ? ORDER BY step LIMIT ?`, sr.ID, after, page)
+			pts, err := seriesPoints(ctx, s.r, sr.ID, lo, math.MaxInt64, false, page)
 			if err != nil {
 				return fmt.Errorf("store: export metrics: %w", err)
 			}
-			n := 0
-			for rows.Next() {
-				p, err := scanPoint(rows, false)
-				if err != nil {
-					rows.Close()
-					return fmt.Errorf("store: export metrics: %w", err)
-				}
+			for _, p := range pts {
 				p.Name = sr.Name
 				if err := fn(p); err != nil {
-					rows.Close()
 					return err
 				}
-				after, n = p.Step, n+1
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if n < page {
+			if len(pts) < page {
 				break
 			}
+			lo = pts[len(pts)-1].Step + 1
 		}
 	}
 	return nil
@@ -731,7 +765,11 @@ func (s *Store) LatestMetricStep(ctx context.Context, runID int64, name string) 
 	var atMS int64
 	err = s.r.QueryRowContext(ctx, `SELECT p.step, p.at FROM metric_series s
 		JOIN metric_points p ON p.series_id = s.id AND p.step = s.last_step
-		WHERE s.run_id = ? AND s.name = ?`, runID, name).Scan(&step, &atMS)
+		WHERE s.run_id = ? AND s.name = ?
+		UNION ALL SELECT b.last_step, b.at FROM metric_series s
+		JOIN metric_blocks b ON b.series_id = s.id AND b.last_step = s.last_step
+			AND b.first_step = (SELECT MAX(first_step) FROM metric_blocks WHERE series_id = s.id AND first_step <= s.last_step)
+		WHERE s.run_id = ? AND s.name = ?`, runID, name, runID, name).Scan(&step, &atMS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, false, nil
 	}

@@ -227,10 +227,8 @@ func (s *Store) everyPoint(ctx context.Context, seriesID int64, h *History, maxP
 
 // countRaw counts the finite points in the window, reading at most limit of them.
 func (s *Store) countRaw(ctx context.Context, seriesID int64, h *History, limit int) (int, error) {
-	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM metric_points
-		WHERE series_id = ? AND step BETWEEN ? AND ? AND kind = 0 LIMIT ?)`, seriesID, h.From, h.To, limit).Scan(&n)
-	return n, err
+	pts, err := seriesPoints(ctx, s.r, seriesID, h.From, h.To, true, limit)
+	return len(pts), err
 }
 
 // countBuckets counts a level's buckets that overlap the window (reading at most limit) and
@@ -253,22 +251,15 @@ type bucketRow struct {
 
 // rawRows reads the window's finite points (at most limit) as one-point buckets.
 func (s *Store) rawRows(ctx context.Context, seriesID int64, h *History, limit int) ([]bucketRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT step, value, at FROM metric_points
-		WHERE series_id = ? AND step BETWEEN ? AND ? AND kind = 0 ORDER BY step LIMIT ?`, seriesID, h.From, h.To, limit)
+	pts, err := seriesPoints(ctx, s.r, seriesID, h.From, h.To, true, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []bucketRow
-	for rows.Next() {
-		var r bucketRow
-		if err := rows.Scan(&r.lo, &r.min, &r.lastAt); err != nil {
-			return nil, err
-		}
-		r.hi, r.max, r.minStep, r.maxStep = r.lo, r.min, r.lo, r.lo
-		out = append(out, r)
+	out := make([]bucketRow, 0, len(pts))
+	for _, p := range pts {
+		out = append(out, bucketRow{lo: p.Step, hi: p.Step, min: p.Value, max: p.Value, minStep: p.Step, maxStep: p.Step, lastAt: p.At.UnixMilli()})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // bucketRows reads a level's buckets that overlap the window (at most limit).

@@ -396,6 +396,8 @@ func TestSeqRangesMigrationRebuildsRangesOfStoredPoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Before migration 0008 every point was a row: so were they before blocks (0031).
+	blocksToPointRows(t, f.s)
 	want, err := f.s.MetricsAfter(ctx, r.ID, 0, 1000)
 	if err != nil || len(want) != 87 {
 		t.Fatalf("%d points, %v", len(want), err)

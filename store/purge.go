@@ -164,6 +164,7 @@ func (s *Store) purgeRun(ctx context.Context, v *Vault, id int64) error {
 			"DELETE FROM run_events WHERE run_id = ?",
 			"DELETE FROM metric_rule_firings WHERE run_id = ?",
 			"DELETE FROM metric_rules WHERE run_id = ?",
+			"DELETE FROM fine_tuning_jobs WHERE run_id = ?", // suffix and metadata the API sent
 		} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return err

@@ -44,10 +44,10 @@ func TestSnapshotEvalsSurviveARestart(t *testing.T) {
 	f := newCloseFixture(t)
 	s, ctx := f.s, context.Background()
 	u, run, snap := evalFixture(t, f)
-	if err := s.QueueSnapshotEval(ctx, u, run, snap); err != nil {
+	if err := s.QueueSnapshotEval(ctx, u, run, snap, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.QueueSnapshotEval(ctx, u, run, snap); err != nil {
+	if err := s.QueueSnapshotEval(ctx, u, run, snap, 0); err != nil {
 		t.Fatal(err)
 	}
 	job, err := s.ClaimNextEval(ctx)
@@ -65,20 +65,20 @@ func TestSnapshotEvalsSurviveARestart(t *testing.T) {
 	if err != nil || job.SnapshotID != snap {
 		t.Fatalf("claim after restart: %+v %v", job, err)
 	}
-	if err := s.FinishEval(ctx, snap, 3, 1.5, nullF(1), nullF(1)); err != nil {
+	if err := s.FinishEval(ctx, job.ID, 3, 1.5, nullF(1), nullF(1)); err != nil {
 		t.Fatal(err)
 	}
-	evals, err := s.SnapshotEvals(ctx, u, run)
+	evals, err := s.SnapshotEvals(ctx, u, run, 0)
 	if err != nil || evals[snap].Status != EvalDone || evals[snap].EvalLoss.Float64 != 1.5 || evals[snap].Rows != 3 {
 		t.Fatalf("stored: %+v %v", evals, err)
 	}
-	if other, _ := s.SnapshotEvals(ctx, u+1000, run); len(other) != 0 {
+	if other, _ := s.SnapshotEvals(ctx, u+1000, run, 0); len(other) != 0 {
 		t.Fatalf("another person sees %+v", other)
 	}
-	if err := s.QueueSnapshotEval(ctx, u, run, snap); err != nil {
+	if err := s.QueueSnapshotEval(ctx, u, run, snap, 0); err != nil {
 		t.Fatal(err)
 	}
-	if evals, _ := s.SnapshotEvals(ctx, u, run); evals[snap].Status != EvalQueued {
+	if evals, _ := s.SnapshotEvals(ctx, u, run, 0); evals[snap].Status != EvalQueued {
 		t.Fatalf("queued again: %+v", evals[snap])
 	}
 }
@@ -88,16 +88,17 @@ func TestSnapshotEvalProgress(t *testing.T) {
 	f := newCloseFixture(t)
 	s, ctx := f.s, context.Background()
 	u, run, snap := evalFixture(t, f)
-	s.QueueSnapshotEval(ctx, u, run, snap)
-	if err := s.SetEvalProgress(ctx, snap, 10); err != nil {
+	s.QueueSnapshotEval(ctx, u, run, snap, 0)
+	queued, _ := s.SnapshotEvals(ctx, u, run, 0)
+	if err := s.SetEvalProgress(ctx, queued[snap].ID, 10); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := s.SnapshotEvals(ctx, u, run); e[snap].Rows != 0 {
+	if e, _ := s.SnapshotEvals(ctx, u, run, 0); e[snap].Rows != 0 {
 		t.Fatalf("a queued job has progress: %+v", e[snap])
 	}
-	s.ClaimNextEval(ctx)
-	s.SetEvalProgress(ctx, snap, 20)
-	if e, _ := s.SnapshotEvals(ctx, u, run); e[snap].Rows != 20 || e[snap].Status != EvalRunning {
+	job, _ := s.ClaimNextEval(ctx)
+	s.SetEvalProgress(ctx, job.ID, 20)
+	if e, _ := s.SnapshotEvals(ctx, u, run, 0); e[snap].Rows != 20 || e[snap].Status != EvalRunning {
 		t.Fatalf("progress: %+v", e[snap])
 	}
 }

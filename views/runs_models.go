@@ -191,6 +191,8 @@ type RunLive struct {
 	CancelTitle string
 	// CostWarning: the projected total passes the run's budget cap ("" when not).
 	CostWarning string
+	// Rules is the metric-rule banner, set on live updates once a rule fired (RunRulesLive).
+	Rules RunRuleFirings
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
