@@ -1,6 +1,7 @@
 """An OpenAI-compatible inference server for one loaded model: POST /v1/chat/completions and
 /v1/completions (stream and not), every request with the deployment's secret as
-"Authorization: Bearer". Generation is transformers generate with a TextIteratorStreamer
+"Authorization: Bearer"; also POST /tunelab/score (score.py), tunelab's evaluation of the
+snapshot. Generation is transformers generate with a TextIteratorStreamer
 (Generator), or vLLM's offline engine where vLLM is installed and CUDA is present
 (VLLMGenerator); one request at a time (the model holds the GPU)."""
 
@@ -38,6 +39,20 @@ class Generator:
 
     def chat_prompt(self, messages: list[dict]) -> str:
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def token_nll(self, ids: list[int], labels: list[int]) -> tuple[float, int]:
+        """The summed NLL (nats) of labels[1:] given what precedes each, and how many
+        tokens that is (-100 labels are not scored): training's loss, summed."""
+        torch = self.torch
+        y = torch.tensor(labels[1:], dtype=torch.long)
+        mask = y != -100
+        if len(ids) < 2 or not bool(mask.any()):
+            return 0.0, 0
+        with self.lock, torch.no_grad():
+            x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
+            logits = self.model(input_ids=x).logits[0, :-1].float().cpu()
+        nll = torch.nn.functional.cross_entropy(logits[mask], y[mask], reduction="sum")
+        return float(nll), int(mask.sum())
 
     def stream(self, prompt: str, opts: dict, cancelled: threading.Event):
         """Yields text pieces, then returns (prompt_tokens, completion_tokens, finish_reason)."""
@@ -122,6 +137,19 @@ class VLLMGenerator:
 
     def chat_prompt(self, messages: list[dict]) -> str:
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def token_nll(self, ids: list[int], labels: list[int]) -> tuple[float, int]:
+        """As Generator.token_nll, from vLLM's prompt logprobs of the ids."""
+        from vllm import SamplingParams
+
+        scored = [i for i in range(1, len(ids)) if labels[i] != -100]
+        if not scored:
+            return 0.0, 0
+        with self.lock:
+            out = self.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
+                                    use_tqdm=False)[0]
+        lps = out.prompt_logprobs
+        return -sum(float(lps[i][ids[i]].logprob) for i in scored), len(scored)
 
     def stream(self, prompt: str, opts: dict, cancelled: threading.Event):
         from vllm import SamplingParams
@@ -215,6 +243,8 @@ class Server:
             def do_POST(self):
                 if not outer._authorized(self):
                     return
+                if self.path == "/tunelab/score":
+                    return outer._score(self)
                 if self.path not in ("/v1/chat/completions", "/v1/completions"):
                     return outer._error(self, 404, "invalid_request_error", "Unknown path.", code="not_found")
                 try:
@@ -262,7 +292,8 @@ class Server:
                     code="invalid_api_key")
         return False
 
-    def _generate(self, h, chat: bool) -> None:
+    def _body(self, h):
+        """The request's JSON object, or None once an error is answered."""
         try:
             n = int(h.headers.get("Content-Length") or 0)
         except ValueError:
@@ -275,6 +306,29 @@ class Server:
             return self._error(h, 400, "invalid_request_error", f"The body is not valid JSON: {e}")
         if not isinstance(body, dict):
             return self._error(h, 400, "invalid_request_error", "The body must be a JSON object.")
+        return body
+
+    def _score(self, h) -> None:
+        from . import score
+
+        body = self._body(h)
+        if body is None:
+            return
+        try:
+            fmt, rows, max_len, answers = score.parse(body)
+        except score.ScoreRequestError as e:
+            return self._error(h, 400, "invalid_request_error", str(e), code="invalid_value")
+        try:
+            results = score.score_rows(self.gen, fmt, rows, max_len, answers)
+        except Exception as e:  # noqa: BLE001 - logged for the operator, the caller gets a 500
+            self.log(f"scoring failed: {type(e).__name__}: {e}")
+            return self._error(h, 500, "server_error", "Scoring failed on the inference server.")
+        self._json(h, 200, {"rows": results})
+
+    def _generate(self, h, chat: bool) -> None:
+        body = self._body(h)
+        if body is None:
+            return
         try:
             if body.get("model") != self.model_id:
                 raise BadRequest(f"This server serves the model `{self.model_id}` only.", "model")
