@@ -55,6 +55,9 @@ var evalStatusLabels = map[string]struct{ label, tone string }{
 
 func validMetric(value string) bool { _, ok := leaderMetricFor(value); return ok }
 
+// gpuEvalNote says how a GPU run's snapshots are evaluated, up front.
+const gpuEvalNote = "GPU snapshots are scored by their live deployment's inference server: deploy a snapshot first (Snapshots card), then Evaluate appears on its row here; its GPU time counts as the deployment's. Eval loss is nats per token of the model's own tokenizer, on the answer tokens as training scores them; perplexity is exp of it."
+
 const answersNote = "Exact match and contains compare the greedy answer with the reference answer, for chat data only."
 
 // checkpoints builds the leaderboard of run on one eval set (setValue: "heldout" or a
@@ -92,9 +95,14 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue, setVa
 	for _, lm := range leaderMetrics {
 		c.Metrics = append(c.Metrics, views.MetricOption{Value: lm.value, Label: lm.label, Selected: lm.value == m.value})
 	}
+	c.LossLabel = "Eval loss (per byte)"
+	var deployed map[int64]bool // for a GPU run: the snapshots that can be evaluated now
 	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
-		c.Unavailable = errEvalNeedsGPU.Error()
-		c.EvaluateAllURL = ""
+		c.LossLabel = "Eval loss (per token)"
+		c.GPUNote = gpuEvalNote
+		if deployed, err = a.deployedSnapshots(ctx, run.UserID); err != nil {
+			return c, err
+		}
 	}
 	snaps, err := a.store.Snapshots(ctx, run.UserID, run.ID)
 	if err != nil {
@@ -104,15 +112,16 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue, setVa
 	if err != nil {
 		return c, err
 	}
-	best, bestIdx, pending := 0.0, -1, false
+	best, bestIdx, pending, anyDeployed := 0.0, -1, false, false
 	for i, s := range snaps {
 		e, has := evals[s.ID]
 		ref := "snapshot:" + fmt.Sprint(s.ID)
 		row := views.CheckpointRow{Step: formatCount(int64(s.Step)), Final: s.Final, Ref: ref,
 			Label: "Step " + formatCount(int64(s.Step)), Loss: "—", Perplexity: "—", ExactMatch: "—", Contains: "—",
 			PlaygroundURL: "/playground?a=" + url.QueryEscape(ref), MarkStep: s.Step, MarkAt: s.CreatedAt.UnixMilli()}
-		if c.EvaluateAllURL != "" {
+		if c.EvaluateAllURL != "" && (deployed == nil || deployed[s.ID]) {
 			row.EvaluateURL = fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run.ID, s.ID)
+			anyDeployed = true
 		}
 		if has {
 			st := evalStatusLabels[e.Status]
@@ -141,6 +150,9 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue, setVa
 	}
 	if bestIdx >= 0 {
 		c.Rows[bestIdx].Best = true
+	}
+	if deployed != nil && !anyDeployed {
+		c.EvaluateAllURL = ""
 	}
 	if pending {
 		c.PollURL = fmt.Sprintf("/runs/%d/checkpoints?%s", run.ID, url.Values{"metric": {m.value}, "set": {c.Set}}.Encode())

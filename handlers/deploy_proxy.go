@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -130,4 +131,47 @@ func (a *app) proxyToDeployment(w http.ResponseWriter, r *http.Request, d store.
 			return
 		}
 	}
+}
+
+// callDeployment posts body as JSON to path on the deployment's inference server with its
+// serve key, for this server's own use (evaluation), and decodes the 200 answer into out.
+// Any other answer is an error saying what happened, with the server's message.
+func (a *app) callDeployment(ctx context.Context, d store.Deployment, key, path string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Job.URL+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := proxyClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the deployment's inference server could not be reached: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("the deployment's inference server's answer could not be read: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return json.Unmarshal(raw, out)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return errors.New("the deployment's inference server refused this server's key; stop and deploy the snapshot again")
+	case resp.StatusCode == http.StatusNotFound:
+		return errors.New("the deployment's inference server has no " + path + " (it predates evaluation); stop and deploy the snapshot again")
+	}
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(raw, &e)
+	if e.Error.Message == "" {
+		e.Error.Message = http.StatusText(resp.StatusCode)
+	}
+	return fmt.Errorf("the deployment's inference server answered %d: %s", resp.StatusCode, e.Error.Message)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"net/http"
@@ -16,14 +17,16 @@ import (
 	"tunelab/views"
 )
 
-// Evaluation of snapshots of the built-in model (issue 13). "Evaluate" queues a snapshot;
+// Evaluation of snapshots (issue 13): of the built-in model here, in process; of GPU runs
+// on the snapshot's live deployment (snapshot_eval_gpu.go). "Evaluate" queues a snapshot;
 // one background loop works through the queue, one job at a time (so never two of one
 // person's at once), scoring the run's held-out rows, capped at evalMaxRows. Jobs are rows
 // in snapshot_evals, so they survive restarts: one cut short is queued again at start-up.
 
 const evalMaxRows = 200
 
-var errEvalNeedsGPU = errors.New("Evaluating snapshots of GPU runs is not built yet: deploy the snapshot and try it in the playground.")
+// errEvalSnapshotFormat fails a built-in run's snapshot that is not the built-in model's weights.
+var errEvalSnapshotFormat = errors.New("This snapshot is not in the built-in model's format (safetensors), so it cannot be scored.")
 
 // evaluator wakes the evaluation loop when a job is queued.
 type evaluator struct{ wake chan struct{} }
@@ -76,7 +79,7 @@ func (a *app) evaluate(ctx context.Context, job store.SnapshotEval) {
 	if err != nil {
 		reason := err.Error()
 		var refused *evalSetProblem
-		if !errors.Is(err, errEvalNeedsGPU) && !errors.As(err, &refused) {
+		if !errors.Is(err, errEvalSnapshotFormat) && !errors.As(err, &refused) {
 			a.log.Warn("evaluation failed", "snapshot", job.SnapshotID, "err", err)
 			reason = "The evaluation could not finish: " + reason
 		}
@@ -102,7 +105,7 @@ func (a *app) scoreSnapshot(ctx context.Context, job store.SnapshotEval) (traine
 		return trainer.EvalScores{}, false, err
 	}
 	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
-		return trainer.EvalScores{}, false, errEvalNeedsGPU
+		return a.scoreGPUSnapshot(ctx, job, run)
 	}
 	sn, err := a.store.Snapshot(ctx, job.UserID, job.RunID, job.SnapshotID)
 	if err != nil {
@@ -179,7 +182,7 @@ func (a *app) loadSnapshotModel(sn store.Snapshot) (*trainer.Model, error) {
 	defer f.Close()
 	body, format := sniffSnapshot(f)
 	if format != formatSafetensors {
-		return nil, errEvalNeedsGPU
+		return nil, errEvalSnapshotFormat
 	}
 	return trainer.ReadModel(body, nil)
 }
@@ -195,20 +198,6 @@ func (a *app) datasetRows(ctx context.Context, id int64) (trainer.Rows, error) {
 	}
 	defer f.Close()
 	return trainer.ParseRows(f, string(d.Format))
-}
-
-// evaluableRun is the person's run from the path when the built-in model trained it;
-// a GPU run's snapshots are refused with why.
-func (a *app) evaluableRun(w http.ResponseWriter, r *http.Request) (store.Run, bool) {
-	run, ok := a.runByPath(w, r)
-	if !ok {
-		return run, false
-	}
-	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
-		a.errorPage(w, r, http.StatusConflict, "Evaluation is not built for GPU snapshots", errEvalNeedsGPU.Error())
-		return run, false
-	}
-	return run, true
 }
 
 // queueSet reads the eval set of an evaluate form. A set that cannot be scored on is
@@ -243,9 +232,10 @@ func evaluatedRedirect(w http.ResponseWriter, r *http.Request, run store.Run, se
 	redirect(w, r, target+"#checkpoints")
 }
 
-// evaluateSnapshot queues one snapshot of the person's run on the chosen eval set.
+// evaluateSnapshot queues one snapshot of the person's run on the chosen eval set (a GPU
+// snapshot without a live deployment too: its job fails saying to deploy it first).
 func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
-	run, ok := a.evaluableRun(w, r)
+	run, ok := a.runByPath(w, r)
 	if !ok {
 		return
 	}
@@ -273,9 +263,10 @@ func (a *app) evaluateSnapshot(w http.ResponseWriter, r *http.Request) {
 	evaluatedRedirect(w, r, run, set)
 }
 
-// evaluateAll queues every snapshot of the person's run on the chosen eval set.
+// evaluateAll queues every snapshot of the person's run on the chosen eval set; of a GPU
+// run, every snapshot with a live deployment (none: the page says to deploy one first).
 func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
-	run, ok := a.evaluableRun(w, r)
+	run, ok := a.runByPath(w, r)
 	if !ok {
 		return
 	}
@@ -288,6 +279,18 @@ func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if _, builtIn := trainer.BaseModelByID(run.Config.BaseModel); !builtIn {
+		deployed, err := a.deployedSnapshots(r.Context(), run.UserID)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		snaps = slices.DeleteFunc(snaps, func(s store.Snapshot) bool { return !deployed[s.ID] })
+		if len(snaps) == 0 {
+			a.renderRunPage(w, r, run, http.StatusConflict, func(d *views.RunDetail) { d.Checkpoints.Error = errNoDeployedSnapshot })
+			return
+		}
+	}
 	for _, s := range snaps {
 		if err := a.store.QueueSnapshotEval(r.Context(), run.UserID, run.ID, s.ID, set); err != nil {
 			a.serverError(w, r, err)
@@ -298,5 +301,5 @@ func (a *app) evaluateAll(w http.ResponseWriter, r *http.Request) {
 	evaluatedRedirect(w, r, run, set)
 }
 
-// perplexity is exp of the per-byte loss.
+// perplexity is exp of the loss (per byte for the built-in model, per token for GPU runs).
 func perplexity(loss float64) float64 { return math.Exp(loss) }

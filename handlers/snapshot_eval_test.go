@@ -231,27 +231,3 @@ func TestEvaluationOfAnotherPersonsRunOrSnapshotIs404(t *testing.T) {
 		t.Fatalf("queued: %+v", evals)
 	}
 }
-
-// A GPU run's snapshots (ZIP adapters) say evaluating them is not built; the buttons
-// are absent and a hand-made request is refused with the same words, nothing queued.
-func TestEvaluationOfGPUSnapshotsSaysItNeedsADeployment(t *testing.T) {
-	ts := newTestServerRuns(t, Config{}, nil, func(r *Runs, _ *store.Store, _ func() time.Time) { r.Backend = gpuOfferBackend{} })
-	c := ts.signUp("eval-gpu@example.com")
-	zipBody := append([]byte("PK\x03\x04"), bytes.Repeat([]byte("adapter"), 50)...)
-	sid := ts.storedSnapshot(t, c, "Qwen/Qwen2.5-0.5B", zipBody, "application/zip")
-	u := mustUserID(t, ts, c)
-	snaps, _ := ts.store.PlaygroundSnapshots(context.Background(), u)
-	run := snaps[0].RunID
-	page := ts.do(c, "GET", fmt.Sprintf("/runs/%d", run), nil, nil)
-	if !strings.Contains(page.body, `data-testid="checkpoints-unavailable"`) || !strings.Contains(page.body, "Evaluating snapshots of GPU runs is not built yet") ||
-		strings.Contains(page.body, `data-testid="checkpoint-evaluate"`) || strings.Contains(page.body, `data-testid="evaluate-all"`) {
-		t.Fatalf("the GPU run's leaderboard does not say evaluation needs a deployment")
-	}
-	r := ts.do(c, "POST", fmt.Sprintf("/runs/%d/snapshots/%d/evaluate", run, sid), url.Values{}, nil)
-	if r.status != http.StatusConflict || !strings.Contains(r.body, "Evaluating snapshots of GPU runs is not built yet") {
-		t.Fatalf("evaluate a GPU snapshot: %d", r.status)
-	}
-	if evals, _ := ts.store.SnapshotEvals(context.Background(), u, run, 0); len(evals) != 0 {
-		t.Fatalf("queued: %+v", evals)
-	}
-}
