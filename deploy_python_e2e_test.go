@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,7 +24,8 @@ import (
 // trains, its snapshot is deployed, the inference server (transformers generate; vLLM is
 // not installed here) answers /v1 chat and completions streamed and not through the
 // server's proxy, the deployments page shows it (screenshots), another person gets 404,
-// Stop ends it and its GPU seconds are in the usage ledger.
+// its snapshot is evaluated through the deployment (the worker's own eval_loss on the
+// held-out rows), Stop ends it and its GPU seconds are in the usage ledger.
 
 // pythonVenv is the worker's venv, made once by scripts/python-env.sh; without one the
 // test is skipped loudly, except under CI=true.
@@ -202,6 +204,33 @@ func TestBrowserDeployPythonSnapshot(t *testing.T) {
 	b.screenshot("72-playground-gpu-deployment")
 	b.checkClean("playground on a GPU deployment")
 
+	// Evaluate the deployed snapshot: its held-out rows, scored by the inference server, give
+	// the worker's own final eval_loss on them (nats per token).
+	_, page, _ = a.get(fmt.Sprintf("/runs/%d", run))
+	evaluate := evaluateAction.FindSubmatch(page)
+	if evaluate == nil {
+		t.Fatal("no Evaluate on the deployed GPU snapshot")
+	}
+	if st, _ := a.post(string(evaluate[1]), url.Values{}); st != http.StatusSeeOther {
+		t.Fatalf("evaluate: %d", st)
+	}
+	if st := waitRow("the evaluation's end", 3*time.Minute, "SELECT status || ' ' || error FROM snapshot_evals WHERE run_id = ?", []any{run},
+		func(s string) bool { return strings.HasPrefix(s, "done") || strings.HasPrefix(s, "failed") }); st != "done " {
+		t.Fatalf("the evaluation: %q", st)
+	}
+	var evalLoss float64
+	var evalRows int
+	if err := db.QueryRow("SELECT eval_loss, rows FROM snapshot_evals WHERE run_id = ?", run).Scan(&evalLoss, &evalRows); err != nil {
+		t.Fatal(err)
+	}
+	if want := lastMetric(t, a, run, "eval_loss"); evalRows < 1 || math.Abs(evalLoss-want) > 1e-3*want {
+		t.Fatalf("eval loss %v on %d rows; the worker's final eval_loss %v", evalLoss, evalRows, want)
+	}
+	b.open(fmt.Sprintf("/runs/%d#checkpoints", run), http.StatusOK)
+	b.waitFor("the evaluated snapshot", has(`[data-testid=checkpoint-status]`)+` && document.querySelector("[data-testid=checkpoints-loss-label]").textContent.includes("per token")`)
+	eval[bool](b, `(document.querySelector("[data-testid=run-checkpoints]").scrollIntoView({block: "start"}), true)`)
+	b.screenshot("73-checkpoints-gpu-evaluated")
+
 	// Another person: no row, no stop, no model.
 	o := newAppClient(t, base)
 	o.signUpWithSample("gpu-other@example.com")
@@ -230,6 +259,29 @@ func TestBrowserDeployPythonSnapshot(t *testing.T) {
 	}
 	b.phoneFits("deployments")
 	b.screenshot("71-deployments-gpu-phone")
+}
+
+var evaluateAction = regexp.MustCompile(`action="(/runs/\d+/snapshots/\d+/evaluate)"`)
+
+// lastMetric is the value of the series at its highest step, from the run's JSONL export.
+func lastMetric(t *testing.T, a *appClient, run int64, name string) float64 {
+	t.Helper()
+	_, body, _ := a.get(fmt.Sprintf("/runs/%d/metrics.jsonl", run))
+	step, v := -1, math.NaN()
+	for _, line := range strings.Split(string(body), "\n") {
+		var p struct {
+			Name  string   `json:"name"`
+			Step  int      `json:"step"`
+			Value *float64 `json:"value"`
+		}
+		if json.Unmarshal([]byte(line), &p) == nil && p.Name == name && p.Value != nil && p.Step > step {
+			step, v = p.Step, *p.Value
+		}
+	}
+	if step < 0 {
+		t.Fatalf("the run has no %s", name)
+	}
+	return v
 }
 
 var apiKeyShown = regexp.MustCompile(`data-testid="api-key">(tl_[0-9A-Za-z]{32})<`)
