@@ -31,6 +31,8 @@ func TestBrowserDeploy(t *testing.T) {
 	b.waitFor("the run page", `/^\/runs\/\d+$/.test(location.pathname) && `+has(`[data-testid=run-live-panel]`))
 	b.waitForWithin("the run to succeed", `document.querySelector("[data-testid=run-live-panel]").dataset.status === "succeeded" && `+
 		has(`[data-testid=snapshot-deploy]`), 2*time.Minute)
+	// The Checkpoints card, empty when the page opened, lists the snapshot without a reload.
+	b.waitFor("the checkpoints card to list the snapshot", has(`#checkpoints-live [data-testid=run-checkpoints][data-snapshots="1"] [data-testid=checkpoint-row]`))
 	b.screenshot("66-run-snapshot-deploy")
 
 	b.do("deploy", chromedp.Click(chromedp.CSS(`[data-testid=snapshot-deploy]`), chromedp.NodeVisible))

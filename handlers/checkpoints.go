@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"tunelab/store"
@@ -154,10 +155,24 @@ func (a *app) checkpoints(ctx context.Context, run store.Run, metricValue, setVa
 	if deployed != nil && !anyDeployed {
 		c.EvaluateAllURL = ""
 	}
+	c.Count = strconv.Itoa(len(c.Rows))
+	// The view a live update can rebuild: the held-out rows ranked by the first metric.
+	c.DefaultView = c.Error == "" && set.ID == 0 && m.value == leaderMetrics[0].value
 	if pending {
 		c.PollURL = fmt.Sprintf("/runs/%d/checkpoints?%s", run.ID, url.Values{"metric": {m.value}, "set": {c.Set}}.Encode())
 	}
 	return c, nil
+}
+
+// liveCheckpoints is the leaderboard for a live update, in its default view: the page
+// morphs it into a card showing that view, so new snapshots appear without a reload (a
+// card showing another metric or eval set is the person's choice, and stays).
+func (a *app) liveCheckpoints(r *http.Request, run store.Run) (*views.Checkpoints, error) {
+	c, err := a.checkpoints(r.Context(), run, "", "")
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 func percent(v float64) string {

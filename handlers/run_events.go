@@ -308,6 +308,9 @@ func (a *app) sendPanel(bw *bufio.Writer, r *http.Request, runID int64) (ok, fin
 	if err == nil {
 		live.Rules, err = a.liveRulesPanel(r, run) // the metric-rule banner, once a rule fired
 	}
+	if err == nil && len(live.Snapshots) > 0 {
+		live.Checkpoints, err = a.liveCheckpoints(r, run)
+	}
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "run events panel", "run", runID, "err", err)
 		return false, false

@@ -193,6 +193,9 @@ type RunLive struct {
 	CostWarning string
 	// Rules is the metric-rule banner, set on live updates once a rule fired (RunRulesLive).
 	Rules RunRuleFirings
+	// Checkpoints, on live updates once the run has snapshots, replaces a Checkpoints card
+	// that lists fewer (out of band), so new snapshots show there without a reload.
+	Checkpoints *Checkpoints
 }
 
 // LogItem is one log line; ID is stable (the line's id) so a live update keeps the lines
