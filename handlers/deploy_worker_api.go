@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -109,25 +108,7 @@ func (a *app) deployWorkerSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
-	f, err := a.vault.Open(sn.FileID)
-	if errors.Is(err, store.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "not_found", "The snapshot this deployment serves is gone.")
-		return
-	}
-	if err != nil {
-		a.workerServerError(w, r, err)
-		return
-	}
-	defer f.Close()
-	body, format := sniffSnapshot(f)
-	h := w.Header()
-	h.Set("Content-Type", format.contentType)
-	h.Set("Content-Length", strconv.FormatInt(sn.SizeBytes, 10))
-	h.Set(protocol.HeaderSnapshotSHA256, sn.SHA256)
-	h.Set("Cache-Control", "no-store")
-	if _, err := io.Copy(w, body); err != nil {
-		a.log.ErrorContext(r.Context(), "deployment snapshot download", "deployment", workerDeployment(r), "err", err)
-	}
+	a.sendWorkerSnapshot(w, r, sn.Snapshot, "The snapshot this deployment serves is gone.", "deployment", workerDeployment(r))
 }
 
 // serveURLProblem says what is wrong with a reported inference server URL ("" when fine).

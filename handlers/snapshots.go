@@ -218,9 +218,16 @@ func (a *app) workerInitSnapshot(w http.ResponseWriter, r *http.Request) {
 		a.workerServerError(w, r, err)
 		return
 	}
+	a.sendWorkerSnapshot(w, r, sn, "The snapshot this run starts from is gone.", "run", workerRun(r), "snapshot", sn.ID)
+}
+
+// sendWorkerSnapshot streams a stored snapshot, decrypted, to a worker (a run continuing
+// from it, or a deployment serving it) with its size and sha256; gone is the 404 message
+// when its file has been removed, logArgs say whose download failed.
+func (a *app) sendWorkerSnapshot(w http.ResponseWriter, r *http.Request, sn store.Snapshot, gone string, logArgs ...any) {
 	f, err := a.vault.Open(sn.FileID)
 	if errors.Is(err, store.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "not_found", "The snapshot this run starts from is gone.")
+		apiError(w, http.StatusNotFound, "not_found", gone)
 		return
 	}
 	if err != nil {
@@ -235,6 +242,6 @@ func (a *app) workerInitSnapshot(w http.ResponseWriter, r *http.Request) {
 	h.Set(protocol.HeaderSnapshotSHA256, sn.SHA256)
 	h.Set("Cache-Control", "no-store")
 	if _, err := io.Copy(w, body); err != nil {
-		a.log.ErrorContext(r.Context(), "init snapshot download", "run", workerRun(r), "snapshot", sn.ID, "err", err)
+		a.log.ErrorContext(r.Context(), "worker snapshot download", append(logArgs, "err", err)...)
 	}
 }
