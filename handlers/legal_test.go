@@ -101,3 +101,15 @@ func TestCookiePagesAgree(t *testing.T) {
 		t.Error("the cookie policy does not give the choice's lifetime, the analytics retention or how GPC counts")
 	}
 }
+
+// The privacy policy lists what using a model keeps: the playground history (prompts, not
+// answers), deployments and their logs, evaluation scores and API fine-tuning jobs.
+func TestPrivacyPolicyListsModelUseData(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	r := ts.do(ts.client(), "GET", "/privacy", nil, nil)
+	for _, want := range []string{"Playground history.", "the answers are not kept", "Deployments.", "64 KiB of its inference server", "Evaluations.", "Fine-tuning jobs made through the API."} {
+		if !strings.Contains(html.UnescapeString(r.body), want) {
+			t.Errorf("the privacy policy does not say %q", want)
+		}
+	}
+}

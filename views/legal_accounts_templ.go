@@ -156,4 +156,35 @@ func PrivacyAccountData(l Legal) templ.Component {
 	})
 }
 
+// PrivacyModelUseData is the part of "What we keep" about using trained models: the
+// playground history, deployments, evaluation scores and fine-tuning jobs made through the API.
+func PrivacyModelUseData() templ.Component {
+	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
+		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
+		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
+			return templ_7745c5c3_CtxErr
+		}
+		templ_7745c5c3_Buffer, templ_7745c5c3_IsBuffer := templruntime.GetBuffer(templ_7745c5c3_W)
+		if !templ_7745c5c3_IsBuffer {
+			defer func() {
+				templ_7745c5c3_BufErr := templruntime.ReleaseBuffer(templ_7745c5c3_Buffer)
+				if templ_7745c5c3_Err == nil {
+					templ_7745c5c3_Err = templ_7745c5c3_BufErr
+				}
+			}()
+		}
+		ctx = templ.InitializeContext(ctx)
+		templ_7745c5c3_Var7 := templ.GetChildren(ctx)
+		if templ_7745c5c3_Var7 == nil {
+			templ_7745c5c3_Var7 = templ.NopComponent
+		}
+		ctx = templ.ClearChildren(ctx)
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "<li><strong>Playground history.</strong> Your newest 50 playground prompts with their settings and the models they were sent to; the answers are not kept. Prompts sent to a deployment through the API are not kept either.</li><li><strong>Deployments.</strong> Each deployment's model id, snapshot, and when it started and stopped; for a deployment served on GPUs, also the backend and GPU type, why it ended, and the last 64 KiB of its inference server's log.</li><li><strong>Evaluations.</strong> The scores of each snapshot you evaluate, and on which of your datasets.</li><li><strong>Fine-tuning jobs made through the API.</strong> The model, suffix and metadata the request gave, and the model deployed when the job succeeded.</li>")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		return nil
+	})
+}
+
 var _ = templruntime.GeneratedTemplate

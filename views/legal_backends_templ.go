@@ -45,7 +45,7 @@ func legalProcessors(l Legal) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, ". For each run on the provider, its machine downloads the run's datasets from this server, trains, and sends the metrics, logs and checkpoints back; what it keeps afterwards is governed by the operator's agreement with it. Apart from that the server sends no email and uses no outside services. We share nothing else with anyone unless the law requires it.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, ". For each run on the provider, its machine downloads the run's datasets from this server, trains, and sends the metrics, logs and checkpoints back. A snapshot you deploy from such a run is served there too: the provider's machine downloads the snapshot and receives the prompts sent to it. What it keeps afterwards is governed by the operator's agreement with it. Apart from that the server sends no email and uses no outside services. We share nothing else with anyone unless the law requires it.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -57,7 +57,7 @@ func legalProcessors(l Legal) templ.Component {
 			var templ_7745c5c3_Var3 string
 			templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs(l.Backend)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_backends.templ`, Line: 17, Col: 86}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/legal_backends.templ`, Line: 19, Col: 86}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 			if templ_7745c5c3_Err != nil {
