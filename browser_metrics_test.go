@@ -17,8 +17,9 @@ import (
 	"tunelab/store"
 )
 
-// manualRun makes a run the server's dispatcher leaves alone (another backend name) and
-// acts as its worker: the test holds the token and posts metrics like a GPU worker would.
+// manualRun makes a run the server's dispatcher leaves alone and acts as its worker: the
+// test holds the token and posts metrics like a GPU worker would. The run is created
+// already claimed: queued for a moment, the fair queue could place it on the local backend.
 func manualRun(t *testing.T, st *store.Store, email string, method store.Method) (int64, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -38,13 +39,13 @@ func manualRun(t *testing.T, st *store.Store, email string, method store.Method)
 	}
 	cfg := store.RunConfig{BaseModel: "tunelab/byte-mlp-base", Method: method, Epochs: 1, LearningRate: 3e-3, BatchSize: 16,
 		LoRARank: 16, LoRAAlpha: 32, MaxSeqLen: 512, Seed: 1, GPUType: "cpu", ValidationSplit: 10}
-	run, err := st.CreateRun(ctx, store.NewRun{UserID: userID, DatasetID: ds[0].ID, Config: cfg, Backend: "manual"})
+	token, hash := gpu.NewRunToken()
+	run, err := st.CreateRun(ctx, store.NewRun{UserID: userID, DatasetID: ds[0].ID, Config: cfg, Backend: "manual", ClaimedBy: hash})
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, hash := gpu.NewRunToken()
-	if _, ok, err := st.ClaimQueuedRun(ctx, "manual", hash); !ok || err != nil {
-		t.Fatalf("claim: %v %v", ok, err)
+	if run.Status != store.RunStarting {
+		t.Fatalf("run %d is %s, want starting", run.ID, run.Status)
 	}
 	if _, err := st.Heartbeat(ctx, run.ID, 0, 2_000_000); err != nil {
 		t.Fatal(err)

@@ -126,6 +126,9 @@ type NewRun struct {
 	MaxQueued int
 	Name      string   // "" gives the default name (model · method · short id)
 	Tags      []string // already validated (RunLabels.Validate)
+	// ClaimedBy, when set, is the token hash of a worker started outside the dispatcher:
+	// the run is created already claimed (starting), so no backend can take it first.
+	ClaimedBy []byte
 }
 
 // CreateRun queues a run after checking, in the same transaction, that the datasets are
@@ -203,7 +206,13 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 				note = continuedNote(from)
 			}
 		}
-		return addRunEvent(ctx, tx, id, RunQueued, note, now)
+		if err := addRunEvent(ctx, tx, id, RunQueued, note, now); err != nil || nr.ClaimedBy == nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE runs SET status = 'starting', token_hash = ? WHERE id = ?", nr.ClaimedBy, id); err != nil {
+			return err
+		}
+		return addRunEvent(ctx, tx, id, RunStarting, "", now)
 	})
 	var quota *QuotaError
 	var initErr *InitSnapshotError

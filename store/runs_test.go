@@ -311,3 +311,21 @@ func TestRunConfigValidateNamesFields(t *testing.T) {
 		t.Fatalf("method message = %q", bad["method"])
 	}
 }
+
+// A run created for an outside worker is never queued for a backend to take.
+func TestRunCreatedClaimedIsNeverQueued(t *testing.T) {
+	f := newRunFixture(t)
+	ctx := context.Background()
+	hash := sha256.Sum256([]byte("outside"))
+	r, err := f.s.CreateRun(ctx, NewRun{UserID: f.chat.UserID, DatasetID: f.chat.ID, Backend: "manual", ClaimedBy: hash[:],
+		Config: testRunConfig("lora")})
+	if err != nil || r.Status != RunStarting {
+		t.Fatalf("create = %+v %v", r, err)
+	}
+	if _, ok, err := f.s.ClaimRun(ctx, r.ID, "local", []byte("other")); ok || err != nil {
+		t.Fatalf("a backend claimed a run an outside worker holds: %v %v", ok, err)
+	}
+	if id, err := f.s.RunIDForToken(ctx, hash[:]); err != nil || id != r.ID {
+		t.Fatalf("token lookup = %d %v", id, err)
+	}
+}
