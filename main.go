@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	streams, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
 	srv.RegisterOnShutdown(stopStreams)
+	var detachedStreams sync.WaitGroup // live streams outside net/http's count; see Shutdown below
 	mailer := newMailSender(st, cfg.SMTP, cfg.DataDir, cfg.MailFrom, log)
 	handler := handlers.New(handlers.Deps{
 		Store:        st,
@@ -206,6 +207,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		Runs:       handlers.Runs{Backend: dispatcher.Pool(), Queue: dispatcher, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Billing:    bill,
 		Stopping:   streams.Done(),
+		Streams:    &detachedStreams,
 	})
 	srv.Handler = handler
 
@@ -251,6 +253,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Shutdown does not wait for connections taken over by live streams; they end on
+	// Stopping, and must be done with the store before it closes.
+	detachedStreams.Wait()
 	return nil
 }
 

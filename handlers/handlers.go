@@ -3,9 +3,11 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -87,6 +89,10 @@ type Deps struct {
 	// end then, so a graceful shutdown does not wait for viewers to leave. nil: never. It
 	// also ends the periodic stale-metrics check of metric rules, which runs only when set.
 	Stopping <-chan struct{}
+	// Streams counts the live streams taken over from net/http (they outlive their
+	// request; liveStream): after Stopping is closed and the server shut down, waiting
+	// for it lets the last ones finish before the store closes. nil: not waited for.
+	Streams *sync.WaitGroup
 	// Mail reaches the mail sender; zero: mails wait in the queue for a sender.
 	Mail Mail
 	Now  func() time.Time // nil: time.Now
@@ -120,6 +126,7 @@ type app struct {
 	limits    *rateLimits
 	runs      Runs
 	stopping  <-chan struct{}
+	detached  *sync.WaitGroup // live streams taken over from net/http (liveStream)
 	billing   *billing.Service
 	mail      Mail
 
@@ -176,6 +183,7 @@ func newApp(d Deps) *app {
 		limits:    newRateLimits(now),
 		runs:      d.Runs,
 		stopping:  d.Stopping,
+		detached:  cmp.Or(d.Streams, &sync.WaitGroup{}),
 		ops:       newOpsMetrics(d.Store, d.Config.MetricsToken),
 		billing:   d.Billing,
 		mail:      d.Mail,

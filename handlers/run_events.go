@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -57,12 +58,23 @@ func (a *app) runEvents(w http.ResponseWriter, r *http.Request) {
 // liveStream wraps a live stream's route (middleware and all): the route runs on a
 // short-lived goroutine up to the open stream, which the request's own goroutine then
 // follows with a small stack.
+//
+// Over HTTP/1.x the open stream then leaves net/http altogether (detach): net/http keeps a
+// 4 KB reader, a 4 KB writer, a 2 KB chunking buffer and a reading goroutine for every
+// connection while its handler runs, which were most of an idle viewer's memory. The
+// stream is answered unchunked, ended by closing the connection (as the Server-Sent Events
+// specification suggests), so once open, the connection is taken over (Hijack), the
+// handler returns, and a goroutine of its own follows the run with a 256-byte buffer.
+// HTTP/2 cannot be taken over; such a stream stays on its request's goroutine.
 func (a *app) liveStream(route http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hand := &streamHandoff{}
+		hand := &streamHandoff{detach: r.ProtoMajor == 1}
 		r = r.WithContext(context.WithValue(r.Context(), streamHandoffKey{}, hand))
 		onShortStack(func() { route.ServeHTTP(w, r) })
 		if hand.stream == nil {
+			return
+		}
+		if hand.detach && a.detach(hand.stream, hand.r) {
 			return
 		}
 		defer hand.stream.close()
@@ -73,23 +85,69 @@ func (a *app) liveStream(route http.Handler) http.Handler {
 type streamHandoffKey struct{}
 
 // streamHandoff carries an open stream, and the request as the route's middleware made it
-// (session, user), from the route back to liveStream.
+// (session, user), from the route back to liveStream. detach asks the route to answer so
+// that the connection can be taken over.
 type streamHandoff struct {
 	stream *runStream
 	r      *http.Request
+	detach bool
+}
+
+// streamWriteTimeout bounds one write to a taken-over connection: a viewer that stopped
+// reading is let go instead of holding its goroutine.
+const streamWriteTimeout = time.Minute
+
+// detach takes the open stream's connection over from net/http and follows the run on a
+// goroutine of its own. It reports false (nothing changed) when the connection cannot be
+// taken over; the caller then follows the stream itself.
+func (a *app) detach(s *runStream, r *http.Request) bool {
+	conn, _, err := s.rc.Hijack()
+	if err != nil {
+		return false
+	}
+	// Everything is flushed (openRunEvents ends with a flush), so the buffered reader and
+	// writer net/http hands over hold nothing and are dropped with the handler.
+	s.bw.Reset(conn)
+	s.rc, s.conn = nil, conn
+	// The request's context ends when its handler returns; the stream's ends when the
+	// viewer closes the connection (or sends anything: an event stream's client never
+	// does), keeping the request's values (session, user).
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	r = r.WithContext(ctx)
+	a.detached.Add(1)
+	go func() {
+		defer a.detached.Done()
+		defer conn.Close()
+		defer cancel()
+		defer s.close()
+		go func() {
+			var b [1]byte
+			conn.Read(b[:])
+			cancel()
+		}()
+		a.liveRunEvents(s, r)
+	}()
+	return true
 }
 
 // runStream is an open stream of one run, following the hub.
 type runStream struct {
 	runID    int64
 	bw       *bufio.Writer
-	rc       *http.ResponseController
+	rc       *http.ResponseController // nil once detached
+	conn     net.Conn                 // the taken-over connection, once detached
 	events   <-chan *gpu.Event
 	lastSent int64
 	closers  []func() // in the order to call them
 }
 
-func (s *runStream) flush() bool { return s.bw.Flush() == nil && s.rc.Flush() == nil }
+func (s *runStream) flush() bool {
+	if s.conn != nil {
+		s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		return s.bw.Flush() == nil
+	}
+	return s.bw.Flush() == nil && s.rc.Flush() == nil
+}
 
 func (s *runStream) close() {
 	for _, c := range s.closers {
@@ -121,6 +179,11 @@ func (a *app) openRunEvents(w http.ResponseWriter, r *http.Request) (open *runSt
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	if hand, ok := r.Context().Value(streamHandoffKey{}).(*streamHandoff); ok && hand.detach {
+		// Unchunked, ended by closing the connection (net/http sends Connection: close),
+		// so the connection can be taken over once open (liveStream).
+		h.Set("Transfer-Encoding", "identity")
+	}
 	w.WriteHeader(http.StatusOK)
 	s.bw = bufio.NewWriterSize(w, 256) // w buffers too; a 4 KB buffer here is held by every idle viewer
 

@@ -102,3 +102,40 @@ func TestRunEventsStripControlCharacters(t *testing.T) {
 		t.Fatalf("the text around the control characters is gone:\n%s", raw.String())
 	}
 }
+
+// Over HTTP/1.1 an open stream is taken over from net/http (liveStream): it is answered
+// unchunked with Connection: close, events still arrive after the take-over, and the end
+// of the run ends the stream by closing the connection.
+func TestRunEventsTakenOverFromNetHTTP(t *testing.T) {
+	ts, c, run, tok, _, _ := workerSetup(t)
+	ts.post(run, "heartbeat", tok, `{"step":0,"total_steps":100}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events?after=0", ts.URL, run), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 0 || !resp.Close || resp.ContentLength != -1 {
+		t.Fatalf("status %d, transfer encoding %v, close %v, length %d: want 200, unchunked, closed at the end",
+			resp.StatusCode, resp.TransferEncoding, resp.Close, resp.ContentLength)
+	}
+	if resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("the middleware's headers are missing: %v", resp.Header)
+	}
+	stream := bufio.NewReader(resp.Body)
+	readEvents(t, stream, func(e sseEvent) bool { return e.event == "" }) // the panel: open, taken over
+	ts.post(run, "metrics", tok, `{"points":[{"name":"loss","step":7,"value":1.5}]}`)
+	got := readEvents(t, stream, func(e sseEvent) bool { return e.event == "metrics" })
+	if !strings.Contains(got[len(got)-1].data, `"step":7`) {
+		t.Fatalf("metrics after the take-over: %+v", got)
+	}
+	if r := ts.post(run, "finish", tok, `{"status":"succeeded"}`); r.status != http.StatusOK {
+		t.Fatalf("finish: %d %s", r.status, r.body)
+	}
+	readEvents(t, stream, func(e sseEvent) bool { return e.event == "done" })
+	if rest, err := io.ReadAll(stream); err != nil || len(rest) != 0 {
+		t.Fatalf("after done: %q %v, want the connection closed", rest, err)
+	}
+}
