@@ -177,7 +177,7 @@ func (a *app) runRows(r *http.Request, runs []store.Run, metric string, sent map
 		return nil, "", err
 	}
 	live := url.Values{}
-	var rows []views.RunRow
+	rows := make([]views.RunRow, 0, len(runs))
 	for _, run := range runs {
 		if !run.Final() {
 			live.Add("run", liveState(run))

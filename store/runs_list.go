@@ -270,11 +270,13 @@ func (s *Store) queryListRuns(ctx context.Context, where string, args ...any) ([
 	}
 	defer rows.Close()
 	out := make([]Run, 0, 51)
+	var tags string
+	var created int64
+	var first sql.NullInt64
 	for rows.Next() {
-		var r Run
-		var tags string
-		var created int64
-		var first sql.NullInt64
+		// Scanned in place: a Run of its own would escape to the heap, 512 bytes a row.
+		out = append(out, Run{})
+		r := &out[len(out)-1]
 		if err := rows.Scan(&r.ID, &r.Name, &tags, &r.DatasetName, &r.Status, &r.Step, &r.TotalSteps, &created, &first,
 			&r.GPUSeconds, &r.Config.BaseModel, &r.Config.Method, &r.Config.LearningRate, &r.Config.Epochs); err != nil {
 			return nil, err
@@ -286,7 +288,6 @@ func (s *Store) queryListRuns(ctx context.Context, where string, args ...any) ([
 		if first.Valid {
 			r.FirstHeartbeat = fromMS(first.Int64)
 		}
-		out = append(out, r)
 	}
 	return out, rows.Err()
 }

