@@ -67,17 +67,25 @@ func TestRunEventsEndWhenTheSessionEnds(t *testing.T) {
 	waitClosed(t, laptopStream, 5*time.Second)
 }
 
-func TestRunEventsStripControlCharacters(t *testing.T) {
-	ts, c, run, tok, _, _ := workerSetup(t)
-	ts.post(run, "heartbeat", tok, `{"step":0,"total_steps":100}`)
+// openRunStream opens a run's event stream as the page does and returns the whole response;
+// it is closed when the test ends.
+func openRunStream(t *testing.T, ts *testServer, c *http.Client, run int64) *http.Response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events?after=0", ts.URL, run), nil)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestRunEventsStripControlCharacters(t *testing.T) {
+	ts, c, run, tok, _, _ := workerSetup(t)
+	ts.post(run, "heartbeat", tok, `{"step":0,"total_steps":100}`)
+	resp := openRunStream(t, ts, c, run)
 	var raw strings.Builder
 	stream := bufio.NewReader(io.TeeReader(resp.Body, &raw))
 	readEvents(t, stream, func(e sseEvent) bool { return e.event == "" })
@@ -109,14 +117,7 @@ func TestRunEventsStripControlCharacters(t *testing.T) {
 func TestRunEventsTakenOverFromNetHTTP(t *testing.T) {
 	ts, c, run, tok, _, _ := workerSetup(t)
 	ts.post(run, "heartbeat", tok, `{"step":0,"total_steps":100}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events?after=0", ts.URL, run), nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := openRunStream(t, ts, c, run)
 	if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 0 || !resp.Close || resp.ContentLength != -1 {
 		t.Fatalf("status %d, transfer encoding %v, close %v, length %d: want 200, unchunked, closed at the end",
 			resp.StatusCode, resp.TransferEncoding, resp.Close, resp.ContentLength)
