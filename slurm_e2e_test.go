@@ -127,7 +127,15 @@ func TestSlurmRunEndToEnd(t *testing.T) {
 	if run.Status != store.RunSucceeded || run.Backend != "slurm" {
 		t.Fatalf("run ended %s on %q: %s", run.Status, run.Backend, run.Reason)
 	}
-	job := slurmCmd(t, conf, "scontrol", "show", "job", "-o", run.JobID)
+	// The worker reports the end before its process exits: Slurm may still show the job
+	// running for a moment.
+	var job string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		job = slurmCmd(t, conf, "scontrol", "show", "job", "-o", run.JobID)
+		if !strings.Contains(job, "JobState=RUNNING") && !strings.Contains(job, "JobState=COMPLETING") || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, want := range []string{"JobName=tunelab-run-", "JobState=COMPLETED", "TresPerNode=gres:gpu:fake:1", "Partition=debug"} {
 		if !strings.Contains(job, want) {
 			t.Errorf("Slurm's job lacks %s:\n%s", want, job)
