@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -138,5 +139,41 @@ func TestRunEventsTakenOverFromNetHTTP(t *testing.T) {
 	readEvents(t, stream, func(e sseEvent) bool { return e.event == "done" })
 	if rest, err := io.ReadAll(stream); err != nil || len(rest) != 0 {
 		t.Fatalf("after done: %q %v, want the connection closed", rest, err)
+	}
+}
+
+// Over HTTP/2 a connection cannot be taken over: the stream stays on net/http, chunked by
+// HTTP/2's own framing, and works the same.
+func TestRunEventsOverHTTP2StayOnNetHTTP(t *testing.T) {
+	ts, c, run, tok, _, _ := workerSetup(t)
+	ts.post(run, "heartbeat", tok, `{"step":0,"total_steps":100}`)
+	h2 := httptest.NewUnstartedServer(ts.Config.Handler)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	defer h2.Close()
+	client := h2.Client()
+	client.Jar = c.Jar // the session cookie: same host, another port
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/runs/%d/events?after=0", h2.URL, run), nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Fatalf("status %d over %s, want 200 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+	stream := bufio.NewReader(resp.Body)
+	readEvents(t, stream, func(e sseEvent) bool { return e.event == "" })
+	ts.post(run, "metrics", tok, `{"points":[{"name":"loss","step":3,"value":2.5}]}`)
+	got := readEvents(t, stream, func(e sseEvent) bool { return e.event == "metrics" })
+	if !strings.Contains(got[len(got)-1].data, `"step":3`) {
+		t.Fatalf("metrics over HTTP/2: %+v", got)
+	}
+	ts.post(run, "finish", tok, `{"status":"succeeded"}`)
+	readEvents(t, stream, func(e sseEvent) bool { return e.event == "done" })
+	if rest, err := io.ReadAll(stream); err != nil || len(rest) != 0 {
+		t.Fatalf("after done: %q %v, want the stream ended", rest, err)
 	}
 }
