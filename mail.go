@@ -117,6 +117,9 @@ func (m *mailSender) Mode() string {
 	return "written as .eml files to " + m.outbox + " (no TUNELAB_SMTP_URL)"
 }
 
+// Relayed reports whether mail leaves through an SMTP server (not files in the outbox).
+func (m *mailSender) Relayed() bool { return m.smtp != nil }
+
 // Run sends due mails until ctx ends, waking for new mail and for the next retry.
 func (m *mailSender) Run(ctx context.Context) {
 	for {

@@ -203,7 +203,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		},
 		GeoIP:      geo,
 		ConsentKey: deriveKey(key, "tunelab consent cookie"),
-		Mail:       handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode()},
+		Mail:       handlers.Mail{Wake: mailer.Wake, Mode: mailer.Mode(), Relay: mailer.Relayed()},
 		Runs:       handlers.Runs{Backend: dispatcher.Pool(), Queue: dispatcher, Hub: hub, Wake: dispatcher.Wake, HeartbeatInterval: cfg.HeartbeatInterval},
 		Billing:    bill,
 		Stopping:   streams.Done(),

@@ -142,3 +142,24 @@ func TestPrivacyPolicyNamesTheRemoteProviderOnlyWithTheHTTPBackend(t *testing.T)
 		}
 	}
 }
+
+// The privacy policy names each outside party only when this server is set up to use it
+// (a bare server: nobody; with billing: Stripe). The mail server and sign-in providers are
+// checked on the view (views/legal_processors_test.go).
+func TestPrivacyPolicyNamesOnlyConfiguredOutsideParties(t *testing.T) {
+	bare := newTestServer(t, Config{})
+	page := bare.do(bare.client(), "GET", "/privacy", nil, nil).body
+	if !strings.Contains(page, `data-testid="legal-processors-none"`) || !strings.Contains(page, "mails stay on this server") {
+		t.Fatalf("a server with no outside services: %s", page)
+	}
+	for _, no := range []string{"legal-processor-stripe", "legal-processor-mail", "legal-processor-signin"} {
+		if strings.Contains(page, no) {
+			t.Errorf("a server with no outside services names %s", no)
+		}
+	}
+	billed := newBillingServer(t)
+	page = billed.do(billed.client(), "GET", "/privacy", nil, nil).body
+	if !strings.Contains(page, `data-testid="legal-processor-stripe"`) || strings.Contains(page, "legal-processors-none") {
+		t.Fatalf("a server with billing does not name Stripe among who handles data: %s", page)
+	}
+}

@@ -220,6 +220,10 @@ func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
 		a.signOuts.notify(u.ID) // this session's live streams end now
 	}
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
+	// Browsers honour Clear-Site-Data only over HTTPS (or on localhost): the cookie choice
+	// is cleared by name too, as the cookie policy says.
+	http.SetCookie(w, &http.Cookie{Name: consentCookieName(a.cfg.Secure), Path: "/", MaxAge: -1,
+		Secure: a.cfg.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	redirect(w, r, "/signin?signed_out=1")
 }
 

@@ -135,6 +135,14 @@ func TestSessionCookieChangesAtSignInAndDiesAtSignOut(t *testing.T) {
 	if !strings.Contains(out.header.Get("Clear-Site-Data"), `"cookies"`) {
 		t.Fatalf("Clear-Site-Data = %q", out.header.Get("Clear-Site-Data"))
 	}
+	// The cookie choice goes with the session even where Clear-Site-Data is ignored.
+	consentCleared := false
+	for _, ck := range (&http.Response{Header: out.header}).Cookies() {
+		consentCleared = consentCleared || ck.Name == consentCookieName(false) && ck.MaxAge < 0
+	}
+	if !consentCleared {
+		t.Fatalf("sign out does not clear the consent cookie: %v", out.header.Values("Set-Cookie"))
+	}
 	if r := replay(ts, second, "/"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/signin" {
 		t.Fatalf("cookie replayed after sign-out: status %d location %q", r.status, r.header.Get("Location"))
 	}

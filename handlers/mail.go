@@ -19,6 +19,8 @@ import (
 type Mail struct {
 	Wake func() // tells the sender a mail is waiting; nil: it finds it on its next round
 	Mode string // how mail leaves, for the admin page: "SMTP (host:port)" or "files in DATA_DIR/outbox"
+	// Relay is true when mail leaves through an SMTP server: the privacy policy names it.
+	Relay bool
 }
 
 // linkBase is the start of links in mails: the configured public URL, never the request's

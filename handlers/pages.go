@@ -98,6 +98,7 @@ func (a *app) legal() views.Legal {
 		Backend:       backendWords(a.runs.Backend),
 		Provider:      remoteProvider(a.runs.Backend),
 		BillingOn:     a.billing.Enabled(),
+		MailRelay:     a.mail.Relay,
 		BillingGrace:  formatRetention(a.billing.Grace()),
 		OAuthCookie:   a.oauthCookieName(),
 		Providers:     a.providerNames(),

@@ -129,6 +129,7 @@ type Legal struct {
 	Backend       string // where training runs, in words: "this server's CPU"
 	Provider      bool   // the http backend is on: a remote GPU provider receives datasets to train on
 	BillingOn     bool   // Stripe is configured: plans, payments and the data they need
+	MailRelay     bool   // mail leaves through an SMTP server (else it is written to files on this server)
 	BillingGrace  string // how long new runs still start after a failed payment: "72 hours"
 	// OAuthCookie is the cookie of a Google or GitHub sign-in in progress, and Providers
 	// names the configured providers ("Google and GitHub"); both "" when none is.
