@@ -2,7 +2,12 @@ package main
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -60,7 +65,9 @@ func TestBrowserCloseAndReopenAccount(t *testing.T) {
 // A person asks for a data export; the page shows it being built, then ready.
 func TestBrowserExportFromSettings(t *testing.T) {
 	findChromium(t)
-	base := startServer(t)
+	dir := t.TempDir()
+	addr, _ := startServerWith(t, nil, dir)
+	base := "http://" + addr
 	b := newBrowser(t, base)
 	b.desktop()
 	const email, password = "export@example.com", "correct horse battery staple"
@@ -88,4 +95,37 @@ func TestBrowserExportFromSettings(t *testing.T) {
 	b.screenshot("export-ready")
 	b.phoneFits("Export")
 	b.screenshot("export-ready-phone")
+
+	// The mailed link opens a page with the download button; opening it spends nothing.
+	b.desktop()
+	link := outboxLink(t, dir, "data_export_ready", regexp.MustCompile(`/settings/export/download/[0-9a-f]{64}`))
+	for range 2 {
+		b.open(link, http.StatusOK)
+		b.waitFor("the download page", has(`[data-testid=export-download-form]`))
+	}
+	if got := b.text(`[data-testid=export-download-submit]`); !strings.Contains(got, "Download the ZIP") {
+		t.Fatalf("download button = %q", got)
+	}
+	b.checkClean("export download page")
+	b.screenshot("export-download")
+}
+
+// outboxLink waits for the newest outbox mail of kind and returns the path of the link
+// in it that re matches.
+func outboxLink(t *testing.T, dir, kind string, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "outbox", "*-"+kind+".eml"))
+		for i := len(files) - 1; i >= 0; i-- {
+			data, _ := os.ReadFile(files[i])
+			if _, text, _ := mailParts(t, data); re.FindString(text) != "" {
+				return re.FindString(text)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s mail with a link in %s: %v", kind, dir, files)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

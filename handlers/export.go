@@ -174,12 +174,41 @@ func (a *app) resumeExports() {
 	}
 }
 
-// downloadExport spends the mailed single-use link: only its owner, signed in, within 7
-// days, once. Anything else is the plain 404 page.
+// exportToken is the link's token when it has the shape of one.
+func exportToken(r *http.Request) (string, bool) {
+	token := r.PathValue("token")
+	return token, len(token) == 64 && strings.Trim(token, "0123456789abcdef") == ""
+}
+
+// showExportDownload is where the mailed link leads (GET): a page with the download
+// button, spending nothing, so a mail scanner or a link preview cannot use the link up.
+// Only its owner, signed in, within 7 days, before the download; else the plain 404 page.
+func (a *app) showExportDownload(w http.ResponseWriter, r *http.Request) {
+	u, _ := userFrom(r.Context())
+	token, ok := exportToken(r)
+	if !ok {
+		a.notFound(w, r)
+		return
+	}
+	x, err := a.store.ExportLink(r.Context(), u.ID, token)
+	if errors.Is(err, store.ErrNotFound) {
+		a.notFound(w, r)
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, a.page(r, "Your data export", "settings"), views.ExportDownloadPage(views.ExportDownload{
+		Action: r.URL.Path, Size: formatBytes(x.SizeBytes), Created: x.CreatedAt.Format(closedTime), Expires: x.ExpiresAt.Format(closedTime)}))
+}
+
+// downloadExport spends the single-use link (POST from its page): only its owner, signed
+// in, within 7 days, once. Anything else is the plain 404 page.
 func (a *app) downloadExport(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	token := r.PathValue("token")
-	if len(token) != 64 || strings.Trim(token, "0123456789abcdef") != "" {
+	token, ok := exportToken(r)
+	if !ok {
 		a.notFound(w, r)
 		return
 	}

@@ -94,7 +94,21 @@ func TestExportFromSettings(t *testing.T) {
 	if r := ts.do(ts.client(), "GET", link, nil, nil); r.status != http.StatusSeeOther {
 		t.Fatalf("signed out: %d, want the sign-in redirect", r.status)
 	}
-	r := ts.do(ada, "GET", link, nil, nil)
+	// Opening the link spends nothing (a mail scanner or a link preview may open it): it
+	// shows the download button, as often as it is opened.
+	for range 2 {
+		if page := ts.do(ada, "GET", link, nil, nil); page.status != http.StatusOK ||
+			!strings.Contains(page.body, `data-testid="export-download-form"`) || !strings.Contains(page.body, `method="post"`) {
+			t.Fatalf("the link's page: %d\n%s", page.status, page.body)
+		}
+	}
+	if r := ts.do(bob, "GET", link, nil, nil); r.status != http.StatusNotFound {
+		t.Fatalf("another person opens the link: %d, want 404", r.status)
+	}
+	if r := ts.do(bob, "POST", link, url.Values{}, nil); r.status != http.StatusNotFound {
+		t.Fatalf("another person posts the link: %d, want 404", r.status)
+	}
+	r := ts.do(ada, "POST", link, url.Values{}, nil)
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/zip" {
 		t.Fatalf("download: %d %q", r.status, r.header.Get("Content-Type"))
 	}
@@ -111,8 +125,11 @@ func TestExportFromSettings(t *testing.T) {
 			t.Errorf("the ZIP lacks %s: %v", want, names)
 		}
 	}
-	if r := ts.do(ada, "GET", link, nil, nil); r.status != http.StatusNotFound {
+	if r := ts.do(ada, "POST", link, url.Values{}, nil); r.status != http.StatusNotFound {
 		t.Fatalf("second download: %d, want 404 (single use)", r.status)
+	}
+	if r := ts.do(ada, "GET", link, nil, nil); r.status != http.StatusNotFound {
+		t.Fatalf("the spent link's page: %d, want 404", r.status)
 	}
 	x, _, _ := ts.store.LatestExport(context.Background(), u.ID)
 	if r := ts.do(bob, "GET", "/settings/export/"+strconv.FormatInt(x.ID, 10)+"/snapshots/1", nil, nil); r.status != http.StatusNotFound {
@@ -140,7 +157,7 @@ func TestExportCarriesInvoicesWithBillingOn(t *testing.T) {
 		t.Fatalf("export ended %s", x.State)
 	}
 	link := ts.exportMailLink("payer@example.com")
-	r := ts.do(c, "GET", link, nil, nil)
+	r := ts.do(c, "POST", link, url.Values{}, nil)
 	zr, err := zip.NewReader(bytes.NewReader([]byte(r.body)), int64(len(r.body)))
 	if err != nil {
 		t.Fatalf("download %d: %v", r.status, err)

@@ -154,6 +154,21 @@ func (s *Store) FailExport(ctx context.Context, id int64, reason string) error {
 	return err
 }
 
+// ExportLink is the export a mailed link still leads to (its owner's, ready, not yet
+// downloaded, not expired), without spending the link; ErrNotFound otherwise.
+func (s *Store) ExportLink(ctx context.Context, userID int64, token string) (Export, error) {
+	sum := sha256.Sum256([]byte(token))
+	e, err := scanExport(s.r.QueryRowContext(ctx, "SELECT "+exportCols+` FROM exports WHERE token_hash = ? AND user_id = ?
+		AND state = 'ready' AND downloaded_at IS NULL AND expires_at > ? AND file_id IS NOT NULL`, sum[:], userID, ms(s.now())))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Export{}, ErrNotFound
+	}
+	if err != nil {
+		return Export{}, fmt.Errorf("store: export link: %w", err)
+	}
+	return e, nil
+}
+
 // UseExportLink spends userID's single-use link token: the export must be the person's,
 // ready, unexpired and not downloaded before. Anything else is ErrNotFound.
 func (s *Store) UseExportLink(ctx context.Context, userID int64, token string) (Export, error) {

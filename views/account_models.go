@@ -51,6 +51,14 @@ type ExportPage struct {
 	NextAt   string // when the next may be asked for
 }
 
+// ExportDownload is the page the mailed export link opens.
+type ExportDownload struct {
+	Action  string // the link itself, posted to download
+	Size    string // "2.4 MB"
+	Created string // when it was built
+	Expires string // when the file is deleted
+}
+
 // MailExportReady is the content of the "your export is ready" mail.
 type MailExportReady struct {
 	Link    string
