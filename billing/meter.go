@@ -139,10 +139,12 @@ func (s *Service) RunMeterSender(ctx context.Context, wake <-chan struct{}) {
 		return
 	}
 	ms, _ := s.st.(MeterStore)
+	var warned time.Time
 	for {
 		if _, err := s.SendDueMeterEvents(ctx); err != nil && ctx.Err() == nil {
 			s.log.Debug("meter sender", "err", err)
 		}
+		warned = s.WarnMeterBacklog(ctx, warned)
 		wait := meterPoll
 		if ms != nil {
 			if next, err := ms.NextMeterTry(ctx); err == nil && !next.IsZero() {
@@ -160,6 +162,35 @@ func (s *Service) RunMeterSender(ctx context.Context, wake <-chan struct{}) {
 		}
 		t.Stop()
 	}
+}
+
+// MeterBacklogAlert is how long GPU seconds may wait for Stripe before the operator is
+// alerted (an error in the log, an alert on the admin page): usage must
+// reach Stripe within its 35-day window and before the period's invoice finalizes.
+const MeterBacklogAlert = 6 * time.Hour
+
+// MeterBacklogOver reports whether the oldest usage waiting for Stripe has waited longer
+// than MeterBacklogAlert at now.
+func MeterBacklogOver(o store.MeterOutboxState, now time.Time) bool {
+	return !o.OldestPending.IsZero() && now.Sub(o.OldestPending) > MeterBacklogAlert
+}
+
+// WarnMeterBacklog logs an error when usage has waited for Stripe past MeterBacklogAlert,
+// at most once an hour (lastWarned is the previous warning's time; it returns the new one).
+func (s *Service) WarnMeterBacklog(ctx context.Context, lastWarned time.Time) time.Time {
+	ms, ok := s.st.(MeterStore)
+	now := s.now()
+	if !ok || now.Sub(lastWarned) < time.Hour {
+		return lastWarned
+	}
+	o, err := ms.MeterOutbox(ctx)
+	if err != nil || !MeterBacklogOver(o, now) {
+		return lastWarned
+	}
+	s.log.Error("GPU usage has waited for Stripe longer than the alert threshold; it stays in the outbox and is sent when Stripe answers",
+		"threshold", MeterBacklogAlert, "oldest_waiting_since", o.OldestPending.UTC().Format(time.RFC3339),
+		"rows", o.Pending, "gpu_seconds", o.PendingSeconds, "last_error", o.LastError)
+	return now
 }
 
 // ReconcileStore is what Reconcile needs beyond MeterStore.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,5 +190,33 @@ func TestMeterUsageTooOldIsFlaggedNotDropped(t *testing.T) {
 	}
 	if o, _ := f.st.MeterOutbox(ctx); o.TooOld != 1 || o.Pending != 0 {
 		t.Fatalf("outbox %+v", o)
+	}
+}
+
+// Usage that Stripe has not acknowledged for more than MeterBacklogAlert is logged as an
+// error, at most once an hour, while it lasts.
+func TestMeterBacklogPastSixHoursIsLogged(t *testing.T) {
+	f, rec := meterFixture(t)
+	var logs bytes.Buffer
+	f.svc.log = slog.New(slog.NewTextHandler(&logs, nil))
+	ctx := context.Background()
+	f.run(t, f.ada, 120)
+	rec.down.Store(true)
+	f.svc.SendDueMeterEvents(ctx)
+	warned := f.svc.WarnMeterBacklog(ctx, time.Time{})
+	if !warned.IsZero() || strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("fresh usage was alerted on: %s", logs.String())
+	}
+	f.clock.advance(MeterBacklogAlert + time.Minute)
+	warned = f.svc.WarnMeterBacklog(ctx, warned)
+	if warned.IsZero() || strings.Count(logs.String(), "level=ERROR") != 1 || !strings.Contains(logs.String(), "gpu_seconds=120") {
+		t.Fatalf("usage waiting past 6 h: %s", logs.String())
+	}
+	f.clock.advance(30 * time.Minute)
+	warned = f.svc.WarnMeterBacklog(ctx, warned)
+	f.clock.advance(31 * time.Minute)
+	f.svc.WarnMeterBacklog(ctx, warned)
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 2 {
+		t.Fatalf("%d alerts in 61 minutes past the first, want one more an hour later", n)
 	}
 }

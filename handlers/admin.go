@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"tunelab/billing"
 	"tunelab/store"
 	"tunelab/views"
 )
@@ -106,7 +107,7 @@ func (a *app) showAdmin(w http.ResponseWriter, r *http.Request) {
 			Pending:   outboxRows(ob.Pending) + ", " + formatGPUSeconds(ob.PendingSeconds),
 			Sent:      outboxRows(ob.Sent) + ", " + formatGPUSeconds(ob.SentSeconds),
 			NotBilled: outboxRows(ob.Free + ob.Empty), TooOld: outboxRows(ob.TooOld),
-			TooOldAlert: ob.TooOld > 0, LastError: ob.LastError,
+			TooOldAlert: ob.TooOld > 0, LastError: ob.LastError, BacklogAlert: billing.MeterBacklogOver(ob, a.now()),
 		}
 		if !ob.OldestPending.IsZero() {
 			o.Outbox.OldestPending = ob.OldestPending.Format(adminTime)

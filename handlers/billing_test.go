@@ -555,3 +555,28 @@ func TestLegalPagesFollowWhetherBillingIsOn(t *testing.T) {
 		}
 	}
 }
+
+// Usage waiting for Stripe past billing.MeterBacklogAlert (6 h) raises an alert on the
+// admin page; fresher usage does not.
+func TestMeterBacklogAlertOnTheAdminPage(t *testing.T) {
+	ts := newBillingServer(t)
+	// The usage is made 6 h in the past, so the sessions (whose expiry the real clock sets)
+	// still hold once the test clock has moved on to now.
+	ts.advance(-billing.MeterBacklogAlert - time.Minute)
+	const email = "metered@example.com"
+	c := ts.signUp(email)
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
+	now := ts.clock().Unix()
+	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	ts.finishedRun(c, 900)
+	page := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil).body
+	if !strings.Contains(page, `data-testid="outbox-pending">1 row`) || strings.Contains(page, `data-testid="outbox-backlog"`) {
+		t.Fatalf("fresh usage waiting: want the pending row and no alert:\n%s", page)
+	}
+	ts.advance(billing.MeterBacklogAlert + time.Minute)
+	page = ts.do(ts.admin("ops2@example.com"), "GET", "/admin", nil, nil).body
+	if !strings.Contains(page, `data-testid="outbox-backlog"`) || !strings.Contains(page, "more than 6 hours") {
+		t.Fatalf("usage waiting past 6 h raises no alert:\n%s", page)
+	}
+}

@@ -36,7 +36,7 @@ func newOpsMetrics(st *store.Store, token string) *opsMetrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tunelab_ingest_refused_batches_total",
 			Help: "Metric batches refused whole: busy (queue full), run_busy (the run's share of the queue), quota_series, quota_points."}, []string{"reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tunelab_http_request_duration_seconds",
-			Help: "Time to answer HTTP requests, by route pattern (event streams count until they close).", Buckets: prometheus.DefBuckets},
+			Help: "Time to answer HTTP requests, by route pattern (a run event stream counts until it is open and taken over from net/http over HTTP/1.1, until it closes over HTTP/2).", Buckets: prometheus.DefBuckets},
 			[]string{"route"}),
 		streamsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tunelab_sse_refused_total",
 			Help: "Live run streams refused because their person already held TUNELAB_QUOTA_STREAMS open."}),

@@ -168,6 +168,7 @@ type MeterOutbox struct {
 	NotBilled     string // free plan or empty rows
 	TooOld        string // rows past Stripe's window, to bill by hand
 	TooOldAlert   bool
+	BacklogAlert  bool // usage has waited for Stripe past billing.MeterBacklogAlert
 	OldestPending string
 	LastError     string
 }
