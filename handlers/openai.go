@@ -151,6 +151,11 @@ func (a *app) openaiShowModel(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) openaiServerError(w http.ResponseWriter, r *http.Request, err error) {
 	a.log.ErrorContext(r.Context(), "openai api", "path", r.URL.Path, "err", err)
+	if store.IsDiskFull(err) {
+		w.Header().Set("Retry-After", diskFullRetry)
+		openaiError(w, http.StatusServiceUnavailable, "server_error", "", "disk_full", diskFullMessage)
+		return
+	}
 	openaiError(w, http.StatusInternalServerError, "server_error", "", "", "The server had an error while processing your request; try again.")
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/a-h/templ"
 
 	"tunelab/static"
+	"tunelab/store"
 	"tunelab/views"
 )
 
@@ -104,9 +105,22 @@ func redirect(w http.ResponseWriter, r *http.Request, url string) {
 // reaches the person.
 func (a *app) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	if store.IsDiskFull(err) {
+		w.Header().Set("Retry-After", diskFullRetry)
+		a.errorPage(w, r, http.StatusServiceUnavailable, "The server is out of disk space",
+			diskFullMessage)
+		return
+	}
 	a.errorPage(w, r, http.StatusInternalServerError, "Something went wrong",
 		"We could not finish that request. It has been logged; please try again in a moment.")
 }
+
+// A full disk fails closed: the transaction is rolled back whole, the answer is 503 with
+// Retry-After, and the same request works again once the operator frees space.
+const (
+	diskFullRetry   = "300"
+	diskFullMessage = "Nothing was saved: the server's disk is full. The operator has been alerted in the server log; try again later."
+)
 
 func (a *app) notFound(w http.ResponseWriter, r *http.Request) {
 	a.errorPage(w, r, http.StatusNotFound, "Page not found",

@@ -561,6 +561,11 @@ func (a *app) workerFinish(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) workerServerError(w http.ResponseWriter, r *http.Request, err error) {
 	a.log.ErrorContext(r.Context(), "worker api", "path", r.URL.Path, "err", err)
+	if store.IsDiskFull(err) {
+		w.Header().Set("Retry-After", diskFullRetry)
+		apiError(w, http.StatusServiceUnavailable, "disk_full", diskFullMessage)
+		return
+	}
 	apiError(w, http.StatusInternalServerError, "internal", "Something went wrong on the server; try again.")
 }
 

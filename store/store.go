@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3"
 )
 
 // ErrNotFound is returned when a row asked for does not exist (or is not the caller's).
@@ -63,6 +63,28 @@ const DefaultMeterInterval = 10 * time.Minute
 // connection's last 64 statements prepared (go-sqlite3 otherwise prepares every query
 // anew; seeding 10,000 runs took 23 s instead of 30).
 const commonPragmas = "_busy_timeout=5000&_foreign_keys=1&_synchronous=FULL&_secure_delete=1&_cache_size=-16000&_stmt_cache_size=64"
+
+// IsDiskFull reports whether err comes from SQLite finding the disk full (or the database
+// at its size limit). The failed transaction was rolled back whole: nothing of it is kept.
+func IsDiskFull(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+}
+
+// SetMaxPages bounds the database file to n pages (PRAGMA max_page_count on the writer):
+// past it every write that needs a new page fails as on a full disk. Tests use it to play a
+// full disk and its recovery.
+func (s *Store) SetMaxPages(ctx context.Context, n int64) error {
+	_, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", n))
+	return err
+}
+
+// PageCount is how many pages the database file has now.
+func (s *Store) PageCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.w.QueryRowContext(ctx, "PRAGMA page_count").Scan(&n)
+	return n, err
+}
 
 // Open opens (creating if needed) the database at path, applies pending migrations and
 // checks that every pragma took effect.
