@@ -174,29 +174,33 @@ func (a *app) resumeExports() {
 	}
 }
 
-// exportToken is the link's token when it has the shape of one.
-func exportToken(r *http.Request) (string, bool) {
+// exportByLink finds the export the link in the path leads to, for its owner signed in,
+// through look (peek or spend); it answers 404 or 500 itself and returns false then.
+func (a *app) exportByLink(w http.ResponseWriter, r *http.Request, look func(context.Context, int64, string) (store.Export, error)) (store.Export, bool) {
+	u, _ := userFrom(r.Context())
 	token := r.PathValue("token")
-	return token, len(token) == 64 && strings.Trim(token, "0123456789abcdef") == ""
+	if len(token) != 64 || strings.Trim(token, "0123456789abcdef") != "" {
+		a.notFound(w, r)
+		return store.Export{}, false
+	}
+	x, err := look(r.Context(), u.ID, token)
+	if errors.Is(err, store.ErrNotFound) {
+		a.notFound(w, r)
+		return x, false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return x, false
+	}
+	return x, true
 }
 
 // showExportDownload is where the mailed link leads (GET): a page with the download
 // button, spending nothing, so a mail scanner or a link preview cannot use the link up.
 // Only its owner, signed in, within 7 days, before the download; else the plain 404 page.
 func (a *app) showExportDownload(w http.ResponseWriter, r *http.Request) {
-	u, _ := userFrom(r.Context())
-	token, ok := exportToken(r)
+	x, ok := a.exportByLink(w, r, a.store.ExportLink)
 	if !ok {
-		a.notFound(w, r)
-		return
-	}
-	x, err := a.store.ExportLink(r.Context(), u.ID, token)
-	if errors.Is(err, store.ErrNotFound) {
-		a.notFound(w, r)
-		return
-	}
-	if err != nil {
-		a.serverError(w, r, err)
 		return
 	}
 	a.render(w, r, http.StatusOK, a.page(r, "Your data export", "settings"), views.ExportDownloadPage(views.ExportDownload{
@@ -207,18 +211,8 @@ func (a *app) showExportDownload(w http.ResponseWriter, r *http.Request) {
 // in, within 7 days, once. Anything else is the plain 404 page.
 func (a *app) downloadExport(w http.ResponseWriter, r *http.Request) {
 	u, _ := userFrom(r.Context())
-	token, ok := exportToken(r)
+	x, ok := a.exportByLink(w, r, a.store.UseExportLink)
 	if !ok {
-		a.notFound(w, r)
-		return
-	}
-	x, err := a.store.UseExportLink(r.Context(), u.ID, token)
-	if errors.Is(err, store.ErrNotFound) {
-		a.notFound(w, r)
-		return
-	}
-	if err != nil {
-		a.serverError(w, r, err)
 		return
 	}
 	rc, err := a.vault.Open(x.FileID)
