@@ -44,7 +44,7 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, signature s
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if ev.APIVersion != "" && ev.APIVersion != stripe.APIVersion {
-		s.log.Warn("stripe webhook from another API version; applying the fields tunelab reads", "event", ev.ID, "api_version", ev.APIVersion)
+		s.log.Warn("stripe webhook from another API version; applying the fields tunelab reads", "event", ev.ID, "api_version", ev.APIVersion, "tunelab_api_version", stripe.APIVersion)
 	}
 	ch, ok, err := s.change(ev)
 	if err != nil {

@@ -119,12 +119,7 @@ func (a *app) uploadDataset(w http.ResponseWriter, r *http.Request) {
 				fail(http.StatusUnprocessableEntity)
 				return
 			}
-			name := form.Name
-			if name == "" {
-				// The uploaded file name is only ever a label, never part of a path.
-				base := filepath.Base(strings.ReplaceAll(part.FileName(), "\\", "/"))
-				name = strings.TrimSuffix(base, filepath.Ext(base))
-			}
+			name := datasetUploadName(form.Name, part.FileName())
 			d, err := a.store.CreateDataset(r.Context(), a.vault, store.NewDataset{
 				UserID: u.ID, Name: name, Content: part, MaxSize: a.cfg.MaxUploadBytes, QuotaBytes: a.cfg.DatasetQuotaBytes})
 			if err != nil {
@@ -288,4 +283,15 @@ func histogramBars(d store.Dataset, seqLen int) []views.HistogramBar {
 		}
 	}
 	return bars
+}
+
+// datasetUploadName is the name typed in the form or else the uploaded file's base name without
+// its extension. The file name is only ever a label, never part of a path: no directory
+// of it is kept. The store cleans the result (store.CleanDatasetName).
+func datasetUploadName(formName, fileName string) string {
+	if formName != "" {
+		return formName
+	}
+	base := strings.Trim(filepath.Base(strings.ReplaceAll(fileName, "\\", "/")), "/")
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }

@@ -113,7 +113,7 @@ func (a *app) openaiCreateFile(w http.ResponseWriter, r *http.Request) {
 
 // uploadName is the dataset's name: the uploaded file's base name, a label only.
 func uploadName(fh *multipart.FileHeader) string {
-	return filepath.Base(strings.ReplaceAll(fh.Filename, "\\", "/"))
+	return strings.Trim(filepath.Base(strings.ReplaceAll(fh.Filename, "\\", "/")), "/")
 }
 
 func (a *app) openaiFileTooLarge(w http.ResponseWriter) {

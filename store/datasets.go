@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -94,13 +95,7 @@ type NewDataset struct {
 // CreateDataset validates the upload while encrypting it into the vault, in one pass. An
 // invalid or oversized file leaves nothing behind: no file, no row.
 func (s *Store) CreateDataset(ctx context.Context, v *Vault, nd NewDataset) (Dataset, error) {
-	name := strings.TrimSpace(nd.Name)
-	if name == "" || !utf8.ValidString(name) {
-		name = "Untitled dataset"
-	}
-	if utf8.RuneCountInString(name) > 120 {
-		name = string([]rune(name)[:120])
-	}
+	name := CleanDatasetName(nd.Name)
 	// The quota is checked before the upload is read (nothing is streamed for a person
 	// already at it, and the stream stops once it would pass it), and again where it
 	// counts: in the transaction that inserts the row.
@@ -307,4 +302,29 @@ func (s *Store) DatasetByID(ctx context.Context, id int64) (Dataset, error) {
 		return Dataset{}, fmt.Errorf("store: dataset: %w", err)
 	}
 	return d, nil
+}
+
+// MaxDatasetNameRunes is the longest dataset name kept; a longer one is cut.
+const MaxDatasetNameRunes = 120
+
+// CleanDatasetName is the label a dataset is stored under: valid UTF-8, no control
+// characters (each becomes a space), trimmed, at most MaxDatasetNameRunes runes, and
+// "Untitled dataset" when nothing is left.
+func CleanDatasetName(name string) string {
+	if !utf8.ValidString(name) {
+		return "Untitled dataset"
+	}
+	name = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, name))
+	if utf8.RuneCountInString(name) > MaxDatasetNameRunes {
+		name = strings.TrimSpace(string([]rune(name)[:MaxDatasetNameRunes]))
+	}
+	if name == "" {
+		return "Untitled dataset"
+	}
+	return name
 }
