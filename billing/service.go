@@ -79,6 +79,7 @@ func New(c Config) *Service {
 		s.plans = DefaultPlans()
 	}
 	if c.Stripe.Enabled() {
+		c.Stripe.Logger = s.log
 		s.sc = newStripeClient(c.Stripe)
 	}
 	return s
