@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -31,11 +30,7 @@ func TestBillingMailsAreQueuedOnceEach(t *testing.T) {
 	})
 	ctx := context.Background()
 	const email = "mails@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(ctx, ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, acct, _ := ts.proSubscriber(email)
 
 	mails := func(kind string) []store.Mail {
 		t.Helper()

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +16,7 @@ import (
 func TestRunListShowsLiveCostAndRunPageWarnsPastTheBudget(t *testing.T) {
 	ts := newBillingServer(t)
 	const email = "live-cost@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, _, _ := ts.proSubscriber(email)
 	v := runValues(ts.datasetFor(c, completionLines(20)))
 	v.Set("budget_usd", "0.10")
 	id := ts.startRun(c, v)

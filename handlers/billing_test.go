@@ -96,6 +96,22 @@ func (ts *testServer) finishedRun(c *http.Client, secs int) int64 {
 	return id
 }
 
+// proSubscriber signs email up and subscribes it to Pro, monthly, as Stripe would: Checkout,
+// then the customer.subscription.created webhook. It returns the person's client, billing
+// account and the webhook's time.
+func (ts *testServer) proSubscriber(email string) (*http.Client, store.BillingAccount, int64) {
+	ts.t.Helper()
+	c := ts.signUp(email)
+	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
+	acct, err := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	now := ts.clock().Unix()
+	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	return c, acct, now
+}
+
 // webhook posts a signed Stripe event the way Stripe does: no cookie, no Origin.
 func (ts *testServer) webhook(secret string, signedAt time.Time, id, typ string, created int64, object any) response {
 	ts.t.Helper()
@@ -282,12 +298,7 @@ func TestStripeWebhookEndpoint(t *testing.T) {
 func TestFailedPaymentBannerAndPausedRuns(t *testing.T) {
 	ts := newBillingServerGrace(t, 30*time.Minute)
 	const email = "late@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	u := ts.userByEmail(email)
-	acct, _ := ts.store.BillingAccount(context.Background(), u.ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, acct, now := ts.proSubscriber(email)
 	ds := ts.datasetFor(c, completionLines(20))
 	inv := map[string]any{"id": "in_1", "object": "invoice", "customer": acct.CustomerID}
 	ts.webhook(testWebhookSecret, time.Now(), "evt_f", "invoice.payment_failed", now, inv)
@@ -358,11 +369,7 @@ func TestRunFormEstimatesTimeAndCost(t *testing.T) {
 func TestBudgetStopsTheRunAndTheTimelineSaysWhy(t *testing.T) {
 	ts := newBillingServer(t)
 	const email = "budget@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, _, _ := ts.proSubscriber(email)
 	ds := ts.datasetFor(c, completionLines(20))
 	if r := ts.do(c, "GET", "/runs/new", nil, nil); !strings.Contains(r.body, `name="budget_usd"`) {
 		t.Fatal("the run form offers no budget")
@@ -445,11 +452,7 @@ func (ts *testServer) finishStopped(t *testing.T, c *http.Client, id int64, toke
 func TestRunningRunStoppedWhenPaymentGraceEnds(t *testing.T) {
 	ts := newBillingServerGrace(t, 30*time.Minute)
 	const email = "stop@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, acct, _ := ts.proSubscriber(email)
 	id := ts.startRun(c, runValues(ts.datasetFor(c, completionLines(20))))
 	token, hash := gpu.NewRunToken()
 	ts.store.ClaimQueuedRun(context.Background(), "local", hash)
@@ -481,11 +484,7 @@ func TestRunningRunStoppedWhenPaymentGraceEnds(t *testing.T) {
 func TestMonthlyCapRefusesNewRunsAndStopsRunningOnes(t *testing.T) {
 	ts := newBillingServer(t)
 	const email = "cap@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, _, _ := ts.proSubscriber(email)
 	if r := ts.do(c, "POST", "/billing/cap", url.Values{"monthly_cap_usd": {"lots"}}, nil); r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("bad cap: %d", r.status)
 	}
@@ -564,11 +563,7 @@ func TestMeterBacklogAlertOnTheAdminPage(t *testing.T) {
 	// still hold once the test clock has moved on to now.
 	ts.advance(-billing.MeterBacklogAlert - time.Minute)
 	const email = "metered@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(context.Background(), ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, _, _ := ts.proSubscriber(email)
 	ts.finishedRun(c, 900)
 	page := ts.do(ts.admin("ops@example.com"), "GET", "/admin", nil, nil).body
 	if !strings.Contains(page, `data-testid="outbox-pending">1 row`) || strings.Contains(page, `data-testid="outbox-backlog"`) {

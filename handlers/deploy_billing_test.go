@@ -32,11 +32,7 @@ func TestMonthlyCapStopsAGPUDeployment(t *testing.T) {
 	}, func(r *Runs, _ *store.Store, _ func() time.Time) { r.Backend = gpuOfferBackend{} })
 	ctx := context.Background()
 	const email = "cap-deploy@example.com"
-	c := ts.signUp(email)
-	ts.do(c, "POST", "/billing/checkout", url.Values{"plan": {"pro"}, "interval": {"monthly"}}, nil)
-	acct, _ := ts.store.BillingAccount(ctx, ts.userByEmail(email).ID)
-	now := ts.clock().Unix()
-	ts.webhook(testWebhookSecret, time.Now(), "evt_s", "customer.subscription.created", now, subscription("sub_1", acct.CustomerID, "active", "price_pro_m", now))
+	c, _, _ := ts.proSubscriber(email)
 	if r := ts.do(c, "POST", "/billing/cap", url.Values{"monthly_cap_usd": {"0.10"}}, nil); r.status != http.StatusSeeOther {
 		t.Fatalf("set cap: %d", r.status)
 	}
