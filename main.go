@@ -254,8 +254,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- strin
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	// Shutdown does not wait for connections taken over by live streams; they end on
-	// Stopping, and must be done with the store before it closes.
-	detachedStreams.Wait()
+	// Stopping, and must be done with the store before it closes. One stuck writing to a
+	// viewer that stopped reading is not waited for past the shutdown's deadline.
+	streamsDone := make(chan struct{})
+	go func() { detachedStreams.Wait(); close(streamsDone) }()
+	select {
+	case <-streamsDone:
+	case <-shutdownCtx.Done():
+		log.Warn("live streams still open at the shutdown deadline")
+	}
 	return nil
 }
 
